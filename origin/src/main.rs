@@ -1,0 +1,5 @@
+//! `keyway`: the origin server binary.
+
+fn main() {
+    println!("keyway origin: not built yet");
+}

@@ -1,0 +1,134 @@
+//! The verification hot path without I/O: hash a 22-character key, then decide on a
+//! snapshot with two permissions and one rate limit. This is the work both the edge and
+//! the origin do per request before any network or cache cost.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use keyway_core::api::keys::VerifyKeyRequest;
+use keyway_core::auth::RootScope;
+use keyway_core::credits::{Spend, spend};
+use keyway_core::key::KeyHash;
+use keyway_core::permission::Query;
+use keyway_core::ratelimit::{Decision, LimitSpec, WindowState, admit_all};
+use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule, SnapshotCredits};
+use keyway_core::verify::{KeyState, LimitCheck, decide};
+
+struct Counters(HashMap<String, WindowState>);
+
+impl KeyState for Counters {
+    type Error = ();
+    fn ratelimit(
+        &mut self,
+        checks: &[LimitCheck],
+        now_ms: i64,
+    ) -> Result<(bool, Vec<Decision>), ()> {
+        let mut states: Vec<WindowState> = checks
+            .iter()
+            .map(|c| self.0.get(&c.counter).copied().unwrap_or_default())
+            .collect();
+        let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
+        let out = admit_all(&mut states, &specs, now_ms);
+        for (c, s) in checks.iter().zip(states) {
+            if let Some(slot) = self.0.get_mut(&c.counter) {
+                *slot = s;
+            }
+        }
+        Ok(out)
+    }
+    fn spend_credits(
+        &mut self,
+        _: &KeySnapshot,
+        c: &SnapshotCredits,
+        cost: u64,
+        _: i64,
+    ) -> Result<Spend, ()> {
+        Ok(spend(c.balance.remaining, cost))
+    }
+}
+
+fn snapshot() -> KeySnapshot {
+    KeySnapshot {
+        key_id: "key_2cGKbMxRyIzhCxo1Idjz8q".into(),
+        api_id: "api_1".into(),
+        keyspace_id: "ks_1".into(),
+        workspace_id: "ws_1".into(),
+        for_workspace_id: None,
+        name: Some("bench".into()),
+        meta: None,
+        enabled: true,
+        deleted: false,
+        expires: Some(i64::MAX),
+        credits: None,
+        ratelimits: vec![RateLimitRule {
+            id: "rl_1".into(),
+            name: "requests".into(),
+            limit: u64::MAX,
+            duration_ms: 60_000,
+            auto_apply: true,
+            owner: LimitOwner::Key,
+        }],
+        permissions: vec!["api.read".into(), "api.write".into()],
+        roles: Vec::new(),
+        identity: None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let key = "sk_2NEpo7TZRRrLZSi2U5x";
+    assert_eq!(key.len(), 22);
+    let snap = snapshot();
+    let request: VerifyKeyRequest = serde_json::from_str(
+        r#"{"key":"sk_2NEpo7TZRRrLZSi2U5x","permissions":"api.read AND api.write"}"#,
+    )
+    .unwrap();
+    let query = Query::parse("api.read AND api.write").unwrap();
+    let caller = RootScope {
+        key_id: "root".into(),
+        workspace_id: "ws_1".into(),
+        permissions: vec!["api.*.verify_key".into()],
+    };
+    let mut counters = Counters(HashMap::from([(
+        "rl_1".to_string(),
+        WindowState::default(),
+    )]));
+    let mut now = 1_700_000_000_000i64;
+
+    c.bench_function("hash_22_char_key", |b| {
+        b.iter(|| KeyHash::of(black_box(key)))
+    });
+    c.bench_function("decide_2_permissions_1_ratelimit", |b| {
+        b.iter(|| {
+            now += 1;
+            decide(
+                Some(black_box(&snap)),
+                &request,
+                Some(&query),
+                &caller,
+                now,
+                &mut counters,
+            )
+            .unwrap()
+        })
+    });
+    c.bench_function("hash_and_decide", |b| {
+        b.iter(|| {
+            now += 1;
+            let h = KeyHash::of(black_box(key));
+            black_box(h);
+            decide(
+                Some(black_box(&snap)),
+                &request,
+                Some(&query),
+                &caller,
+                now,
+                &mut counters,
+            )
+            .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,298 @@
+//! The public API's errors, in one place, for both the edge and the origin.
+//!
+//! Each constructor fixes the status, title and documentation URL, so the same mistake
+//! gets the same 4xx whichever deployment model answers it. Rendering to an HTTP
+//! response is the adapters' job; the body shape is defined here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::Meta;
+
+const DOCS: &str = "https://unkey.com/docs/errors";
+
+/// One problem with a request body, as listed in a 400's `errors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationIssue {
+    pub location: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fix: Option<String>,
+}
+
+impl ValidationIssue {
+    pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub title: &'static str,
+    /// Path below the documentation root, e.g. `unkey/data/key_not_found`.
+    pub kind: &'static str,
+    pub detail: String,
+    pub errors: Vec<ValidationIssue>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    pub title: String,
+    pub detail: String,
+    pub status: u16,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub errors: Option<Vec<ValidationIssue>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub meta: Meta,
+    pub error: ErrorDetail,
+}
+
+impl ApiError {
+    fn new(
+        status: u16,
+        title: &'static str,
+        kind: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            title,
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn invalid_input(detail: impl Into<String>, errors: Vec<ValidationIssue>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                400,
+                "Bad Request",
+                "unkey/application/invalid_input",
+                detail,
+            )
+        }
+    }
+
+    pub fn permissions_query_syntax(error: &crate::permission::QueryError) -> Self {
+        let issue =
+            ValidationIssue::new("body.permissions", error.to_string()).with_fix(error.fix());
+        Self {
+            errors: vec![issue],
+            ..Self::new(
+                400,
+                "Bad Request",
+                "user/bad_request/permissions_query_syntax_error",
+                format!("Syntax error in permission query: {error}."),
+            )
+        }
+    }
+
+    pub fn missing_auth() -> Self {
+        Self::new(
+            400,
+            "Bad Request",
+            "unkey/authentication/missing",
+            "Authorization header is missing, it must be 'Authorization: Bearer <root key>'.",
+        )
+    }
+
+    pub fn malformed_auth() -> Self {
+        Self::new(
+            400,
+            "Bad Request",
+            "unkey/authentication/malformed",
+            "Authorization header is malformed, it must be 'Authorization: Bearer <root key>'.",
+        )
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            401,
+            "Unauthorized",
+            "unkey/authentication/key_not_found",
+            detail,
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            "unkey/authorization/insufficient_permissions",
+            detail,
+        )
+    }
+
+    /// `kind` names the missing thing's slug, e.g. `key_not_found`.
+    pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(404, "Not Found", kind, detail)
+    }
+
+    pub fn conflict(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(409, "Conflict", kind, detail)
+    }
+
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            412,
+            "Precondition Failed",
+            "unkey/application/precondition_failed",
+            detail,
+        )
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            413,
+            "Request Entity Too Large",
+            "user/bad_request/request_body_too_large",
+            format!("The request body is larger than the limit of {limit_bytes} bytes."),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            415,
+            "Unsupported Media Type",
+            "user/bad_request/unsupported_media_type",
+            "The request body must be JSON, sent with 'Content-Type: application/json'.",
+        )
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            405,
+            "Method Not Allowed",
+            "user/bad_request/method_not_allowed",
+            "This route does not accept that method.",
+        )
+    }
+
+    pub fn route_not_found(path: &str) -> Self {
+        Self::new(
+            404,
+            "Not Found",
+            "unkey/application/route_not_found",
+            format!("No route matches '{path}'."),
+        )
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            503,
+            "Service Unavailable",
+            "unkey/application/service_unavailable",
+            detail,
+        )
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            500,
+            "Internal Server Error",
+            "unkey/application/unexpected_error",
+            detail,
+        )
+    }
+
+    pub fn type_url(&self) -> String {
+        format!("{DOCS}/{}", self.kind)
+    }
+
+    /// 429s are always problem+json; other errors only when the client accepts it.
+    pub fn content_type(&self, accept: Option<&str>) -> &'static str {
+        let wants_problem = accept.is_some_and(|a| a.contains("application/problem+json"));
+        if self.status == 429 || wants_problem {
+            "application/problem+json"
+        } else {
+            "application/json"
+        }
+    }
+
+    pub fn to_response(&self, request_id: &str) -> ErrorResponse {
+        ErrorResponse {
+            meta: Meta {
+                request_id: request_id.to_string(),
+            },
+            error: ErrorDetail {
+                title: self.title.to_string(),
+                detail: self.detail.clone(),
+                status: self.status,
+                kind: self.type_url(),
+                // The spec requires `errors` on every 400 and allows it nowhere else.
+                errors: (self.status == 400).then(|| self.errors.clone()),
+            },
+        }
+    }
+
+    pub fn to_json(&self, request_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&self.to_response(request_id)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bad_request_shape() {
+        let e = ApiError::invalid_input(
+            "body is invalid",
+            vec![ValidationIssue::new("body.apiId", "is required")],
+        );
+        let v = serde_json::to_value(e.to_response("req_1")).unwrap();
+        assert_eq!(
+            v,
+            json!({"meta":{"requestId":"req_1"},"error":{"title":"Bad Request","detail":"body is invalid","status":400,
+              "type":"https://unkey.com/docs/errors/unkey/application/invalid_input",
+              "errors":[{"location":"body.apiId","message":"is required"}]}})
+        );
+    }
+
+    #[test]
+    fn non_400_omits_errors() {
+        let v = serde_json::to_value(ApiError::forbidden("no").to_response("r")).unwrap();
+        assert!(v["error"].get("errors").is_none());
+        assert_eq!(v["error"]["status"], 403);
+    }
+
+    #[test]
+    fn problem_json_negotiation() {
+        let e = ApiError::unauthorized("x");
+        assert_eq!(e.content_type(None), "application/json");
+        assert_eq!(
+            e.content_type(Some("application/problem+json")),
+            "application/problem+json"
+        );
+        let mut limited = ApiError::unauthorized("x");
+        limited.status = 429;
+        assert_eq!(limited.content_type(None), "application/problem+json");
+    }
+}

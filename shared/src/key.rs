@@ -1,0 +1,224 @@
+//! The key format: how keys are minted, hashed and shown.
+//!
+//! These are Unkey's rules, kept byte for byte so that keys migrated from Unkey keep
+//! verifying: `<prefix>_<base58(random bytes)>`, stored only as the standard padded
+//! base64 of SHA-256 over the whole key string.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+pub const MIN_BYTE_LENGTH: usize = 16;
+pub const MAX_BYTE_LENGTH: usize = 255;
+pub const DEFAULT_BYTE_LENGTH: usize = 16;
+pub const MAX_PREFIX_LENGTH: usize = 16;
+/// How many base58 characters of the random part `start` shows.
+const START_CHARS: usize = 4;
+
+/// A plaintext key. It exists only between minting and the response that hands it out,
+/// or while a verification hashes it; `Debug` is redacted so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainKey(String);
+
+impl PlainKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+
+    pub fn hash(&self) -> KeyHash {
+        KeyHash::of(&self.0)
+    }
+}
+
+impl fmt::Debug for PlainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlainKey(<redacted>)")
+    }
+}
+
+/// The stored form of a key: 44 characters of padded base64 over SHA-256.
+///
+/// A hash is not a secret in the way a key is, but it is still the lookup handle for a
+/// credential, so `Debug` shows only its first characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KeyHash(String);
+
+impl KeyHash {
+    pub fn of(key: &str) -> Self {
+        let digest = Sha256::digest(key.as_bytes());
+        Self(STANDARD.encode(digest))
+    }
+
+    /// Wraps a hash read back from storage or the wire; it is not re-checked.
+    pub fn from_stored(hash: impl Into<String>) -> Self {
+        Self(hash.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A stable 64-bit number for the hash, used to make per-key choices (such as the
+    /// traffic split) that must not change from one request to the next.
+    pub fn bucket(&self) -> u64 {
+        // FNV-1a: tiny, stable across platforms and builds, unlike std's RandomState.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.0.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.0.chars().take(6).collect();
+        write!(f, "KeyHash({shown}…)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    #[error("prefix must be 1 to 16 characters of letters, digits and underscores")]
+    InvalidPrefix,
+    #[error("byteLength must be between 16 and 255, got {0}")]
+    InvalidByteLength(usize),
+}
+
+pub fn validate_prefix(prefix: &str) -> Result<(), KeyFormatError> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LENGTH
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyFormatError::InvalidPrefix)
+    }
+}
+
+pub fn validate_byte_length(len: usize) -> Result<(), KeyFormatError> {
+    if (MIN_BYTE_LENGTH..=MAX_BYTE_LENGTH).contains(&len) {
+        Ok(())
+    } else {
+        Err(KeyFormatError::InvalidByteLength(len))
+    }
+}
+
+/// A freshly minted key with everything storage needs.
+#[derive(Debug, Clone)]
+pub struct MintedKey {
+    pub key: PlainKey,
+    pub hash: KeyHash,
+    pub start: String,
+}
+
+/// Mints a key from caller-supplied random bytes (the core never draws randomness).
+/// The number of bytes is the key's byte length.
+pub fn mint(prefix: Option<&str>, random: &[u8]) -> Result<MintedKey, KeyFormatError> {
+    validate_byte_length(random.len())?;
+    if let Some(p) = prefix {
+        validate_prefix(p)?;
+    }
+    let body = bs58::encode(random)
+        .with_alphabet(bs58::Alphabet::BITCOIN)
+        .into_string();
+    let key = match prefix {
+        Some(p) => format!("{p}_{body}"),
+        None => body,
+    };
+    let start = start_of(prefix, &key);
+    let hash = KeyHash::of(&key);
+    Ok(MintedKey {
+        key: PlainKey(key),
+        hash,
+        start,
+    })
+}
+
+/// `start` is what a dashboard may show of a key: the prefix and four characters.
+pub fn start_of(prefix: Option<&str>, key: &str) -> String {
+    let body_from = prefix.map_or(0, |p| p.len() + 1);
+    let body = key.get(body_from..).unwrap_or("");
+    let shown: String = body.chars().take(START_CHARS).collect();
+    match prefix {
+        Some(p) => format!("{p}_{shown}"),
+        None => shown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Pinned with: printf '%s' 'sk_2NEpo7TZRRrLZSi2U' | sha256sum | xxd -r -p | base64
+    #[test]
+    fn hash_matches_sha256sum_base64() {
+        assert_eq!(
+            KeyHash::of("hello").as_str(),
+            "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+        );
+        assert_eq!(
+            KeyHash::of("sk_2NEpo7TZRRrLZSi2U").as_str(),
+            include_str!("../testdata/sk_hash.txt").trim()
+        );
+        assert_eq!(KeyHash::of("anything").as_str().len(), 44);
+    }
+
+    #[test]
+    fn mint_is_prefix_underscore_base58() {
+        let random = [0u8; 15].iter().copied().chain([1u8]).collect::<Vec<u8>>();
+        let m = mint(Some("sk"), &random).unwrap();
+        // 15 zero bytes become 15 leading '1's in base58, then the 1 byte is '2'.
+        assert_eq!(m.key.expose(), "sk_1111111111111112");
+        assert_eq!(m.start, "sk_1111");
+        assert_eq!(m.hash, KeyHash::of("sk_1111111111111112"));
+    }
+
+    #[test]
+    fn mint_known_bytes() {
+        let random: Vec<u8> = (1..=16).collect();
+        let m = mint(None, &random).unwrap();
+        assert_eq!(
+            m.key.expose(),
+            include_str!("../testdata/b58_1_16.txt").trim()
+        );
+        assert_eq!(m.start, m.key.expose()[..4]);
+    }
+
+    #[test]
+    fn mint_rejects_bad_input() {
+        assert_eq!(
+            mint(Some("sk"), &[0; 15]).unwrap_err(),
+            KeyFormatError::InvalidByteLength(15)
+        );
+        assert!(mint(Some("sk"), &[0; 256]).is_err());
+        assert!(mint(Some("sk"), &[0; 255]).is_ok());
+        assert_eq!(
+            mint(Some("bad-prefix"), &[0; 16]).unwrap_err(),
+            KeyFormatError::InvalidPrefix
+        );
+        assert!(mint(Some("a_very_long_prefix_x"), &[0; 16]).is_err());
+        assert!(mint(Some(""), &[0; 16]).is_err());
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let m = mint(Some("sk"), &[7; 16]).unwrap();
+        assert!(!format!("{:?}", m).contains(m.key.expose()));
+        assert!(!format!("{:?}", m.hash).contains(m.hash.as_str()));
+    }
+}

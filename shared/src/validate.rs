@@ -1,0 +1,219 @@
+//! Request validation: JSON parsing and the spec's field rules, as 400s with locations.
+//!
+//! Validation runs before authentication on both edge and origin, so a malformed body
+//! gets the same 400 with or without credentials, and from either deployment model.
+
+use serde::de::DeserializeOwned;
+
+use crate::api::keys::VerifyKeyRequest;
+use crate::error::{ApiError, ValidationIssue};
+use crate::permission::Query;
+
+/// Parses a JSON body; the error names the field that failed, e.g. `body.credits.cost`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    match parsed {
+        Ok(v) => {
+            // Trailing garbage after the object is as malformed as a missing brace.
+            if de.end().is_err() {
+                return Err(ApiError::invalid_input(
+                    "The request body is not valid JSON.",
+                    vec![ValidationIssue::new(
+                        "body",
+                        "unexpected characters after the JSON value",
+                    )],
+                ));
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let location = if path == "." || path.is_empty() {
+                "body".to_string()
+            } else {
+                format!("body.{path}")
+            };
+            let inner = e.into_inner();
+            let detail = if inner.is_syntax() || inner.is_eof() {
+                "The request body is not valid JSON."
+            } else {
+                "The request body does not match the schema."
+            };
+            Err(ApiError::invalid_input(
+                detail,
+                vec![ValidationIssue::new(location, inner.to_string())],
+            ))
+        }
+    }
+}
+
+/// Collects field problems so one 400 can list them all.
+#[derive(Debug, Default)]
+pub struct Issues(Vec<ValidationIssue>);
+
+impl Issues {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn check(
+        &mut self,
+        ok: bool,
+        location: &str,
+        message: impl FnOnce() -> String,
+    ) -> &mut Self {
+        if !ok {
+            self.0.push(ValidationIssue::new(location, message()));
+        }
+        self
+    }
+
+    pub fn length(&mut self, location: &str, value: &str, min: usize, max: usize) -> &mut Self {
+        let n = value.chars().count();
+        self.check((min..=max).contains(&n), location, || {
+            format!("must be between {min} and {max} characters long, got {n}")
+        })
+    }
+
+    /// `^[a-zA-Z0-9_]+$`, the spec's id pattern.
+    pub fn id(&mut self, location: &str, value: &str) -> &mut Self {
+        self.length(location, value, 3, 255);
+        self.check(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            location,
+            || "may only contain letters, digits and underscores".into(),
+        )
+    }
+
+    pub fn pattern(
+        &mut self,
+        location: &str,
+        value: &str,
+        allowed: fn(u8) -> bool,
+        what: &str,
+    ) -> &mut Self {
+        self.check(value.bytes().all(allowed), location, || {
+            format!("may only contain {what}")
+        })
+    }
+
+    pub fn range(&mut self, location: &str, value: u64, min: u64, max: u64) -> &mut Self {
+        self.check((min..=max).contains(&value), location, || {
+            format!("must be between {min} and {max}, got {value}")
+        })
+    }
+
+    pub fn push(&mut self, issue: ValidationIssue) -> &mut Self {
+        self.0.push(issue);
+        self
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid_input(
+                "The request body is invalid.",
+                self.0,
+            ))
+        }
+    }
+}
+
+pub fn is_slug_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.' | b'*')
+}
+
+pub fn is_external_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// Checks a verifyKey body against the spec and parses its permission query once.
+pub fn verify_request(req: &VerifyKeyRequest) -> Result<Option<Query>, ApiError> {
+    let mut v = Issues::new();
+    v.length("body.key", &req.key, 1, 512);
+    if let Some(tags) = &req.tags {
+        v.check(tags.len() <= 20, "body.tags", || {
+            "must have at most 20 items".into()
+        });
+        for (i, t) in tags.iter().enumerate() {
+            v.length(&format!("body.tags[{i}]"), t, 1, 512);
+        }
+    }
+    if let Some(c) = req.credits {
+        v.range("body.credits.cost", c.cost, 0, 1_000_000_000_000);
+    }
+    if let Some(limits) = &req.ratelimits {
+        for (i, l) in limits.iter().enumerate() {
+            v.length(&format!("body.ratelimits[{i}].name"), &l.name, 3, 255);
+            v.check(
+                l.limit.is_some() == l.duration.is_some(),
+                &format!("body.ratelimits[{i}]"),
+                || "limit and duration must be given together".into(),
+            );
+            if let Some(d) = l.duration {
+                v.range(
+                    &format!("body.ratelimits[{i}].duration"),
+                    d,
+                    1000,
+                    2_592_000_000,
+                );
+            }
+        }
+    }
+    if let Some(m) = &req.migration_id {
+        v.length("body.migrationId", m, 0, 256);
+    }
+    v.finish()?;
+    match &req.permissions {
+        None => Ok(None),
+        Some(q) => Query::parse(q)
+            .map(Some)
+            .map_err(|e| ApiError::permissions_query_syntax(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_have_locations() {
+        let e =
+            parse_json::<VerifyKeyRequest>(br#"{"key":"k","credits":{"cost":"x"}}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.errors[0].location, "body.credits.cost");
+        let e = parse_json::<VerifyKeyRequest>(b"{\"key\":").unwrap_err();
+        assert_eq!(e.detail, "The request body is not valid JSON.");
+        let e = parse_json::<VerifyKeyRequest>(br#"{"key":"k"} x"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = parse_json::<VerifyKeyRequest>(br#"{"key":"k","x":1}"#).unwrap_err();
+        assert!(
+            e.errors[0].message.contains("unknown field"),
+            "{:?}",
+            e.errors
+        );
+        assert!(parse_json::<VerifyKeyRequest>(br#"{"key":"k"}"#).is_ok());
+    }
+
+    #[test]
+    fn verify_validation() {
+        let ok: VerifyKeyRequest = parse_json(br#"{"key":"k","permissions":"a AND b"}"#).unwrap();
+        assert!(verify_request(&ok).unwrap().is_some());
+        let bad: VerifyKeyRequest = parse_json(br#"{"key":""}"#).unwrap();
+        assert_eq!(
+            verify_request(&bad).unwrap_err().errors[0].location,
+            "body.key"
+        );
+        let q: VerifyKeyRequest = parse_json(br#"{"key":"k","permissions":"a AND"}"#).unwrap();
+        let e = verify_request(&q).unwrap_err();
+        assert_eq!(e.kind, "user/bad_request/permissions_query_syntax_error");
+        assert_eq!(e.errors[0].location, "body.permissions");
+        let half: VerifyKeyRequest =
+            parse_json(br#"{"key":"k","ratelimits":[{"name":"abc","limit":3}]}"#).unwrap();
+        assert!(verify_request(&half).is_err());
+    }
+}
