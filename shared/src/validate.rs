@@ -135,6 +135,14 @@ pub fn is_external_id_byte(b: u8) -> bool {
 pub fn verify_request(req: &VerifyKeyRequest) -> Result<Option<Query>, ApiError> {
     let mut v = Issues::new();
     v.length("body.key", &req.key, 1, 512);
+    v.finish()?;
+    verify_options(req)
+}
+
+/// Everything `verify_request` checks but the key itself, for verifications the edge
+/// forwards by hash (their `key` is empty on purpose).
+pub fn verify_options(req: &VerifyKeyRequest) -> Result<Option<Query>, ApiError> {
+    let mut v = Issues::new();
     if let Some(tags) = &req.tags {
         v.check(tags.len() <= 20, "body.tags", || {
             "must have at most 20 items".into()

@@ -1,0 +1,154 @@
+//! The hot-key cache: key snapshots in memory, with stale-while-revalidate.
+//!
+//! A fresh entry answers outright. A stale one answers at once too, and one background
+//! task per key reloads it, so a hot key never waits on the database after its first
+//! use. "Not found" is cached like any snapshot, which absorbs floods of random keys.
+//!
+//! Writes must never be undone by a reload that read the old row just before them. Every
+//! write bumps `epoch` after committing and before invalidating; a loader inserts only
+//! if the epoch did not move while it read, and re-checks after inserting.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyway_core::key::KeyHash;
+use keyway_core::snapshot::KeySnapshot;
+use moka::sync::Cache;
+
+use crate::store::{Store, StoreResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Stale,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    snapshot: Option<Arc<KeySnapshot>>,
+    loaded: Instant,
+}
+
+pub type Lookup = (Option<Arc<KeySnapshot>>, CacheStatus);
+
+pub struct SnapshotCache {
+    /// `None` when caching is off (capacity 0): every lookup reads the database.
+    entries: Option<Cache<KeyHash, Arc<Entry>>>,
+    fresh: Duration,
+    refreshing: Mutex<HashSet<KeyHash>>,
+    epoch: AtomicU64,
+}
+
+impl SnapshotCache {
+    pub fn new(capacity: u64, fresh: Duration, stale: Duration) -> Self {
+        let entries = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(stale.max(fresh))
+                .build()
+        });
+        Self {
+            entries,
+            fresh,
+            refreshing: Mutex::new(HashSet::new()),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.entries.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
+    }
+
+    pub async fn get(self: &Arc<Self>, store: &Store, hash: &KeyHash) -> StoreResult<Lookup> {
+        let Some(entries) = &self.entries else {
+            let loaded = store.load_snapshot(hash).await?;
+            return Ok((loaded.map(Arc::new), CacheStatus::Miss));
+        };
+        if let Some(entry) = entries.get(hash) {
+            if entry.loaded.elapsed() < self.fresh {
+                return Ok((entry.snapshot.clone(), CacheStatus::Hit));
+            }
+            self.refresh_in_background(store, hash);
+            return Ok((entry.snapshot.clone(), CacheStatus::Stale));
+        }
+        let snapshot = self.load(store, hash).await?;
+        Ok((snapshot, CacheStatus::Miss))
+    }
+
+    async fn load(&self, store: &Store, hash: &KeyHash) -> StoreResult<Option<Arc<KeySnapshot>>> {
+        let before = self.epoch.load(Ordering::Acquire);
+        let snapshot = store.load_snapshot(hash).await?.map(Arc::new);
+        if let Some(entries) = &self.entries
+            && self.epoch.load(Ordering::Acquire) == before
+        {
+            entries.insert(
+                hash.clone(),
+                Arc::new(Entry {
+                    snapshot: snapshot.clone(),
+                    loaded: Instant::now(),
+                }),
+            );
+            if self.epoch.load(Ordering::Acquire) != before {
+                entries.invalidate(hash);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    fn refresh_in_background(self: &Arc<Self>, store: &Store, hash: &KeyHash) {
+        {
+            let Ok(mut inflight) = self.refreshing.lock() else {
+                return;
+            };
+            if !inflight.insert(hash.clone()) {
+                return;
+            }
+        }
+        let this = Arc::clone(self);
+        let store = store.clone();
+        let hash = hash.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.load(&store, &hash).await {
+                // The stale entry keeps answering until it expires; the next stale hit retries.
+                tracing::warn!(error = %e, "background snapshot refresh failed");
+            }
+            if let Ok(mut inflight) = this.refreshing.lock() {
+                inflight.remove(&hash);
+            }
+        });
+    }
+
+    /// Drops snapshots after a write has committed, before the write answers.
+    pub fn invalidate<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(entries) = &self.entries {
+            for h in hashes {
+                entries.invalidate(&KeyHash::from_stored(h));
+            }
+        }
+    }
+
+    /// For writes whose reach is wide (deleting a role everyone has): drop everything.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
+    }
+}

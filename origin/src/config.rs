@@ -1,0 +1,83 @@
+//! Settings for `keyway serve`: flags, each with an environment variable, each with a
+//! default that works on a laptop.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "KEYWAY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://FILE` (created on first start) or `postgres://…`.
+    #[arg(
+        long = "database",
+        env = "KEYWAY_DATABASE_URL",
+        default_value = "sqlite://keyway.db"
+    )]
+    pub database_url: String,
+
+    /// Root key to register on start (hashed; a restart with the same value is a no-op).
+    #[arg(long, env = "KEYWAY_ROOT_KEY", hide_env_values = true)]
+    pub root_key: Option<String>,
+
+    /// Shared secret for the edge's internal endpoints; unset turns them off.
+    #[arg(long, env = "KEYWAY_EDGE_SECRET", hide_env_values = true)]
+    pub edge_secret: Option<String>,
+
+    /// Seconds a cached key snapshot is fresh.
+    #[arg(long, env = "KEYWAY_CACHE_FRESH_SECONDS", default_value_t = 10.0)]
+    pub cache_fresh_seconds: f64,
+
+    /// Seconds a stale snapshot may still answer while it is refreshed in the background.
+    #[arg(long, env = "KEYWAY_CACHE_STALE_SECONDS", default_value_t = 600.0)]
+    pub cache_stale_seconds: f64,
+
+    /// Most snapshots kept in memory. 0 turns the cache off: every verification reads
+    /// the database (the lab's `origin-cold` scenario).
+    #[arg(long, env = "KEYWAY_CACHE_CAPACITY", default_value_t = 2_000_000)]
+    pub cache_capacity: u64,
+
+    /// Milliseconds between write-behind flushes of credit balances.
+    #[arg(long, env = "KEYWAY_CREDIT_FLUSH_MS", default_value_t = 1000)]
+    pub credit_flush_ms: u64,
+
+    /// Milliseconds between analytics batch writes.
+    #[arg(long, env = "KEYWAY_EVENT_FLUSH_MS", default_value_t = 5000)]
+    pub event_flush_ms: u64,
+
+    /// Events per batch write (a full batch is written at once).
+    #[arg(long, env = "KEYWAY_EVENT_BATCH_SIZE", default_value_t = 10_000)]
+    pub event_batch_size: usize,
+
+    /// Events buffered in memory at most; beyond it events are counted as dropped.
+    #[arg(long, env = "KEYWAY_EVENT_BUFFER", default_value_t = 100_000)]
+    pub event_buffer: usize,
+
+    /// Database connections.
+    #[arg(long, env = "KEYWAY_DB_CONNECTIONS", default_value_t = 8)]
+    pub db_connections: u32,
+
+    /// Log format.
+    #[arg(long, env = "KEYWAY_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    pub fn fresh(&self) -> Duration {
+        Duration::from_secs_f64(self.cache_fresh_seconds.max(0.0))
+    }
+
+    pub fn stale(&self) -> Duration {
+        Duration::from_secs_f64(self.cache_stale_seconds.max(0.0))
+    }
+}

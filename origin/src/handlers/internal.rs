@@ -1,0 +1,113 @@
+//! `/internal/v1/*`: what the edge asks of the origin, in postcard.
+//!
+//! Off unless `KEYWAY_EDGE_SECRET` is set; every call must carry it as a bearer token,
+//! compared in constant time so response timing reveals nothing about it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyway_core::api::{Envelope, Meta};
+use keyway_core::auth::bearer_token;
+use keyway_core::error::ApiError;
+use keyway_core::validate::verify_options;
+use keyway_core::wire::{
+    self, EventBatch, ForwardedVerify, SnapshotFound, SnapshotLookup, VerifyAnswer, WireMessage,
+};
+use subtle::ConstantTimeEq;
+
+use crate::http::{AppError, RawBody, authorization, request_id};
+use crate::state::AppState;
+
+fn check_secret(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(secret) = &state.edge_secret else {
+        return Err(AppError(ApiError::route_not_found("/internal/v1")));
+    };
+    let token = bearer_token(authorization(headers))?;
+    if bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError(ApiError::unauthorized(
+            "The edge secret is wrong.",
+        )))
+    }
+}
+
+fn decode<M: WireMessage>(body: &Bytes) -> Result<M, AppError> {
+    wire::decode(body).map_err(|e| {
+        AppError(ApiError::invalid_input(
+            format!("Malformed wire message: {e}"),
+            Vec::new(),
+        ))
+    })
+}
+
+fn postcard<M: WireMessage>(msg: &M) -> Response {
+    let mut r = (StatusCode::OK, wire::encode(msg)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(wire::CONTENT_TYPE),
+    );
+    r
+}
+
+pub async fn snapshot(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AppError> {
+    check_secret(&state, &headers)?;
+    let lookup: SnapshotLookup = decode(&body)?;
+    let (snapshot, _) = state.lookup(&lookup.hash).await?;
+    Ok(postcard(&SnapshotFound {
+        snapshot: snapshot.map(|s| (*s).clone()),
+    }))
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AppError> {
+    check_secret(&state, &headers)?;
+    let fwd: ForwardedVerify = decode(&body)?;
+    let answer = match forwarded(&state, &fwd).await {
+        Ok(data) => {
+            let body = serde_json::to_vec(&Envelope {
+                meta: Meta {
+                    request_id: request_id(),
+                },
+                data,
+            })
+            .unwrap_or_default();
+            VerifyAnswer { status: 200, body }
+        }
+        Err(AppError(e)) => VerifyAnswer {
+            status: e.status,
+            body: e.to_json(&request_id()),
+        },
+    };
+    Ok(postcard(&answer))
+}
+
+async fn forwarded(
+    state: &AppState,
+    fwd: &ForwardedVerify,
+) -> Result<keyway_core::api::keys::VerifyKeyResponseData, AppError> {
+    let query = verify_options(&fwd.request)?;
+    let caller = state.authenticate_hash(&fwd.root_key_hash).await?;
+    super::verify::verify(state, &caller, &fwd.key_hash, &fwd.request, query.as_ref()).await
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AppError> {
+    check_secret(&state, &headers)?;
+    let batch: EventBatch = decode(&body)?;
+    for e in batch.events {
+        state.events.record(e);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,36 @@
+//! Liveness, metrics and the fallbacks.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use keyway_core::error::ApiError;
+use serde::Serialize;
+
+use crate::http::{ApiResult, AppError, ok};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Liveness {
+    message: &'static str,
+}
+
+pub async fn liveness() -> ApiResult {
+    ok(Liveness { message: "OK" })
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut r = state.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+pub async fn not_found(uri: Uri) -> AppError {
+    AppError(ApiError::route_not_found(uri.path()))
+}
+
+pub async fn method_not_allowed() -> AppError {
+    AppError(ApiError::method_not_allowed())
+}

@@ -1,0 +1,234 @@
+//! `permissions.*`: workspace permissions and roles.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyway_core::api::Empty;
+use keyway_core::api::identities::ListRequest;
+use keyway_core::api::permissions::{
+    CreatePermissionRequest, CreatePermissionResponseData, CreateRoleRequest,
+    CreateRoleResponseData, PermissionData, PermissionRef, RoleData, RoleRef,
+};
+use keyway_core::error::ApiError;
+use keyway_core::validate::{Issues, is_slug_byte};
+
+use super::{authorize_all, page_limit, paginate, permission_not_found, role_not_found};
+use crate::http::{ApiResult, AppError, Json, ok, ok_list};
+use crate::ids;
+use crate::state::AppState;
+use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
+
+fn permission_data(p: PermissionRow) -> PermissionData {
+    PermissionData {
+        id: p.id,
+        name: p.name,
+        slug: p.slug,
+        description: p.description,
+    }
+}
+
+async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
+    let perms: Vec<PermissionData> = state
+        .store
+        .role_permissions(&r.id)
+        .await?
+        .into_iter()
+        .map(permission_data)
+        .collect();
+    Ok(RoleData {
+        id: r.id,
+        name: r.name,
+        description: r.description,
+        permissions: (!perms.is_empty()).then_some(perms),
+    })
+}
+
+fn slug_rules(v: &mut Issues, loc: &str, slug: &str) {
+    v.length(loc, slug, 1, 128);
+    v.pattern(loc, slug, is_slug_byte, "letters, digits and _ : - . *");
+}
+
+pub async fn create_permission(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<CreatePermissionRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.name", &req.name, 1, 512);
+    slug_rules(&mut v, "body.slug", &req.slug);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "create_permission")?;
+    let row = PermissionRow {
+        id: ids::new_id("perm"),
+        name: req.name,
+        slug: req.slug,
+        description: req.description,
+    };
+    match state
+        .store
+        .insert_permission(&caller.workspace_id, &row, ids::now_ms())
+        .await
+    {
+        Ok(()) => ok(CreatePermissionResponseData {
+            permission_id: row.id,
+        }),
+        Err(StoreError::Conflict) => Err(AppError(ApiError::conflict(
+            "unkey/data/permission_already_exists",
+            format!("A permission with the slug '{}' already exists.", row.slug),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_permission(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<PermissionRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.permission", &req.permission, 1, 255);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "read_permission")?;
+    let p = state
+        .store
+        .find_permission(&caller.workspace_id, &req.permission)
+        .await?
+        .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
+    ok(permission_data(p))
+}
+
+pub async fn list_permissions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ListRequest>,
+) -> ApiResult {
+    let limit = page_limit(req.limit, 100)?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "read_permission")?;
+    let rows = state
+        .store
+        .list_permissions(&caller.workspace_id, req.cursor.as_deref(), limit + 1)
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    ok_list(rows.into_iter().map(permission_data).collect(), cursor)
+}
+
+pub async fn delete_permission(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<PermissionRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.permission", &req.permission, 1, 255);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "delete_permission")?;
+    let p = state
+        .store
+        .find_permission(&caller.workspace_id, &req.permission)
+        .await?
+        .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
+    let hashes = state
+        .store
+        .hashes_where(HashFilter::Permission(&p.id))
+        .await?;
+    state.store.delete_permission(&p.id).await?;
+    state.cache.invalidate(hashes.iter().map(String::as_str));
+    ok(Empty {})
+}
+
+pub async fn create_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<CreateRoleRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.name", &req.name, 1, 128);
+    if let Some(perms) = &req.permissions {
+        for (i, p) in perms.iter().enumerate() {
+            slug_rules(&mut v, &format!("body.permissions[{i}]"), p);
+        }
+    }
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "create_role")?;
+    let row = RoleRow {
+        id: ids::new_id("role"),
+        name: req.name,
+        description: req.description,
+    };
+    let perms = req.permissions.unwrap_or_default();
+    match state
+        .store
+        .insert_role(&caller.workspace_id, &row, &perms, ids::now_ms())
+        .await
+    {
+        Ok(Ok(())) => ok(CreateRoleResponseData { role_id: row.id }),
+        Ok(Err(missing)) => Err(AppError(permission_not_found(&missing))),
+        Err(StoreError::Conflict) => Err(AppError(ApiError::conflict(
+            "unkey/data/role_already_exists",
+            format!("A role named '{}' already exists.", row.name),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<RoleRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.role", &req.role, 1, 255);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "read_role")?;
+    let r = state
+        .store
+        .find_role(&caller.workspace_id, &req.role)
+        .await?
+        .ok_or_else(|| AppError(role_not_found(&req.role)))?;
+    ok(role_data(&state, r).await?)
+}
+
+pub async fn list_roles(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ListRequest>,
+) -> ApiResult {
+    let limit = page_limit(req.limit, 100)?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "read_role")?;
+    let rows = state
+        .store
+        .list_roles(&caller.workspace_id, req.cursor.as_deref(), limit + 1)
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(role_data(&state, r).await?);
+    }
+    ok_list(out, cursor)
+}
+
+pub async fn delete_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<RoleRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.role", &req.role, 1, 255);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, "rbac", "delete_role")?;
+    let r = state
+        .store
+        .find_role(&caller.workspace_id, &req.role)
+        .await?
+        .ok_or_else(|| AppError(role_not_found(&req.role)))?;
+    let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
+    state.store.delete_role(&r.id).await?;
+    state.cache.invalidate(hashes.iter().map(String::as_str));
+    ok(Empty {})
+}

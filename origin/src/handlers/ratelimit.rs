@@ -1,0 +1,246 @@
+//! `ratelimit.*`: standalone rate limiting by namespace and identifier, with overrides.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyway_core::api::Empty;
+use keyway_core::api::ratelimit::{
+    LimitRequest, LimitResponseData, ListOverridesRequest, MultiLimitCheck, MultiLimitResponseData,
+    OverrideData, OverrideRef, SetOverrideRequest, SetOverrideResponseData,
+};
+use keyway_core::auth::RootScope;
+use keyway_core::error::ApiError;
+use keyway_core::ratelimit::LimitSpec;
+use keyway_core::validate::{Issues, parse_json};
+use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
+
+use super::{page_limit, paginate};
+use crate::http::{ApiResult, AppError, Json, RawBody, ok, ok_list, request_id, started};
+use crate::ids;
+use crate::limiter::Counters;
+use crate::state::AppState;
+use crate::store::OverrideRow;
+
+fn override_not_found() -> ApiError {
+    ApiError::not_found(
+        "unkey/data/ratelimit_override_not_found",
+        "No override exists for this namespace and identifier.",
+    )
+}
+
+fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
+    v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
+    v.length(&format!("{loc}identifier"), &r.identifier, 1, 512);
+    v.range(&format!("{loc}limit"), r.limit, 1, u64::MAX);
+    v.range(&format!("{loc}duration"), r.duration, 1000, 2_592_000_000);
+}
+
+fn require_limit(caller: &RootScope, namespace: &str, action: &str) -> Result<(), AppError> {
+    caller
+        .require("ratelimit", Some(namespace), action)
+        .map_err(AppError)
+}
+
+/// Runs limits as one unit, honouring overrides, and records one event per limit.
+async fn run(
+    state: &AppState,
+    caller: &RootScope,
+    reqs: &[LimitRequest],
+) -> Result<(bool, Vec<MultiLimitCheck>), AppError> {
+    let mut counters = Vec::with_capacity(reqs.len());
+    let mut specs = Vec::with_capacity(reqs.len());
+    let mut overrides = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        let o = state
+            .store
+            .find_override(&caller.workspace_id, &r.namespace, &r.identifier)
+            .await?;
+        let (limit, duration) = o
+            .as_ref()
+            .map_or((r.limit, r.duration), |o| (o.limit, o.duration));
+        counters.push(format!(
+            "ns:{}:{}:{}",
+            caller.workspace_id, r.namespace, r.identifier
+        ));
+        specs.push(LimitSpec {
+            limit,
+            duration_ms: duration,
+            cost: r.cost.unwrap_or(1),
+        });
+        overrides.push(o.map(|o| o.id));
+    }
+    let names: Vec<&str> = counters.iter().map(String::as_str).collect();
+    let now = ids::now_ms();
+    let (passed, decisions) = state.counters.admit(&names, &specs, now);
+    let latency_us = u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX);
+    let mut checks = Vec::with_capacity(reqs.len());
+    for ((r, spec), (d, o)) in reqs.iter().zip(&specs).zip(decisions.iter().zip(overrides)) {
+        state.events.record(Event::Ratelimit(RatelimitEvent {
+            time_ms: now,
+            request_id: request_id(),
+            workspace_id: caller.workspace_id.clone(),
+            namespace: r.namespace.clone(),
+            identifier: r.identifier.clone(),
+            passed,
+            latency_us,
+            served_by: ServedBy::Origin,
+        }));
+        checks.push(MultiLimitCheck {
+            namespace: r.namespace.clone(),
+            identifier: r.identifier.clone(),
+            limit: spec.limit,
+            remaining: d.remaining,
+            reset: d.reset,
+            passed: passed && d.admitted,
+            override_id: o,
+        });
+    }
+    Ok((passed, checks))
+}
+
+pub async fn limit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<LimitRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate_limit(&mut v, "body.", &req);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    require_limit(&caller, &req.namespace, "limit")?;
+    let (passed, mut checks) = run(&state, &caller, std::slice::from_ref(&req)).await?;
+    let c = checks.remove(0);
+    ok(LimitResponseData {
+        limit: c.limit,
+        remaining: c.remaining,
+        reset: c.reset,
+        success: passed,
+        override_id: c.override_id,
+    })
+}
+
+pub async fn multi_limit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult {
+    let reqs: Vec<LimitRequest> = parse_json(&body)?;
+    let mut v = Issues::new();
+    v.check((1..=100).contains(&reqs.len()), "body", || {
+        "must have between 1 and 100 items".into()
+    });
+    for (i, r) in reqs.iter().enumerate() {
+        validate_limit(&mut v, &format!("body[{i}]."), r);
+    }
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    for r in &reqs {
+        require_limit(&caller, &r.namespace, "limit")?;
+    }
+    let (passed, limits) = run(&state, &caller, &reqs).await?;
+    ok(MultiLimitResponseData { passed, limits })
+}
+
+fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
+    v.length("body.namespace", namespace, 1, 512);
+    v.length("body.identifier", identifier, 1, 512);
+}
+
+pub async fn set_override(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<SetOverrideRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate_ref(&mut v, &req.namespace, &req.identifier);
+    v.range("body.duration", req.duration, 1000, 2_592_000_000);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    require_limit(&caller, &req.namespace, "set_override")?;
+    let row = OverrideRow {
+        id: ids::new_id("rlo"),
+        namespace: req.namespace,
+        identifier: req.identifier,
+        limit: req.limit,
+        duration: req.duration,
+    };
+    let id = state
+        .store
+        .set_override(&caller.workspace_id, &row, ids::now_ms())
+        .await?;
+    ok(SetOverrideResponseData { override_id: id })
+}
+
+pub async fn get_override(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<OverrideRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate_ref(&mut v, &req.namespace, &req.identifier);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    require_limit(&caller, &req.namespace, "read_override")?;
+    let o = state
+        .store
+        .find_override(&caller.workspace_id, &req.namespace, &req.identifier)
+        .await?
+        .ok_or_else(|| AppError(override_not_found()))?;
+    ok(OverrideData {
+        override_id: o.id,
+        duration: o.duration,
+        identifier: o.identifier,
+        limit: o.limit,
+    })
+}
+
+pub async fn list_overrides(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ListOverridesRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.namespace", &req.namespace, 1, 512);
+    v.finish()?;
+    let limit = page_limit(req.limit, 10)?;
+    let caller = state.authenticate(&headers).await?;
+    require_limit(&caller, &req.namespace, "read_override")?;
+    let rows = state
+        .store
+        .list_overrides(
+            &caller.workspace_id,
+            &req.namespace,
+            req.cursor.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    let data = rows
+        .into_iter()
+        .map(|o| OverrideData {
+            override_id: o.id,
+            duration: o.duration,
+            identifier: o.identifier,
+            limit: o.limit,
+        })
+        .collect();
+    ok_list(data, cursor)
+}
+
+pub async fn delete_override(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<OverrideRef>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate_ref(&mut v, &req.namespace, &req.identifier);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    require_limit(&caller, &req.namespace, "delete_override")?;
+    let o = state
+        .store
+        .find_override(&caller.workspace_id, &req.namespace, &req.identifier)
+        .await?
+        .ok_or_else(|| AppError(override_not_found()))?;
+    state.store.delete_override(&o.id).await?;
+    ok(Empty {})
+}

@@ -1,0 +1,80 @@
+//! `keys.verifyKey`: the hot path.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyway_core::api::keys::{VerifyKeyRequest, VerifyKeyResponseData};
+use keyway_core::auth::RootScope;
+use keyway_core::error::ApiError;
+use keyway_core::key::KeyHash;
+use keyway_core::permission::Query;
+use keyway_core::validate::{parse_json, verify_request};
+use keyway_core::verify::{VerifyError, decide};
+use keyway_core::wire::{Event, ServedBy, VerificationEvent};
+
+use crate::http::{ApiResult, AppError, RawBody, ok, request_id, started};
+use crate::ids;
+use crate::state::{AppState, OriginKeyState};
+
+pub async fn verify_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult {
+    let req: VerifyKeyRequest = parse_json(&body)?;
+    let query = verify_request(&req)?;
+    let caller = state.authenticate(&headers).await?;
+    let hash = KeyHash::of(&req.key);
+    let data = verify(&state, &caller, &hash, &req, query.as_ref()).await?;
+    ok(data)
+}
+
+/// Verifies a key (by hash) for a caller; shared by the public route and the edge's
+/// forwarded verifications.
+pub async fn verify(
+    state: &AppState,
+    caller: &RootScope,
+    hash: &KeyHash,
+    req: &VerifyKeyRequest,
+    query: Option<&Query>,
+) -> Result<VerifyKeyResponseData, AppError> {
+    if !caller.allows_any("api", "verify_key") {
+        return Err(AppError(ApiError::forbidden(
+            "The root key has no permission to verify keys ('api.*.verify_key' or 'api.<apiId>.verify_key').",
+        )));
+    }
+    let (snapshot, _) = state.lookup(hash).await?;
+    let now = ids::now_ms();
+    let mut key_state = OriginKeyState {
+        counters: state.counters.as_ref(),
+        ledger: &state.ledger,
+    };
+    let verdict = match decide(snapshot.as_deref(), req, query, caller, now, &mut key_state) {
+        Ok(v) => v,
+        Err(VerifyError::Api(e)) => return Err(AppError(e)),
+        Err(VerifyError::State(never)) => match never {},
+    };
+    state
+        .metrics
+        .verifications
+        .with_label_values(&[verdict.data.code.as_str()])
+        .inc();
+    state.events.record(Event::Verification(VerificationEvent {
+        time_ms: now,
+        request_id: request_id(),
+        workspace_id: caller.workspace_id.clone(),
+        api_id: snapshot
+            .as_ref()
+            .map(|s| s.api_id.clone())
+            .unwrap_or_default(),
+        key_id: verdict.data.key_id.clone().unwrap_or_default(),
+        identity_id: snapshot
+            .as_ref()
+            .and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
+        outcome: verdict.data.code,
+        spent_credits: verdict.spent_credits,
+        tags: req.tags.clone().unwrap_or_default(),
+        latency_us: u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
+        served_by: ServedBy::Origin,
+    }));
+    Ok(verdict.data)
+}

@@ -1,0 +1,220 @@
+//! The HTTP boundary: request context, the error type, JSON in and out.
+//!
+//! Every error leaves through `AppError`'s `IntoResponse`, the one place where errors
+//! become HTTP. The request id and `Accept` header live in a task-local set by the
+//! middleware, so both success envelopes and errors carry the same `req_…` id without
+//! threading it through every handler.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keyway_core::api::{Envelope, ListEnvelope, Meta, Pagination};
+use keyway_core::error::ApiError;
+use keyway_core::validate::parse_json;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ids;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub accept: Option<String>,
+    pub started: Instant,
+}
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+pub fn request_id() -> String {
+    CONTEXT
+        .try_with(|c| c.request_id.clone())
+        .unwrap_or_else(|_| ids::request_id())
+}
+
+pub fn started() -> Instant {
+    CONTEXT
+        .try_with(|c| c.started)
+        .unwrap_or_else(|_| Instant::now())
+}
+
+fn accept() -> Option<String> {
+    CONTEXT.try_with(|c| c.accept.clone()).ok().flatten()
+}
+
+/// Gives each request its id, times it, and scopes the context for the handler.
+pub async fn context_layer(
+    state: axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let ctx = RequestContext {
+        request_id: ids::request_id(),
+        accept: req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        started: Instant::now(),
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = ctx.started;
+    let mut response = CONTEXT.scope(ctx.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct AppError(pub ApiError);
+
+impl From<ApiError> for AppError {
+    fn from(e: ApiError) -> Self {
+        AppError(e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => AppError(ApiError::conflict(
+                "unkey/data/resource_already_exists",
+                "A resource with this identifier already exists.",
+            )),
+            StoreError::Database(e) => {
+                // Never echo database text to clients: it can contain query fragments.
+                tracing::error!(error = %e, "database error");
+                AppError(ApiError::internal(
+                    "The database failed to answer; the request was not completed.",
+                ))
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = e.to_json(&request_id());
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(e.content_type(accept().as_deref())),
+        );
+        response
+    }
+}
+
+pub type ApiResult = Result<Response, AppError>;
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `200 {meta, data}`.
+pub fn ok<T: Serialize>(data: T) -> ApiResult {
+    let body = serde_json::to_vec(&Envelope {
+        meta: Meta {
+            request_id: request_id(),
+        },
+        data,
+    })
+    .map_err(|e| {
+        AppError(ApiError::internal(format!(
+            "could not serialize the response: {e}"
+        )))
+    })?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// `200 {meta, data: [...], pagination}`.
+pub fn ok_list<T: Serialize>(data: Vec<T>, cursor: Option<String>) -> ApiResult {
+    let pagination = Pagination {
+        has_more: cursor.is_some(),
+        cursor,
+    };
+    let body = serde_json::to_vec(&ListEnvelope {
+        meta: Meta {
+            request_id: request_id(),
+        },
+        data,
+        pagination,
+    })
+    .map_err(|e| {
+        AppError(ApiError::internal(format!(
+            "could not serialize the response: {e}"
+        )))
+    })?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The raw body, capped at 1 MiB (413 beyond), for handlers that parse it themselves.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, AppError> {
+        let body: Body = req.into_body();
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(e) => {
+                let inner = e.into_inner();
+                if inner.is::<http_body_util::LengthLimitError>() {
+                    Err(AppError(ApiError::payload_too_large(MAX_BODY_BYTES)))
+                } else {
+                    Err(AppError(ApiError::invalid_input(
+                        "The request body could not be read.",
+                        vec![keyway_core::error::ValidationIssue::new(
+                            "body",
+                            inner.to_string(),
+                        )],
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// A JSON body parsed with the core's rules (400 with the failing field's location).
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        Ok(Json(parse_json(&bytes)?))
+    }
+}
+
+pub fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}

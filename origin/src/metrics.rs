@@ -1,0 +1,88 @@
+//! Prometheus metrics for `GET /metrics`.
+//!
+//! Each server owns its registry (no global), so several servers in one test process do
+//! not share counts.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub verifications: IntCounterVec,
+    pub cache: IntCounterVec,
+    pub event_buffer_depth: IntGauge,
+    pub events_dropped: IntCounter,
+    pub events_written: IntCounter,
+    pub request_duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let registry = Registry::new();
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "keyway_verifications_total",
+                "Key verifications by outcome code",
+            ),
+            &["code"],
+        )?;
+        let cache = IntCounterVec::new(
+            Opts::new(
+                "keyway_snapshot_cache_total",
+                "Snapshot cache lookups by status (hit, stale, miss)",
+            ),
+            &["status"],
+        )?;
+        let event_buffer_depth = IntGauge::new(
+            "keyway_event_buffer_depth",
+            "Analytics events waiting to be written",
+        )?;
+        let events_dropped = IntCounter::new(
+            "keyway_events_dropped_total",
+            "Analytics events dropped (buffer full or write failed)",
+        )?;
+        let events_written = IntCounter::new(
+            "keyway_events_written_total",
+            "Analytics events written to the database",
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "keyway_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 1.0,
+            ]),
+            &["route"],
+        )?;
+        registry.register(Box::new(verifications.clone()))?;
+        registry.register(Box::new(cache.clone()))?;
+        registry.register(Box::new(event_buffer_depth.clone()))?;
+        registry.register(Box::new(events_dropped.clone()))?;
+        registry.register(Box::new(events_written.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        Ok(Metrics {
+            registry,
+            verifications,
+            cache,
+            event_buffer_depth,
+            events_dropped,
+            events_written,
+            request_duration,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,182 @@
+//! Identities: the owners of keys, with shared rate limits.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::keys::{NewRatelimit, insert_ratelimits};
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone)]
+pub struct IdentityRow {
+    pub id: String,
+    pub external_id: String,
+    pub meta: Option<String>,
+}
+
+fn identity_row(r: &AnyRow) -> StoreResult<IdentityRow> {
+    Ok(IdentityRow {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        meta: r.try_get("meta")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_identity(
+        &self,
+        workspace_id: &str,
+        identity: &IdentityRow,
+        limits: &[NewRatelimit],
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO identities (id, workspace_id, external_id, meta, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&identity.id)
+            .bind(workspace_id)
+            .bind(&identity.external_id)
+            .bind(&identity.meta)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_ratelimits(&mut tx, workspace_id, None, Some(&identity.id), limits).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// By id or external id.
+    pub async fn find_identity(
+        &self,
+        workspace_id: &str,
+        reference: &str,
+    ) -> StoreResult<Option<IdentityRow>> {
+        let row = sqlx::query(
+            "SELECT id, external_id, meta FROM identities WHERE workspace_id = $1 AND (id = $2 OR external_id = $2)",
+        )
+        .bind(workspace_id)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(identity_row).transpose()
+    }
+
+    pub async fn list_identities(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        search: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<IdentityRow>> {
+        let rows = sqlx::query(
+            "SELECT id, external_id, meta FROM identities
+              WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR external_id LIKE $4)
+              ORDER BY id LIMIT $5",
+        )
+        .bind(workspace_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(search.unwrap_or(""))
+        .bind(format!("%{}%", search.unwrap_or("")))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(identity_row).collect()
+    }
+
+    pub async fn identity_ratelimits(
+        &self,
+        identity_id: &str,
+    ) -> StoreResult<Vec<(String, String, i64, i64, i64)>> {
+        let rows = sqlx::query("SELECT id, name, lim, duration, auto_apply FROM ratelimits WHERE identity_id = $1 ORDER BY name")
+            .bind(identity_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("name")?,
+                    r.try_get("lim")?,
+                    r.try_get("duration")?,
+                    r.try_get("auto_apply")?,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn update_identity(
+        &self,
+        workspace_id: &str,
+        identity_id: &str,
+        meta: Option<Option<String>>,
+        limits: Option<&[NewRatelimit]>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(meta) = meta {
+            sqlx::query("UPDATE identities SET meta = $1, updated_at = $2 WHERE id = $3")
+                .bind(meta)
+                .bind(now)
+                .bind(identity_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(limits) = limits {
+            sqlx::query("DELETE FROM ratelimits WHERE identity_id = $1")
+                .bind(identity_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_ratelimits(&mut tx, workspace_id, None, Some(identity_id), limits).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an identity; its keys stay, unlinked.
+    pub async fn delete_identity(&self, identity_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE keys SET identity_id = NULL WHERE identity_id = $1")
+            .bind(identity_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM ratelimits WHERE identity_id = $1")
+            .bind(identity_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM identities WHERE id = $1")
+            .bind(identity_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The identity with this external id, created if missing (createKey's `externalId`).
+    pub async fn upsert_identity(
+        &self,
+        workspace_id: &str,
+        external_id: &str,
+        now: i64,
+    ) -> StoreResult<String> {
+        if let Some(found) = self.find_identity(workspace_id, external_id).await? {
+            return Ok(found.id);
+        }
+        let identity = IdentityRow {
+            id: crate::ids::new_id("id"),
+            external_id: external_id.to_string(),
+            meta: None,
+        };
+        match self
+            .insert_identity(workspace_id, &identity, &[], now)
+            .await
+        {
+            Ok(()) => Ok(identity.id),
+            // Lost a race with another creator: theirs is as good as ours.
+            Err(super::StoreError::Conflict) => {
+                match self.find_identity(workspace_id, external_id).await? {
+                    Some(found) => Ok(found.id),
+                    None => Err(super::StoreError::Conflict),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! Keys: create, read, list, update, delete, credits, permissions and roles.
+
+use keyway_core::credits::Refill;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreResult, flag, to_i64};
+use crate::ids;
+
+/// Everything createKey (and rerollKey) writes.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub id: String,
+    pub hash: String,
+    pub start: String,
+    pub workspace_id: String,
+    pub for_workspace_id: Option<String>,
+    pub api_id: Option<String>,
+    pub keyspace_id: Option<String>,
+    pub identity_id: Option<String>,
+    pub name: Option<String>,
+    pub meta: Option<String>,
+    pub enabled: bool,
+    pub expires: Option<i64>,
+    pub remaining: Option<u64>,
+    pub refill: Option<Refill>,
+    pub created_at: i64,
+    pub ratelimits: Vec<NewRatelimit>,
+    /// Permission slugs; missing ones are created.
+    pub permissions: Vec<String>,
+    /// Role names; all must exist.
+    pub roles: Vec<String>,
+    /// Root-key grants.
+    pub root_permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRatelimit {
+    pub name: String,
+    pub limit: u64,
+    pub duration: u64,
+    pub auto_apply: bool,
+}
+
+/// The columns getKey and listKeys add to a snapshot.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub hash: String,
+    pub start: String,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub api_id: Option<String>,
+    pub workspace_id: String,
+}
+
+fn key_row(r: &AnyRow) -> StoreResult<KeyRow> {
+    Ok(KeyRow {
+        id: r.try_get("id")?,
+        hash: r.try_get("hash")?,
+        start: r.try_get("start")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        api_id: r.try_get("api_id")?,
+        workspace_id: r.try_get("workspace_id")?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, hash, start, created_at, updated_at, api_id, workspace_id";
+
+pub(crate) async fn insert_ratelimits(
+    tx: &mut Transaction<'static, Any>,
+    workspace_id: &str,
+    key_id: Option<&str>,
+    identity_id: Option<&str>,
+    limits: &[NewRatelimit],
+) -> StoreResult<()> {
+    for l in limits {
+        sqlx::query(
+            "INSERT INTO ratelimits (id, workspace_id, key_id, identity_id, name, lim, duration, auto_apply)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(ids::new_id("rl"))
+        .bind(workspace_id)
+        .bind(key_id)
+        .bind(identity_id)
+        .bind(&l.name)
+        .bind(to_i64(l.limit))
+        .bind(to_i64(l.duration))
+        .bind(flag(l.auto_apply))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Finds permissions by slug, creating the missing ones; returns their ids.
+async fn ensure_permissions(
+    tx: &mut Transaction<'static, Any>,
+    workspace_id: &str,
+    slugs: &[String],
+    now: i64,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM permissions WHERE workspace_id = $1 AND slug = $2")
+                .bind(workspace_id)
+                .bind(slug)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let id = ids::new_id("perm");
+                sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
+                    .bind(&id)
+                    .bind(workspace_id)
+                    .bind(slug)
+                    .bind(slug)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                id
+            }
+        };
+        out.push(id);
+    }
+    Ok(out)
+}
+
+/// Resolves role names to ids; `Err(name)` names the first that does not exist.
+async fn resolve_roles(
+    tx: &mut Transaction<'static, Any>,
+    workspace_id: &str,
+    names: &[String],
+) -> StoreResult<Result<Vec<String>, String>> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM roles WHERE workspace_id = $1 AND (name = $2 OR id = $2)",
+        )
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match found {
+            Some(id) => out.push(id),
+            None => return Ok(Err(name.clone())),
+        }
+    }
+    Ok(Ok(out))
+}
+
+async fn link_permissions(
+    tx: &mut Transaction<'static, Any>,
+    key_id: &str,
+    permission_ids: &[String],
+) -> StoreResult<()> {
+    for pid in permission_ids {
+        sqlx::query(
+            "INSERT INTO keys_permissions (key_id, permission_id) SELECT $1, $2
+             WHERE NOT EXISTS (SELECT 1 FROM keys_permissions WHERE key_id = $1 AND permission_id = $2)",
+        )
+        .bind(key_id)
+        .bind(pid)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn link_roles(
+    tx: &mut Transaction<'static, Any>,
+    key_id: &str,
+    role_ids: &[String],
+) -> StoreResult<()> {
+    for rid in role_ids {
+        sqlx::query(
+            "INSERT INTO keys_roles (key_id, role_id) SELECT $1, $2
+             WHERE NOT EXISTS (SELECT 1 FROM keys_roles WHERE key_id = $1 AND role_id = $2)",
+        )
+        .bind(key_id)
+        .bind(rid)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a key-level write could not find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    Role(String),
+}
+
+impl Store {
+    pub async fn insert_key(&self, k: &NewKey) -> StoreResult<Result<(), Missing>> {
+        let mut tx = self.pool.begin().await?;
+        let roles = match resolve_roles(&mut tx, &k.workspace_id, &k.roles).await? {
+            Ok(r) => r,
+            Err(name) => return Ok(Err(Missing::Role(name))),
+        };
+        sqlx::query(
+            "INSERT INTO keys (id, hash, start, workspace_id, for_workspace_id, api_id, keyspace_id, identity_id, name, meta,
+                               enabled, expires, remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(&k.id)
+        .bind(&k.hash)
+        .bind(&k.start)
+        .bind(&k.workspace_id)
+        .bind(&k.for_workspace_id)
+        .bind(&k.api_id)
+        .bind(&k.keyspace_id)
+        .bind(&k.identity_id)
+        .bind(&k.name)
+        .bind(&k.meta)
+        .bind(flag(k.enabled))
+        .bind(k.expires)
+        .bind(k.remaining.map(to_i64))
+        .bind(k.refill.map(|r| r.interval.as_str().to_string()))
+        .bind(k.refill.map(|r| to_i64(r.amount)))
+        .bind(k.refill.and_then(|r| r.refill_day).map(i64::from))
+        .bind(k.remaining.map(|_| k.created_at))
+        .bind(k.created_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_ratelimits(&mut tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
+        let perms =
+            ensure_permissions(&mut tx, &k.workspace_id, &k.permissions, k.created_at).await?;
+        link_permissions(&mut tx, &k.id, &perms).await?;
+        link_roles(&mut tx, &k.id, &roles).await?;
+        for p in &k.root_permissions {
+            sqlx::query("INSERT INTO root_key_permissions (key_id, permission) VALUES ($1, $2)")
+                .bind(&k.id)
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// A live (not deleted) key of the workspace.
+    pub async fn find_key(&self, workspace_id: &str, key_id: &str) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL AND for_workspace_id IS NULL"
+        ))
+        .bind(key_id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_row).transpose()
+    }
+
+    pub async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys WHERE hash = $1 AND deleted_at IS NULL"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_row).transpose()
+    }
+
+    /// A page of an API's live keys, ordered by id, after `cursor`.
+    pub async fn list_keys(
+        &self,
+        api_id: &str,
+        cursor: Option<&str>,
+        external_id: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<KeyRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM keys k
+              WHERE api_id = $1 AND deleted_at IS NULL AND id > $2
+                AND ($3 = '' OR identity_id IN (SELECT i.id FROM identities i WHERE i.external_id = $3 AND i.workspace_id = k.workspace_id))
+              ORDER BY id LIMIT $4"
+        ))
+        .bind(api_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(external_id.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    pub async fn soft_delete_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE keys SET deleted_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn hard_delete_key(&self, key_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM keys_permissions WHERE key_id = $1",
+            "DELETE FROM keys_roles WHERE key_id = $1",
+            "DELETE FROM ratelimits WHERE key_id = $1",
+            "DELETE FROM root_key_permissions WHERE key_id = $1",
+            "DELETE FROM keys WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(key_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies an update; each `Some` field is written (with `Some(None)` clearing it).
+    pub async fn update_key(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        u: &KeyUpdate,
+        now: i64,
+    ) -> StoreResult<Result<(), Missing>> {
+        let mut tx = self.pool.begin().await?;
+        let mut sets: Vec<(&str, Bind)> = Vec::new();
+        if let Some(v) = &u.name {
+            sets.push(("name", Bind::Text(v.clone())));
+        }
+        if let Some(v) = &u.meta {
+            sets.push(("meta", Bind::Text(v.clone())));
+        }
+        if let Some(v) = u.expires {
+            sets.push(("expires", Bind::Int(v)));
+        }
+        if let Some(v) = u.enabled {
+            sets.push(("enabled", Bind::Int(Some(flag(v)))));
+        }
+        if let Some(v) = &u.identity_id {
+            sets.push(("identity_id", Bind::Text(v.clone())));
+        }
+        if let Some(remaining) = u.remaining {
+            sets.push(("remaining", Bind::Int(remaining.map(to_i64))));
+            sets.push(("last_refill_at", Bind::Int(remaining.map(|_| now))));
+        }
+        if let Some(refill) = u.refill {
+            sets.push((
+                "refill_interval",
+                Bind::Text(refill.map(|r| r.interval.as_str().to_string())),
+            ));
+            sets.push(("refill_amount", Bind::Int(refill.map(|r| to_i64(r.amount)))));
+            sets.push((
+                "refill_day",
+                Bind::Int(refill.and_then(|r| r.refill_day).map(i64::from)),
+            ));
+        }
+        sets.push(("updated_at", Bind::Int(Some(now))));
+        let assignments: Vec<String> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, (col, _))| format!("{col} = ${}", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE keys SET {} WHERE id = ${}",
+            assignments.join(", "),
+            sets.len() + 1
+        );
+        let mut q = sqlx::query(&sql);
+        for (_, b) in &sets {
+            q = match b {
+                Bind::Text(t) => q.bind(t.clone()),
+                Bind::Int(n) => q.bind(*n),
+            };
+        }
+        q.bind(key_id).execute(&mut *tx).await?;
+
+        if let Some(limits) = &u.ratelimits {
+            sqlx::query("DELETE FROM ratelimits WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_ratelimits(&mut tx, workspace_id, Some(key_id), None, limits).await?;
+        }
+        if let Some(perms) = &u.permissions {
+            sqlx::query("DELETE FROM keys_permissions WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            let ids = ensure_permissions(&mut tx, workspace_id, perms, now).await?;
+            link_permissions(&mut tx, key_id, &ids).await?;
+        }
+        if let Some(roles) = &u.roles {
+            let ids = match resolve_roles(&mut tx, workspace_id, roles).await? {
+                Ok(ids) => ids,
+                Err(name) => return Ok(Err(Missing::Role(name))),
+            };
+            sqlx::query("DELETE FROM keys_roles WHERE key_id = $1")
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            link_roles(&mut tx, key_id, &ids).await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Writes an absolute credit balance (the ledger's write-behind and updateCredits).
+    pub async fn write_credits(
+        &self,
+        key_id: &str,
+        remaining: Option<u64>,
+        last_refill_at: Option<i64>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE keys SET remaining = $1, last_refill_at = $2 WHERE id = $3")
+            .bind(remaining.map(to_i64))
+            .bind(last_refill_at)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The ledger's write-behind: never turns an unlimited key back into a metered one.
+    pub async fn write_credits_if_metered(
+        &self,
+        key_id: &str,
+        remaining: u64,
+        last_refill_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE keys SET remaining = $1, last_refill_at = $2 WHERE id = $3 AND remaining IS NOT NULL")
+            .bind(to_i64(remaining))
+            .bind(last_refill_at)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds, removes or replaces a key's direct permissions by slug.
+    pub async fn change_key_permissions(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        slugs: &[String],
+        op: SetOp,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        match op {
+            SetOp::Add | SetOp::Set => {
+                if op == SetOp::Set {
+                    sqlx::query("DELETE FROM keys_permissions WHERE key_id = $1")
+                        .bind(key_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let ids = ensure_permissions(&mut tx, workspace_id, slugs, now).await?;
+                link_permissions(&mut tx, key_id, &ids).await?;
+            }
+            SetOp::Remove => {
+                for slug in slugs {
+                    sqlx::query(
+                        "DELETE FROM keys_permissions WHERE key_id = $1 AND permission_id IN
+                           (SELECT id FROM permissions WHERE workspace_id = $2 AND (slug = $3 OR id = $3))",
+                    )
+                    .bind(key_id)
+                    .bind(workspace_id)
+                    .bind(slug)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn change_key_roles(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        names: &[String],
+        op: SetOp,
+        now: i64,
+    ) -> StoreResult<Result<(), Missing>> {
+        let mut tx = self.pool.begin().await?;
+        let ids = match resolve_roles(&mut tx, workspace_id, names).await? {
+            Ok(ids) => ids,
+            Err(name) => return Ok(Err(Missing::Role(name))),
+        };
+        match op {
+            SetOp::Add => link_roles(&mut tx, key_id, &ids).await?,
+            SetOp::Set => {
+                sqlx::query("DELETE FROM keys_roles WHERE key_id = $1")
+                    .bind(key_id)
+                    .execute(&mut *tx)
+                    .await?;
+                link_roles(&mut tx, key_id, &ids).await?;
+            }
+            SetOp::Remove => {
+                for rid in &ids {
+                    sqlx::query("DELETE FROM keys_roles WHERE key_id = $1 AND role_id = $2")
+                        .bind(key_id)
+                        .bind(rid)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// The key's direct permissions.
+    pub async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<super::PermissionRow>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.slug, p.description FROM permissions p
+               JOIN keys_permissions kp ON kp.permission_id = p.id WHERE kp.key_id = $1 ORDER BY p.slug",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::PermissionRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    slug: r.try_get("slug")?,
+                    description: r.try_get("description")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<super::RoleRow>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.name, r.description FROM roles r JOIN keys_roles kr ON kr.role_id = r.id WHERE kr.key_id = $1 ORDER BY r.name",
+        )
+        .bind(key_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::RoleRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    description: r.try_get("description")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Hashes of every key whose snapshot a write to these rows changes.
+    pub async fn hashes_where(&self, filter: HashFilter<'_>) -> StoreResult<Vec<String>> {
+        let (sql, arg) = match filter {
+            HashFilter::Key(id) => ("SELECT hash FROM keys WHERE id = $1", id),
+            HashFilter::Api(id) => ("SELECT hash FROM keys WHERE api_id = $1", id),
+            HashFilter::Identity(id) => ("SELECT hash FROM keys WHERE identity_id = $1", id),
+            HashFilter::Permission(id) => (
+                "SELECT k.hash FROM keys k JOIN keys_permissions kp ON kp.key_id = k.id WHERE kp.permission_id = $1
+                 UNION SELECT k.hash FROM keys k JOIN keys_roles kr ON kr.key_id = k.id
+                   JOIN roles_permissions rp ON rp.role_id = kr.role_id WHERE rp.permission_id = $1",
+                id,
+            ),
+            HashFilter::Role(id) => ("SELECT k.hash FROM keys k JOIN keys_roles kr ON kr.key_id = k.id WHERE kr.role_id = $1", id),
+        };
+        Ok(sqlx::query_scalar(sql)
+            .bind(arg)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum HashFilter<'a> {
+    Key(&'a str),
+    Api(&'a str),
+    Identity(&'a str),
+    Permission(&'a str),
+    Role(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOp {
+    Add,
+    Set,
+    Remove,
+}
+
+enum Bind {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+/// updateKey's changes: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub name: Option<Option<String>>,
+    pub meta: Option<Option<String>>,
+    pub expires: Option<Option<i64>>,
+    pub enabled: Option<bool>,
+    pub identity_id: Option<Option<String>>,
+    pub remaining: Option<Option<u64>>,
+    pub refill: Option<Option<Refill>>,
+    pub ratelimits: Option<Vec<NewRatelimit>>,
+    pub permissions: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+}

@@ -1,0 +1,129 @@
+//! Storage: SQLite (embedded, the default) and PostgreSQL through one code path.
+//!
+//! Everything goes through sqlx's `Any` driver with portable SQL: `$N` placeholders
+//! (SQLite accepts them too), BIGINT for booleans and unix-ms times, TEXT for JSON. So
+//! there is one query per operation, not one per database, and the integration suite
+//! runs unchanged against both.
+
+mod apis;
+mod bootstrap;
+mod events;
+mod identities;
+mod keys;
+mod ratelimits;
+mod rbac;
+mod snapshot;
+
+pub use apis::ApiRow;
+pub use bootstrap::Bootstrap;
+pub use identities::IdentityRow;
+pub use keys::{HashFilter, KeyRow, KeyUpdate, Missing, NewKey, NewRatelimit, SetOp};
+pub use ratelimits::OverrideRow;
+pub use rbac::{PermissionRow, RoleRow};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint violated")]
+    Conflict,
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    is_sqlite: bool,
+}
+
+/// `sqlite://keyway.db` → create the file if missing; leave other URLs alone.
+fn normalize_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    }
+}
+
+impl Store {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets readers proceed during the batched writes; the busy
+                        // timeout makes concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&normalize_url(url))
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool, is_sqlite })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.is_sqlite
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_url;
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            normalize_url("sqlite://keyway.db"),
+            "sqlite://keyway.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("sqlite://k.db?x=1"),
+            "sqlite://k.db?x=1&mode=rwc"
+        );
+        assert_eq!(normalize_url("postgres://p@h/db"), "postgres://p@h/db");
+    }
+}

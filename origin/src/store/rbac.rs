@@ -1,0 +1,198 @@
+//! Workspace permissions and roles (RBAC), the things permission queries test.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone)]
+pub struct PermissionRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+fn permission_row(r: &AnyRow) -> StoreResult<PermissionRow> {
+    Ok(PermissionRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        slug: r.try_get("slug")?,
+        description: r.try_get("description")?,
+    })
+}
+
+fn role_row(r: &AnyRow) -> StoreResult<RoleRow> {
+    Ok(RoleRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        description: r.try_get("description")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_permission(
+        &self,
+        workspace_id: &str,
+        p: &PermissionRow,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&p.id)
+            .bind(workspace_id)
+            .bind(&p.name)
+            .bind(&p.slug)
+            .bind(&p.description)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// By id or slug.
+    pub async fn find_permission(
+        &self,
+        workspace_id: &str,
+        reference: &str,
+    ) -> StoreResult<Option<PermissionRow>> {
+        let row = sqlx::query(
+            "SELECT id, name, slug, description FROM permissions WHERE workspace_id = $1 AND (id = $2 OR slug = $2)",
+        )
+        .bind(workspace_id)
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(permission_row).transpose()
+    }
+
+    pub async fn list_permissions(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<PermissionRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, slug, description FROM permissions WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(cursor.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(permission_row).collect()
+    }
+
+    pub async fn delete_permission(&self, permission_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM keys_permissions WHERE permission_id = $1",
+            "DELETE FROM roles_permissions WHERE permission_id = $1",
+            "DELETE FROM permissions WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(permission_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a role with existing permissions (by id or slug); `Err(reference)` names
+    /// the first permission that does not exist.
+    pub async fn insert_role(
+        &self,
+        workspace_id: &str,
+        role: &RoleRow,
+        permissions: &[String],
+        now: i64,
+    ) -> StoreResult<Result<(), String>> {
+        let mut ids = Vec::with_capacity(permissions.len());
+        for p in permissions {
+            match self.find_permission(workspace_id, p).await? {
+                Some(found) => ids.push(found.id),
+                None => return Ok(Err(p.clone())),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO roles (id, workspace_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&role.id)
+            .bind(workspace_id)
+            .bind(&role.name)
+            .bind(&role.description)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        ids.sort();
+        ids.dedup();
+        for pid in ids {
+            sqlx::query("INSERT INTO roles_permissions (role_id, permission_id) VALUES ($1, $2)")
+                .bind(&role.id)
+                .bind(pid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// By id or name.
+    pub async fn find_role(
+        &self,
+        workspace_id: &str,
+        reference: &str,
+    ) -> StoreResult<Option<RoleRow>> {
+        let row = sqlx::query("SELECT id, name, description FROM roles WHERE workspace_id = $1 AND (id = $2 OR name = $2)")
+            .bind(workspace_id)
+            .bind(reference)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(role_row).transpose()
+    }
+
+    pub async fn role_permissions(&self, role_id: &str) -> StoreResult<Vec<PermissionRow>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.slug, p.description FROM permissions p
+               JOIN roles_permissions rp ON rp.permission_id = p.id WHERE rp.role_id = $1 ORDER BY p.slug",
+        )
+        .bind(role_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(permission_row).collect()
+    }
+
+    pub async fn list_roles(
+        &self,
+        workspace_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<RoleRow>> {
+        let rows = sqlx::query("SELECT id, name, description FROM roles WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(workspace_id)
+            .bind(cursor.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(role_row).collect()
+    }
+
+    pub async fn delete_role(&self, role_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM keys_roles WHERE role_id = $1",
+            "DELETE FROM roles_permissions WHERE role_id = $1",
+            "DELETE FROM roles WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(role_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
