@@ -9,3 +9,4 @@ mod harness;
 mod stateful;
 mod status_200;
 mod status_4xx;
+mod unkey_sdk;
