@@ -121,6 +121,13 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(e.content_type(accept().as_deref())),
         );
+        if e.status == 413 {
+            // The rest of the oversized body was never read, so this connection cannot
+            // carry another request; say so, or clients will reuse it and fail.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
