@@ -10,7 +10,7 @@ cargo build --release -p keyway-origin --bin keyway --example hello_world >/dev/
 
 dir=$(mktemp -d)
 root="root_bench_$RANDOM$RANDOM"
-KEYWAY_ROOT_KEY=$root KEYWAY_LOG=warn target/release/keyway serve --listen 127.0.0.1:18080 \
+env KEYWAY_ROOT_KEY=$root KEYWAY_LOG=warn ${KEYWAY_BENCH_ENV:-} target/release/keyway serve --listen 127.0.0.1:18080 \
   --database "sqlite://$dir/k.db" 2>"$dir/keyway.log" &
 keyway=$!
 target/release/examples/hello_world 127.0.0.1:18081 &

@@ -66,10 +66,7 @@ pub async fn context_layer(
             .map(str::to_string),
         started: Instant::now(),
     };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = ctx.started;
     let mut response = CONTEXT.scope(ctx.clone(), next.run(req)).await;
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -78,7 +75,7 @@ pub async fn context_layer(
     state
         .metrics
         .request_duration
-        .with_label_values(&[&route])
+        .with_label_values(&[route.as_ref().map_or("unmatched", |r| r.as_str())])
         .observe(started.elapsed().as_secs_f64());
     response
 }

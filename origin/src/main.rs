@@ -5,6 +5,11 @@ use keyway_origin::config::{LogFormat, ServeConfig};
 use keyway_origin::{ids, server, store::Store};
 use tracing_subscriber::EnvFilter;
 
+// The hot path allocates small, short-lived objects across two worker threads; glibc's
+// malloc spent about 13% of a loaded server's CPU on them (perf), mimalloc much less.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "keyway",

@@ -3,6 +3,7 @@
 //! Each server owns its registry (no global), so several servers in one test process do
 //! not share counts.
 
+use keyway_core::api::keys::VerifyCode;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -10,7 +11,9 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
-    pub verifications: IntCounterVec,
+    /// One counter per verify code, resolved once: `with_label_values` hashes its labels
+    /// on every call, which the hot path does not need to pay.
+    verifications: Vec<(VerifyCode, IntCounter)>,
     pub cache: IntCounterVec,
     pub event_buffer_depth: IntGauge,
     pub events_dropped: IntCounter,
@@ -59,6 +62,10 @@ impl Metrics {
             &["route"],
         )?;
         registry.register(Box::new(verifications.clone()))?;
+        let verifications = VerifyCode::ALL
+            .iter()
+            .map(|c| Ok((*c, verifications.get_metric_with_label_values(&[c.as_str()])?)))
+            .collect::<prometheus::Result<Vec<_>>>()?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(event_buffer_depth.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
@@ -73,6 +80,12 @@ impl Metrics {
             events_written,
             request_duration,
         })
+    }
+
+    pub fn verified(&self, code: VerifyCode) {
+        if let Some((_, c)) = self.verifications.iter().find(|(k, _)| *k == code) {
+            c.inc();
+        }
     }
 
     pub fn render(&self) -> String {

@@ -89,10 +89,12 @@ pub fn router(state: AppState) -> Router {
         .route(keyway_core::wire::SNAPSHOT_PATH, post(internal::snapshot))
         .route(keyway_core::wire::VERIFY_PATH, post(internal::verify))
         .route(keyway_core::wire::EVENTS_PATH, post(internal::events))
+        // A route layer runs after routing, so it sees the matched path for the latency
+        // histogram's label; the fallbacks below make their own request ids.
+        .route_layer(middleware::from_fn_with_state(state.clone(), context_layer))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         // Our own extractor enforces the limit with a 413 in the error envelope.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), context_layer))
         .with_state(state)
 }

@@ -59,7 +59,7 @@ impl AppState {
     pub async fn authenticate_hash(&self, hash: &KeyHash) -> Result<RootScope, AppError> {
         let (snapshot, _) = self.lookup(hash).await?;
         Ok(RootScope::from_snapshot(
-            snapshot.as_deref(),
+            snapshot,
             ids::now_ms(),
         )?)
     }

@@ -84,11 +84,14 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let query = Query::parse("api.read AND api.write").unwrap();
-    let caller = RootScope {
-        key_id: "root".into(),
-        workspace_id: "ws_1".into(),
-        permissions: vec!["api.*.verify_key".into()],
-    };
+    // The bootstrap root key's full grant list, as the origin's hot path sees it.
+    let mut root = snapshot();
+    root.for_workspace_id = Some("ws_1".into());
+    root.permissions = keyway_core::auth::ALL_ROOT_PERMISSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let caller = RootScope::from_snapshot(Some(std::sync::Arc::new(root.normalized())), 0).unwrap();
     let mut counters = Counters(HashMap::from([(
         "rl_1".to_string(),
         WindowState::default(),

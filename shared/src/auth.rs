@@ -5,6 +5,8 @@
 //! does mean "any id". The edge and the origin both authorize with these functions, so a
 //! request is refused the same way whichever one answers it.
 
+use std::sync::Arc;
+
 use crate::error::ApiError;
 use crate::snapshot::KeySnapshot;
 
@@ -58,58 +60,66 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, ApiError> {
 }
 
 /// An authenticated root key: the workspace it acts for and what it may do there.
+///
+/// It shares the cached snapshot instead of copying its grants: a bootstrap root key has
+/// about thirty, and copying them on every request was measurable on the hot path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootScope {
-    pub key_id: String,
-    pub workspace_id: String,
-    /// Sorted.
-    pub permissions: Vec<String>,
+    snapshot: Arc<KeySnapshot>,
+}
+
+/// Does `grant` (`<resource>.<id or *>.<action>`) cover `resource` `id` `action`?
+/// `id: None` asks for the wildcard grant. Compares in place, allocating nothing.
+fn grant_covers(grant: &str, resource: &str, id: Option<&str>, action: &str) -> bool {
+    let middle = grant
+        .strip_prefix(resource)
+        .and_then(|g| g.strip_prefix('.'))
+        .and_then(|g| g.strip_suffix(action))
+        .and_then(|g| g.strip_suffix('.'));
+    match middle {
+        Some("*") => true,
+        Some(m) => id == Some(m),
+        None => false,
+    }
 }
 
 impl RootScope {
     /// A root key snapshot becomes a scope; anything else is a 401. A normal key used as
     /// a root key is as unknown as a random string, and says so in the same words.
-    pub fn from_snapshot(
-        snapshot: Option<&KeySnapshot>,
-        now_ms: i64,
-    ) -> Result<RootScope, ApiError> {
-        let unknown = || {
-            ApiError::unauthorized(
-                "The provided root key is invalid. Check that you are using a root key, not a key of your API.",
-            )
-        };
+    pub fn from_snapshot(snapshot: Option<Arc<KeySnapshot>>, now_ms: i64) -> Result<RootScope, ApiError> {
+        let unknown = || ApiError::unauthorized("The provided root key is invalid. Check that you are using a root key, not a key of your API.");
         let s = snapshot.ok_or_else(unknown)?;
-        let workspace_id = s.for_workspace_id.as_ref().ok_or_else(unknown)?;
-        if s.deleted || !s.enabled || s.is_expired(now_ms) {
+        if s.for_workspace_id.is_none() || s.deleted || !s.enabled || s.is_expired(now_ms) {
             return Err(unknown());
         }
-        Ok(RootScope {
-            key_id: s.key_id.clone(),
-            workspace_id: workspace_id.clone(),
-            permissions: s.permissions.clone(),
-        })
+        Ok(RootScope { snapshot: s })
     }
 
-    fn has(&self, p: &str) -> bool {
-        self.permissions
-            .binary_search_by(|x| x.as_str().cmp(p))
-            .is_ok()
+    pub fn key_id(&self) -> &str {
+        &self.snapshot.key_id
+    }
+
+    pub fn workspace_id(&self) -> &str {
+        self.snapshot.for_workspace_id.as_deref().unwrap_or_default()
+    }
+
+    pub fn permissions(&self) -> &[String] {
+        &self.snapshot.permissions
     }
 
     /// May act on `resource` `id` (or on every id when `id` is `None` and the grant is `*`).
     pub fn allows(&self, resource: &str, id: Option<&str>, action: &str) -> bool {
-        if self.has(&format!("{resource}.*.{action}")) {
-            return true;
-        }
-        id.is_some_and(|id| self.has(&format!("{resource}.{id}.{action}")))
+        self.permissions().iter().any(|g| grant_covers(g, resource, id, action))
     }
 
     /// Holds the action for at least one id: decides 403 versus a per-item answer.
     pub fn allows_any(&self, resource: &str, action: &str) -> bool {
-        let head = format!("{resource}.");
-        let tail = format!(".{action}");
-        self.permissions.iter().any(|p| {
-            p.starts_with(&head) && p.ends_with(&tail) && p.len() > head.len() + tail.len()
+        self.permissions().iter().any(|g| {
+            g.strip_prefix(resource)
+                .and_then(|g| g.strip_prefix('.'))
+                .and_then(|g| g.strip_suffix(action))
+                .and_then(|g| g.strip_suffix('.'))
+                .is_some_and(|m| !m.is_empty())
         })
     }
 
@@ -127,18 +137,15 @@ impl RootScope {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::snapshot::fixtures;
 
-    fn scope(perms: &[&str]) -> RootScope {
-        let mut permissions: Vec<String> = perms.iter().map(|s| s.to_string()).collect();
-        permissions.sort();
-        RootScope {
-            key_id: "key_r".into(),
-            workspace_id: "ws_1".into(),
-            permissions,
-        }
+    pub(crate) fn scope(perms: &[&str]) -> RootScope {
+        let mut root = fixtures::key();
+        root.for_workspace_id = Some("ws_1".into());
+        root.permissions = perms.iter().map(|s| s.to_string()).collect();
+        RootScope::from_snapshot(Some(Arc::new(root.normalized())), 0).unwrap()
     }
 
     #[test]
@@ -160,38 +167,24 @@ mod tests {
         assert!(!s.allows("api", None, "create_key"));
         assert!(s.allows_any("api", "create_key"));
         assert!(!s.allows_any("api", "delete_key"));
-        assert_eq!(
-            s.require("api", Some("api_2"), "create_key")
-                .unwrap_err()
-                .status,
-            403
-        );
+        assert_eq!(s.require("api", Some("api_2"), "create_key").unwrap_err().status, 403);
+        // Prefixes and suffixes must match whole segments.
+        assert!(!scope(&["apis.*.verify_key"]).allows("api", Some("x"), "verify_key"));
+        assert!(!scope(&["api.*.verify_keys"]).allows("api", Some("x"), "verify_key"));
+        assert!(!scope(&["api..verify_key"]).allows_any("api", "verify_key"));
+        assert!(!scope(&["api.x.verify_key"]).allows("api", Some("y"), "verify_key"));
     }
 
     #[test]
     fn only_live_root_keys_authenticate() {
-        let normal = fixtures::key();
-        assert_eq!(
-            RootScope::from_snapshot(Some(&normal), 0)
-                .unwrap_err()
-                .status,
-            401
-        );
+        let normal = Arc::new(fixtures::key());
+        assert_eq!(RootScope::from_snapshot(Some(normal), 0).unwrap_err().status, 401);
         assert_eq!(RootScope::from_snapshot(None, 0).unwrap_err().status, 401);
         let mut root = fixtures::key();
         root.for_workspace_id = Some("ws_1".into());
-        assert_eq!(
-            RootScope::from_snapshot(Some(&root), 0)
-                .unwrap()
-                .workspace_id,
-            "ws_1"
-        );
+        let scope = RootScope::from_snapshot(Some(Arc::new(root.clone())), 0).unwrap();
+        assert_eq!(scope.workspace_id(), "ws_1");
         root.expires = Some(10);
-        assert_eq!(
-            RootScope::from_snapshot(Some(&root), 10)
-                .unwrap_err()
-                .status,
-            401
-        );
+        assert_eq!(RootScope::from_snapshot(Some(Arc::new(root)), 10).unwrap_err().status, 401);
     }
 }

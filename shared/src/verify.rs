@@ -202,7 +202,7 @@ pub fn decide<S: KeyState>(
 ) -> Result<Verdict, VerifyError<S::Error>> {
     // 1. Not found, deleted, a root key, or outside the caller's workspace.
     let key = match snapshot {
-        Some(k) if !k.deleted && !k.is_root_key() && k.workspace_id == caller.workspace_id => k,
+        Some(k) if !k.deleted && !k.is_root_key() && k.workspace_id == caller.workspace_id() => k,
         _ => {
             return Ok(Verdict::of(VerifyKeyResponseData::bare(
                 VerifyCode::NotFound,
@@ -337,11 +337,7 @@ mod tests {
     }
 
     fn root(perms: &[&str]) -> RootScope {
-        RootScope {
-            key_id: "key_root".into(),
-            workspace_id: "ws_1".into(),
-            permissions: perms.iter().map(|s| s.to_string()).collect(),
-        }
+        crate::auth::tests::scope(perms)
     }
 
     fn req(json: &str) -> VerifyKeyRequest {

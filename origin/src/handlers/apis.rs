@@ -26,7 +26,7 @@ pub async fn create_api(
     authorize_all(&caller, "api", "create_api")?;
     let api = ApiRow {
         id: ids::new_id("api"),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_string(),
         keyspace_id: ids::new_id("ks"),
         name: req.name,
     };
@@ -50,7 +50,7 @@ pub async fn get_api(
     authorize(&caller, "api", Some(&req.api_id), "read_api", api_not_found)?;
     let api = state
         .store
-        .find_api(&caller.workspace_id, &req.api_id)
+        .find_api(caller.workspace_id(), &req.api_id)
         .await?
         .ok_or_else(|| AppError(api_not_found()))?;
     ok(ApiData {
@@ -75,7 +75,7 @@ pub async fn delete_api(
     )?;
     let api = state
         .store
-        .find_api(&caller.workspace_id, &req.api_id)
+        .find_api(caller.workspace_id(), &req.api_id)
         .await?
         .ok_or_else(|| AppError(api_not_found()))?;
     state.store.delete_api(&api.id, ids::now_ms()).await?;
@@ -99,7 +99,7 @@ pub async fn list_keys(
     authorize(&caller, "api", Some(&req.api_id), "read_key", api_not_found)?;
     let api = state
         .store
-        .find_api(&caller.workspace_id, &req.api_id)
+        .find_api(caller.workspace_id(), &req.api_id)
         .await?
         .ok_or_else(|| AppError(api_not_found()))?;
     let rows = state

@@ -74,7 +74,7 @@ pub async fn create_identity(
     state
         .store
         .insert_identity(
-            &caller.workspace_id,
+            caller.workspace_id(),
             &row,
             &new_ratelimits(req.ratelimits.as_ref()),
             ids::now_ms(),
@@ -97,7 +97,7 @@ pub async fn get_identity(
     authorize_all(&caller, "identity", "read_identity")?;
     let row = state
         .store
-        .find_identity(&caller.workspace_id, &req.identity)
+        .find_identity(caller.workspace_id(), &req.identity)
         .await?
         .ok_or_else(|| AppError(identity_not_found()))?;
     ok(identity_data(&state, row).await?)
@@ -114,7 +114,7 @@ pub async fn list_identities(
     let rows = state
         .store
         .list_identities(
-            &caller.workspace_id,
+            caller.workspace_id(),
             req.cursor.as_deref(),
             req.search.as_deref(),
             limit + 1,
@@ -141,7 +141,7 @@ pub async fn update_identity(
     authorize_all(&caller, "identity", "update_identity")?;
     let row = state
         .store
-        .find_identity(&caller.workspace_id, &req.identity)
+        .find_identity(caller.workspace_id(), &req.identity)
         .await?
         .ok_or_else(|| AppError(identity_not_found()))?;
     let limits = req
@@ -151,7 +151,7 @@ pub async fn update_identity(
     state
         .store
         .update_identity(
-            &caller.workspace_id,
+            caller.workspace_id(),
             &row.id,
             req.meta.as_ref().map(|_| meta_text(&req.meta)),
             limits.as_deref(),
@@ -161,7 +161,7 @@ pub async fn update_identity(
     state.invalidate(HashFilter::Identity(&row.id)).await?;
     let updated = state
         .store
-        .find_identity(&caller.workspace_id, &row.id)
+        .find_identity(caller.workspace_id(), &row.id)
         .await?
         .ok_or_else(|| AppError(identity_not_found()))?;
     ok(identity_data(&state, updated).await?)
@@ -179,7 +179,7 @@ pub async fn delete_identity(
     authorize_all(&caller, "identity", "delete_identity")?;
     let row = state
         .store
-        .find_identity(&caller.workspace_id, &req.identity)
+        .find_identity(caller.workspace_id(), &req.identity)
         .await?
         .ok_or_else(|| AppError(identity_not_found()))?;
     // Collect the affected keys before the delete unlinks them.

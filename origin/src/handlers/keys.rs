@@ -187,7 +187,7 @@ async fn key_for(
 ) -> Result<KeyRow, AppError> {
     let row = state
         .store
-        .find_key(&caller.workspace_id, key_id)
+        .find_key(caller.workspace_id(), key_id)
         .await?
         .ok_or_else(|| AppError(key_not_found()))?;
     authorize(caller, "api", row.api_id.as_deref(), action, key_not_found)?;
@@ -246,7 +246,7 @@ pub async fn create_key(
     )?;
     let api = state
         .store
-        .find_api(&caller.workspace_id, &req.api_id)
+        .find_api(caller.workspace_id(), &req.api_id)
         .await?
         .ok_or_else(|| AppError(api_not_found()))?;
 
@@ -260,7 +260,7 @@ pub async fn create_key(
         Some(ext) => Some(
             state
                 .store
-                .upsert_identity(&caller.workspace_id, ext, now)
+                .upsert_identity(caller.workspace_id(), ext, now)
                 .await?,
         ),
         None => None,
@@ -271,7 +271,7 @@ pub async fn create_key(
         id: key_id.clone(),
         hash: minted.hash.as_str().to_string(),
         start: minted.start.clone(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_string(),
         for_workspace_id: None,
         api_id: Some(api.id.clone()),
         keyspace_id: Some(api.keyspace_id.clone()),
@@ -335,7 +335,7 @@ pub async fn whoami(
         .store
         .find_key_by_hash(hash.as_str())
         .await?
-        .filter(|r| r.workspace_id == caller.workspace_id && r.api_id.is_some())
+        .filter(|r| r.workspace_id == caller.workspace_id() && r.api_id.is_some())
         .ok_or_else(|| AppError(key_not_found()))?;
     authorize(
         &caller,
@@ -410,7 +410,7 @@ pub async fn update_key(
         Patch::Value(ext) => Some(Some(
             state
                 .store
-                .upsert_identity(&caller.workspace_id, ext, now)
+                .upsert_identity(caller.workspace_id(), ext, now)
                 .await?,
         )),
     };
@@ -444,7 +444,7 @@ pub async fn update_key(
     };
     state
         .store
-        .update_key(&row.id, &caller.workspace_id, &update, now)
+        .update_key(&row.id, caller.workspace_id(), &update, now)
         .await?
         .map_err(missing_to_error)?;
     if let Some(remaining) = remaining {
@@ -527,7 +527,7 @@ pub async fn update_credits(
         };
         state
             .store
-            .update_key(&row.id, &caller.workspace_id, &clear, now)
+            .update_key(&row.id, caller.workspace_id(), &clear, now)
             .await?
             .map_err(missing_to_error)?;
     }
@@ -572,7 +572,7 @@ pub async fn reroll_key(
         id: new_id.clone(),
         hash: minted.hash.as_str().to_string(),
         start: minted.start.clone(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_string(),
         for_workspace_id: None,
         api_id: row.api_id.clone(),
         keyspace_id: Some(snap.keyspace_id.clone()),
@@ -623,7 +623,7 @@ pub async fn reroll_key(
     };
     state
         .store
-        .update_key(&row.id, &caller.workspace_id, &expire, now)
+        .update_key(&row.id, caller.workspace_id(), &expire, now)
         .await?
         .map_err(missing_to_error)?;
     state
@@ -665,7 +665,7 @@ async fn change_permissions(
         .store
         .change_key_permissions(
             &row.id,
-            &caller.workspace_id,
+            caller.workspace_id(),
             &req.permissions,
             op,
             ids::now_ms(),
@@ -725,7 +725,7 @@ async fn change_roles(
     let row = key_for(&state, &caller, &req.key_id, "update_key").await?;
     state
         .store
-        .change_key_roles(&row.id, &caller.workspace_id, &req.roles, op, ids::now_ms())
+        .change_key_roles(&row.id, caller.workspace_id(), &req.roles, op, ids::now_ms())
         .await?
         .map_err(missing_to_error)?;
     state.invalidate(HashFilter::Key(&row.id)).await?;

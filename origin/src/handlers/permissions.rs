@@ -66,7 +66,7 @@ pub async fn create_permission(
     };
     match state
         .store
-        .insert_permission(&caller.workspace_id, &row, ids::now_ms())
+        .insert_permission(caller.workspace_id(), &row, ids::now_ms())
         .await
     {
         Ok(()) => ok(CreatePermissionResponseData {
@@ -92,7 +92,7 @@ pub async fn get_permission(
     authorize_all(&caller, "rbac", "read_permission")?;
     let p = state
         .store
-        .find_permission(&caller.workspace_id, &req.permission)
+        .find_permission(caller.workspace_id(), &req.permission)
         .await?
         .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
     ok(permission_data(p))
@@ -108,7 +108,7 @@ pub async fn list_permissions(
     authorize_all(&caller, "rbac", "read_permission")?;
     let rows = state
         .store
-        .list_permissions(&caller.workspace_id, req.cursor.as_deref(), limit + 1)
+        .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
     ok_list(rows.into_iter().map(permission_data).collect(), cursor)
@@ -126,7 +126,7 @@ pub async fn delete_permission(
     authorize_all(&caller, "rbac", "delete_permission")?;
     let p = state
         .store
-        .find_permission(&caller.workspace_id, &req.permission)
+        .find_permission(caller.workspace_id(), &req.permission)
         .await?
         .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
     let hashes = state
@@ -161,7 +161,7 @@ pub async fn create_role(
     let perms = req.permissions.unwrap_or_default();
     match state
         .store
-        .insert_role(&caller.workspace_id, &row, &perms, ids::now_ms())
+        .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
         .await
     {
         Ok(Ok(())) => ok(CreateRoleResponseData { role_id: row.id }),
@@ -186,7 +186,7 @@ pub async fn get_role(
     authorize_all(&caller, "rbac", "read_role")?;
     let r = state
         .store
-        .find_role(&caller.workspace_id, &req.role)
+        .find_role(caller.workspace_id(), &req.role)
         .await?
         .ok_or_else(|| AppError(role_not_found(&req.role)))?;
     ok(role_data(&state, r).await?)
@@ -202,7 +202,7 @@ pub async fn list_roles(
     authorize_all(&caller, "rbac", "read_role")?;
     let rows = state
         .store
-        .list_roles(&caller.workspace_id, req.cursor.as_deref(), limit + 1)
+        .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
     let mut out = Vec::with_capacity(rows.len());
@@ -224,7 +224,7 @@ pub async fn delete_role(
     authorize_all(&caller, "rbac", "delete_role")?;
     let r = state
         .store
-        .find_role(&caller.workspace_id, &req.role)
+        .find_role(caller.workspace_id(), &req.role)
         .await?
         .ok_or_else(|| AppError(role_not_found(&req.role)))?;
     let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;

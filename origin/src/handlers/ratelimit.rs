@@ -52,14 +52,14 @@ async fn run(
     for r in reqs {
         let o = state
             .store
-            .find_override(&caller.workspace_id, &r.namespace, &r.identifier)
+            .find_override(caller.workspace_id(), &r.namespace, &r.identifier)
             .await?;
         let (limit, duration) = o
             .as_ref()
             .map_or((r.limit, r.duration), |o| (o.limit, o.duration));
         counters.push(format!(
             "ns:{}:{}:{}",
-            caller.workspace_id, r.namespace, r.identifier
+            caller.workspace_id(), r.namespace, r.identifier
         ));
         specs.push(LimitSpec {
             limit,
@@ -77,7 +77,7 @@ async fn run(
         state.events.record(Event::Ratelimit(RatelimitEvent {
             time_ms: now,
             request_id: request_id(),
-            workspace_id: caller.workspace_id.clone(),
+            workspace_id: caller.workspace_id().to_string(),
             namespace: r.namespace.clone(),
             identifier: r.identifier.clone(),
             passed,
@@ -165,7 +165,7 @@ pub async fn set_override(
     };
     let id = state
         .store
-        .set_override(&caller.workspace_id, &row, ids::now_ms())
+        .set_override(caller.workspace_id(), &row, ids::now_ms())
         .await?;
     ok(SetOverrideResponseData { override_id: id })
 }
@@ -182,7 +182,7 @@ pub async fn get_override(
     require_limit(&caller, &req.namespace, "read_override")?;
     let o = state
         .store
-        .find_override(&caller.workspace_id, &req.namespace, &req.identifier)
+        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
         .ok_or_else(|| AppError(override_not_found()))?;
     ok(OverrideData {
@@ -207,7 +207,7 @@ pub async fn list_overrides(
     let rows = state
         .store
         .list_overrides(
-            &caller.workspace_id,
+            caller.workspace_id(),
             &req.namespace,
             req.cursor.as_deref(),
             limit + 1,
@@ -238,7 +238,7 @@ pub async fn delete_override(
     require_limit(&caller, &req.namespace, "delete_override")?;
     let o = state
         .store
-        .find_override(&caller.workspace_id, &req.namespace, &req.identifier)
+        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
         .ok_or_else(|| AppError(override_not_found()))?;
     state.store.delete_override(&o.id).await?;

@@ -53,15 +53,11 @@ pub async fn verify(
         Err(VerifyError::Api(e)) => return Err(AppError(e)),
         Err(VerifyError::State(never)) => match never {},
     };
-    state
-        .metrics
-        .verifications
-        .with_label_values(&[verdict.data.code.as_str()])
-        .inc();
+    state.metrics.verified(verdict.data.code);
     state.events.record(Event::Verification(VerificationEvent {
         time_ms: now,
         request_id: request_id(),
-        workspace_id: caller.workspace_id.clone(),
+        workspace_id: caller.workspace_id().to_string(),
         api_id: snapshot
             .as_ref()
             .map(|s| s.api_id.clone())
