@@ -32,8 +32,15 @@ LUA
 # Warm both, then measure.
 wrk -t2 -c"$conns" -d2s -s "$dir/post.lua" http://127.0.0.1:18080/v2/keys.verifyKey >/dev/null
 wrk -t2 -c"$conns" -d2s -s "$dir/post.lua" http://127.0.0.1:18081/v2/keys.verifyKey >/dev/null
-echo "== axum hello-world"
-wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" http://127.0.0.1:18081/v2/keys.verifyKey | grep -E "Requests/sec|99%|50%|Latency "
-echo "== keyway verifyKey (hot key, 2 permissions, 1 rate limit)"
-wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" http://127.0.0.1:18080/v2/keys.verifyKey | grep -E "Requests/sec|99%|50%|Latency "
+# The machine is noisy: alternate the two, several rounds, and compare within a round.
+rounds=${ROUNDS:-3}
+for r in $(seq "$rounds"); do
+  h=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" http://127.0.0.1:18081/v2/keys.verifyKey)
+  k=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" http://127.0.0.1:18080/v2/keys.verifyKey)
+  hr=$(echo "$h" | awk '/Requests\/sec/ {print $2}'); kr=$(echo "$k" | awk '/Requests\/sec/ {print $2}')
+  hp=$(echo "$h" | awk '$1=="99%" {print $2}'); kp=$(echo "$k" | awk '$1=="99%" {print $2}')
+  h50=$(echo "$h" | awk '$1=="50%" {print $2}'); k50=$(echo "$k" | awk '$1=="50%" {print $2}')
+  printf 'round %s: hello-world %8.0f req/s (p50 %s, p99 %s) | verifyKey %8.0f req/s (p50 %s, p99 %s) | ratio %.2f\n' \
+    "$r" "$hr" "$h50" "$hp" "$kr" "$k50" "$kp" "$(echo "$kr / $hr" | bc -l)"
+done
 curl -sf localhost:18080/v2/keys.verifyKey -H "Authorization: Bearer $root" -d "{\"key\":\"$key\"}" | grep -q '"VALID"' && echo "(last verification still VALID)"

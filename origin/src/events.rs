@@ -72,7 +72,10 @@ impl EventBatcher {
             metrics,
         });
         let task = tokio::spawn(run(store, Arc::clone(&buffer)));
-        EventBatcher { sink: EventSink { buffer }, task }
+        EventBatcher {
+            sink: EventSink { buffer },
+            task,
+        }
     }
 
     /// Stops accepting, writes everything buffered, and waits for the writer to finish.
@@ -131,7 +134,10 @@ async fn write(store: &Store, batch: Vec<Event>, metrics: &Metrics) {
             }
         }
     }
-    tracing::error!(events = n, "dropping an analytics batch after repeated write failures");
+    tracing::error!(
+        events = n,
+        "dropping an analytics batch after repeated write failures"
+    );
     metrics.events_dropped.inc_by(n as u64);
     metrics.event_buffer_depth.sub(n as i64);
 }

@@ -5,12 +5,19 @@
 //! middleware, so both success envelopes and errors carry the same `req_…` id without
 //! threading it through every handler.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use tower_layer::Layer;
+use tower_service::Service;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keyway_core::api::{Envelope, ListEnvelope, Meta, Pagination};
 use keyway_core::error::ApiError;
@@ -19,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ids;
-use crate::state::AppState;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -52,32 +59,79 @@ fn accept() -> Option<String> {
 }
 
 /// Gives each request its id, times it, and scopes the context for the handler.
-pub async fn context_layer(
-    state: axum::extract::State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let ctx = RequestContext {
-        request_id: ids::request_id(),
-        accept: req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        started: Instant::now(),
-    };
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let started = ctx.started;
-    let mut response = CONTEXT.scope(ctx.clone(), next.run(req)).await;
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        response.headers_mut().insert("x-request-id", v);
+///
+/// A hand-written layer rather than `middleware::from_fn`: measured with wrk on
+/// `/v2/liveness`, `from_fn` (which clones the inner route service and boxes per request)
+/// plus a random request id cost about a quarter of the server's throughput.
+#[derive(Clone)]
+pub struct ContextLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl ContextLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
     }
-    state
-        .metrics
-        .request_duration
-        .with_label_values(&[route.as_ref().map_or("unmatched", |r| r.as_str())])
-        .observe(started.elapsed().as_secs_f64());
-    response
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ContextService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ContextService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> Service<Request> for ContextService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = ids::request_id();
+        let header = HeaderValue::from_str(&request_id).ok();
+        let ctx = RequestContext {
+            request_id,
+            accept: req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            started,
+        };
+        let histogram = self.metrics.route_histogram(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str()),
+        );
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let Ok(mut response) = CONTEXT.scope(ctx, fut).await;
+            if let Some(v) = header {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            histogram.observe(started.elapsed().as_secs_f64());
+            Ok(response)
+        })
+    }
 }
 
 /// An error on its way to the client.

@@ -15,8 +15,16 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{body}")
 }
 
+/// Request ids only need to be unique, not secret: a random per-process prefix and a
+/// counter, formatted without a random draw per request.
 pub fn request_id() -> String {
-    new_id("req")
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| rand::rng().next_u64());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("req_{prefix:016x}{n:012x}")
 }
 
 pub fn mint_key(prefix: Option<&str>, byte_length: usize) -> Result<MintedKey, KeyFormatError> {

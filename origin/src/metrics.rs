@@ -4,9 +4,12 @@
 //! not share counts.
 
 use keyway_core::api::keys::VerifyCode;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,6 +22,7 @@ pub struct Metrics {
     pub events_dropped: IntCounter,
     pub events_written: IntCounter,
     pub request_duration: HistogramVec,
+    routes: RwLock<HashMap<String, Histogram>>,
 }
 
 impl Metrics {
@@ -64,7 +68,12 @@ impl Metrics {
         registry.register(Box::new(verifications.clone()))?;
         let verifications = VerifyCode::ALL
             .iter()
-            .map(|c| Ok((*c, verifications.get_metric_with_label_values(&[c.as_str()])?)))
+            .map(|c| {
+                Ok((
+                    *c,
+                    verifications.get_metric_with_label_values(&[c.as_str()])?,
+                ))
+            })
             .collect::<prometheus::Result<Vec<_>>>()?;
         registry.register(Box::new(cache.clone()))?;
         registry.register(Box::new(event_buffer_depth.clone()))?;
@@ -79,7 +88,26 @@ impl Metrics {
             events_dropped,
             events_written,
             request_duration,
+            routes: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The latency histogram of a route, resolved once per route and then shared.
+    pub fn route_histogram(&self, route: &str) -> Histogram {
+        if let Some(h) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+        {
+            return h.clone();
+        }
+        let h = self.request_duration.with_label_values(&[route]);
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(route.to_string(), h.clone());
+        h
     }
 
     pub fn verified(&self, code: VerifyCode) {

@@ -2,11 +2,10 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::handlers::{apis, identities, internal, keys, ops, permissions, ratelimit, verify};
-use crate::http::{MAX_BODY_BYTES, context_layer};
+use crate::http::{ContextLayer, MAX_BODY_BYTES};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -91,7 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route(keyway_core::wire::EVENTS_PATH, post(internal::events))
         // A route layer runs after routing, so it sees the matched path for the latency
         // histogram's label; the fallbacks below make their own request ids.
-        .route_layer(middleware::from_fn_with_state(state.clone(), context_layer))
+        .route_layer(ContextLayer::new(state.metrics.clone()))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         // Our own extractor enforces the limit with a 413 in the error envelope.

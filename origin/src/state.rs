@@ -58,10 +58,7 @@ impl AppState {
 
     pub async fn authenticate_hash(&self, hash: &KeyHash) -> Result<RootScope, AppError> {
         let (snapshot, _) = self.lookup(hash).await?;
-        Ok(RootScope::from_snapshot(
-            snapshot,
-            ids::now_ms(),
-        )?)
+        Ok(RootScope::from_snapshot(snapshot, ids::now_ms())?)
     }
 
     /// Drops the cached snapshots a committed write changed. Called before answering.

@@ -86,8 +86,15 @@ fn grant_covers(grant: &str, resource: &str, id: Option<&str>, action: &str) -> 
 impl RootScope {
     /// A root key snapshot becomes a scope; anything else is a 401. A normal key used as
     /// a root key is as unknown as a random string, and says so in the same words.
-    pub fn from_snapshot(snapshot: Option<Arc<KeySnapshot>>, now_ms: i64) -> Result<RootScope, ApiError> {
-        let unknown = || ApiError::unauthorized("The provided root key is invalid. Check that you are using a root key, not a key of your API.");
+    pub fn from_snapshot(
+        snapshot: Option<Arc<KeySnapshot>>,
+        now_ms: i64,
+    ) -> Result<RootScope, ApiError> {
+        let unknown = || {
+            ApiError::unauthorized(
+                "The provided root key is invalid. Check that you are using a root key, not a key of your API.",
+            )
+        };
         let s = snapshot.ok_or_else(unknown)?;
         if s.for_workspace_id.is_none() || s.deleted || !s.enabled || s.is_expired(now_ms) {
             return Err(unknown());
@@ -100,7 +107,10 @@ impl RootScope {
     }
 
     pub fn workspace_id(&self) -> &str {
-        self.snapshot.for_workspace_id.as_deref().unwrap_or_default()
+        self.snapshot
+            .for_workspace_id
+            .as_deref()
+            .unwrap_or_default()
     }
 
     pub fn permissions(&self) -> &[String] {
@@ -109,7 +119,9 @@ impl RootScope {
 
     /// May act on `resource` `id` (or on every id when `id` is `None` and the grant is `*`).
     pub fn allows(&self, resource: &str, id: Option<&str>, action: &str) -> bool {
-        self.permissions().iter().any(|g| grant_covers(g, resource, id, action))
+        self.permissions()
+            .iter()
+            .any(|g| grant_covers(g, resource, id, action))
     }
 
     /// Holds the action for at least one id: decides 403 versus a per-item answer.
@@ -167,7 +179,12 @@ pub(crate) mod tests {
         assert!(!s.allows("api", None, "create_key"));
         assert!(s.allows_any("api", "create_key"));
         assert!(!s.allows_any("api", "delete_key"));
-        assert_eq!(s.require("api", Some("api_2"), "create_key").unwrap_err().status, 403);
+        assert_eq!(
+            s.require("api", Some("api_2"), "create_key")
+                .unwrap_err()
+                .status,
+            403
+        );
         // Prefixes and suffixes must match whole segments.
         assert!(!scope(&["apis.*.verify_key"]).allows("api", Some("x"), "verify_key"));
         assert!(!scope(&["api.*.verify_keys"]).allows("api", Some("x"), "verify_key"));
@@ -178,13 +195,23 @@ pub(crate) mod tests {
     #[test]
     fn only_live_root_keys_authenticate() {
         let normal = Arc::new(fixtures::key());
-        assert_eq!(RootScope::from_snapshot(Some(normal), 0).unwrap_err().status, 401);
+        assert_eq!(
+            RootScope::from_snapshot(Some(normal), 0)
+                .unwrap_err()
+                .status,
+            401
+        );
         assert_eq!(RootScope::from_snapshot(None, 0).unwrap_err().status, 401);
         let mut root = fixtures::key();
         root.for_workspace_id = Some("ws_1".into());
         let scope = RootScope::from_snapshot(Some(Arc::new(root.clone())), 0).unwrap();
         assert_eq!(scope.workspace_id(), "ws_1");
         root.expires = Some(10);
-        assert_eq!(RootScope::from_snapshot(Some(Arc::new(root)), 10).unwrap_err().status, 401);
+        assert_eq!(
+            RootScope::from_snapshot(Some(Arc::new(root)), 10)
+                .unwrap_err()
+                .status,
+            401
+        );
     }
 }

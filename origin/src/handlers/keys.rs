@@ -725,7 +725,13 @@ async fn change_roles(
     let row = key_for(&state, &caller, &req.key_id, "update_key").await?;
     state
         .store
-        .change_key_roles(&row.id, caller.workspace_id(), &req.roles, op, ids::now_ms())
+        .change_key_roles(
+            &row.id,
+            caller.workspace_id(),
+            &req.roles,
+            op,
+            ids::now_ms(),
+        )
         .await?
         .map_err(missing_to_error)?;
     state.invalidate(HashFilter::Key(&row.id)).await?;

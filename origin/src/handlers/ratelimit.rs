@@ -59,7 +59,9 @@ async fn run(
             .map_or((r.limit, r.duration), |o| (o.limit, o.duration));
         counters.push(format!(
             "ns:{}:{}:{}",
-            caller.workspace_id(), r.namespace, r.identifier
+            caller.workspace_id(),
+            r.namespace,
+            r.identifier
         ));
         specs.push(LimitSpec {
             limit,
