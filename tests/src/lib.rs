@@ -233,12 +233,9 @@ impl Edge {
 
     fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let client = reqwest::blocking_client();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/v2/liveness", self.url)).send() {
-                if r.status().as_u16() == 200 {
-                    return;
-                }
+            if http_status(&format!("{}/v2/liveness", self.url)) == Some(200) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -282,67 +279,22 @@ impl Drop for Edge {
     }
 }
 
-mod reqwest {
-    pub use ::reqwest::*;
-
-    /// A tiny blocking GET for readiness polling, without reqwest's blocking feature.
-    pub fn blocking_client() -> Blocking {
-        Blocking
-    }
-
-    pub struct Blocking;
-
-    impl Blocking {
-        pub fn get(&self, url: String) -> BlockingGet {
-            BlockingGet(url)
-        }
-    }
-
-    pub struct BlockingGet(String);
-
-    pub struct Status(u16);
-
-    impl Status {
-        pub fn status(&self) -> StatusCode {
-            StatusCode(self.0)
-        }
-    }
-
-    pub struct StatusCode(u16);
-
-    impl StatusCode {
-        pub fn as_u16(&self) -> u16 {
-            self.0
-        }
-    }
-
-    impl BlockingGet {
-        pub fn send(self) -> std::io::Result<Status> {
-            use std::io::{Read, Write};
-            let rest = self.0.strip_prefix("http://").unwrap_or(&self.0);
-            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let mut s = std::net::TcpStream::connect(host)?;
-            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-            write!(
-                s,
-                "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-            )?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf)?;
-            let head = String::from_utf8_lossy(&buf);
-            let code = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            Ok(Status(code))
-        }
-    }
+/// A plain HTTP/1.1 GET, for readiness polling outside any async runtime.
+pub fn http_status(url: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf).split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A JSON client for either process.
 pub struct Client {
-    http: ::reqwest::Client,
+    http: reqwest::Client,
     pub root_key: String,
 }
 
@@ -356,7 +308,7 @@ pub struct Reply {
 impl Client {
     pub fn new(root_key: &str) -> Client {
         Client {
-            http: ::reqwest::Client::new(),
+            http: reqwest::Client::new(),
             root_key: root_key.to_string(),
         }
     }

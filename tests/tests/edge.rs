@@ -1,0 +1,203 @@
+//! End to end: the real origin and the real Worker in workerd, together.
+//!
+//! One story in order, because starting workerd costs seconds: proxying, bad input, cache
+//! tiers, stateful forwarding, revocation, every traffic mode, and finally the origin
+//! going down. Each step says what it checks.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use keyway_tests::{Client, EDGE_LOCK, Edge, Origin};
+use serde_json::json;
+
+const FRESH_SECONDS: f64 = 2.0;
+const STALE_SECONDS: f64 = 60.0;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_end_to_end() {
+    let _serial = EDGE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let mut origin = Origin::start(&[]);
+    let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
+    let c = Client::new(&origin.root_key);
+    let e = edge.url.as_str();
+
+    // Proxying: a non-verify endpoint goes to the origin unchanged.
+    let r = c.post(e, "/v2/apis.createApi", json!({"name": "via-edge"})).await;
+    assert_eq!((r.status, r.served_by.as_deref()), (200, Some("origin")), "{}", r.body);
+    let api = r.body["data"]["apiId"].as_str().unwrap().to_string();
+    let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
+    assert_eq!(r.body["data"]["name"], "via-edge");
+    let r = c.post(e, "/v2/keys.getKey", json!({"keyId": "key_missing"})).await;
+    assert_eq!((r.status, r.served_by.as_deref()), (404, Some("origin")), "status codes are relayed");
+
+    // Bad input: the same 400s as the origin, in the envelope, decided at the edge.
+    let r = c.post_raw(e, "/v2/keys.verifyKey", "{\"key\":".into()).await;
+    assert_eq!((r.status, r.served_by.as_deref()), (400, Some("edge")));
+    assert_eq!(r.body["error"]["status"], 400);
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "k", "permissions": "a AND"})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"]["errors"][0]["location"], "body.permissions");
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "k", "nope": 1})).await;
+    assert_eq!(r.status, 400);
+    let r = c.post_raw(e, "/v2/keys.verifyKey", format!("{{\"key\":\"{}\"}}", "a".repeat(2 << 20))).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    let anonymous = Client::new("root_unknown");
+    let r = anonymous.post(e, "/v2/keys.verifyKey", json!({"key": "k"})).await;
+    assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
+
+    // Miss, then hit: the first verification loads the snapshot, the next one is cached.
+    let (_, plain) = c.create_key(e, &api, json!({"permissions": ["docs.read"]})).await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.read"})).await;
+    assert_eq!((r.served_by.as_deref(), r.cache.as_deref()), (Some("edge"), Some("miss")));
+    assert_eq!(r.body["data"]["code"], "VALID");
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.read"})).await;
+    assert_eq!((r.served_by.as_deref(), r.cache.as_deref()), (Some("edge"), Some("hit")));
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.write"})).await;
+    assert_eq!(r.body["data"]["code"], "INSUFFICIENT_PERMISSIONS");
+    // Unknown keys are cached as not found too.
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"})).await;
+    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("NOT_FOUND"), Some("miss")));
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"})).await;
+    assert_eq!(r.cache.as_deref(), Some("hit"));
+
+    // Stale: after the fresh time, the cached answer comes back at once and refreshes.
+    tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("VALID"), Some("stale")));
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!(r.cache.as_deref(), Some("hit"), "the background refresh renewed it");
+
+    // Stateful: a key with credits is forwarded, and its credits are exact.
+    let (_, metered) = c.create_key(e, &api, json!({"credits": {"remaining": 20}})).await;
+    let replies = join_all((0..40).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": metered})))).await;
+    assert!(replies.iter().all(|r| r.served_by.as_deref() == Some("origin")));
+    let valid = replies.iter().filter(|r| r.body["data"]["code"] == "VALID").count();
+    let exceeded = replies.iter().filter(|r| r.body["data"]["code"] == "USAGE_EXCEEDED").count();
+    assert_eq!((valid, exceeded), (20, 20));
+    let (_, limited) = c
+        .create_key(e, &api, json!({"ratelimits": [{"name": "rps", "limit": 3, "duration": 60000, "autoApply": true}]}))
+        .await;
+    let replies = join_all((0..10).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": limited})))).await;
+    assert_eq!(replies.iter().filter(|r| r.body["data"]["code"] == "VALID").count(), 3);
+
+    // Revocation: the edge stops verifying a disabled key within the fresh time (plus the
+    // one stale answer that triggers the refresh).
+    let (rev_id, revoked) = c.create_key(e, &api, json!({})).await;
+    assert_eq!(c.post(e, "/v2/keys.verifyKey", json!({"key": revoked})).await.body["data"]["code"], "VALID");
+    let r = c.post(e, "/v2/keys.updateKey", json!({"keyId": rev_id, "enabled": false})).await;
+    assert_eq!(r.status, 200);
+    let revoked_at = Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let r = c.post(e, "/v2/keys.verifyKey", json!({"key": revoked})).await;
+        let code = r.body["data"]["code"].as_str().unwrap().to_string();
+        answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
+        if code == "DISABLED" {
+            break;
+        }
+        assert!(revoked_at.elapsed() < Duration::from_secs(10), "still valid after 10 s: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last_valid = answers.iter().rev().find(|(_, c, _)| c == "VALID").map(|(t, _, _)| *t).unwrap_or_default();
+    assert!(
+        last_valid <= Duration::from_secs_f64(FRESH_SECONDS + 0.5),
+        "a disabled key verified {last_valid:?} after revocation: {answers:?}"
+    );
+
+    // Traffic modes through KV.
+    edge.set_route("origin");
+    wait_for_route(&c, e, &plain, "origin").await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!((r.served_by.as_deref(), r.body["data"]["code"].as_str()), (Some("origin"), Some("VALID")));
+    assert!(r.cache.is_none(), "no cache header on verifications the edge did not decide");
+
+    edge.set_route("split:50");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut keys = Vec::new();
+    for _ in 0..16 {
+        keys.push(c.create_key(e, &api, json!({})).await.1);
+    }
+    let mut by = std::collections::HashMap::new();
+    for k in &keys {
+        let first = c.post(e, "/v2/keys.verifyKey", json!({"key": k})).await.served_by.unwrap();
+        let again = c.post(e, "/v2/keys.verifyKey", json!({"key": k})).await.served_by.unwrap();
+        assert_eq!(first, again, "a split is sticky per key");
+        *by.entry(first).or_insert(0) += 1;
+    }
+    assert!(by.get("edge").copied().unwrap_or(0) > 0 && by.get("origin").copied().unwrap_or(0) > 0, "{by:?}");
+
+    edge.set_route("shadow");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (shadow_id, shadowed) = c.create_key(e, &api, json!({})).await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": shadowed})).await;
+    assert_eq!((r.served_by.as_deref(), r.body["data"]["code"].as_str()), (Some("origin"), Some("VALID")));
+    // Disable behind the edge's cache: the origin now says DISABLED, the edge's cached
+    // snapshot still says VALID, and shadow mode must notice.
+    c.post(e, "/v2/keys.updateKey", json!({"keyId": shadow_id, "enabled": false})).await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": shadowed})).await;
+    assert_eq!(r.body["data"]["code"], "DISABLED");
+    let mut mismatches = 0;
+    for _ in 0..20 {
+        let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+        assert_eq!(stats.status, 200, "{}", stats.body);
+        mismatches = stats.body["shadowMismatches"].as_u64().unwrap();
+        if mismatches > 0 {
+            assert!(stats.body["shadowCompared"].as_u64().unwrap() >= 2);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mismatches, 1, "the shadow comparison found the disagreement");
+    let stats = c.get(&format!("{e}/_keyway/stats"), "wrong").await;
+    assert_eq!(stats.status, 401);
+
+    edge.set_route("edge");
+    wait_for_route(&c, e, &plain, "edge").await;
+
+    // Edge analytics reach the origin.
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let mut sent = 0;
+    for _ in 0..30 {
+        let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+        sent = stats.body["eventsSent"].as_u64().unwrap();
+        if sent > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sent > 0, "edge events were shipped to the origin");
+
+    // The origin goes down: cached keys still verify (stale included), stateful ones and
+    // proxied calls get a 503 in the envelope, and nothing hangs.
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!(r.body["data"]["code"], "VALID");
+    origin.stop();
+    let started = Instant::now();
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!((r.status, r.body["data"]["code"].as_str(), r.served_by.as_deref()), (200, Some("VALID"), Some("edge")));
+    tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("VALID"), Some("stale")));
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": metered})).await;
+    assert_eq!((r.status, r.body["error"]["status"].as_u64()), (503, Some(503)), "{}", r.body);
+    let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
+    assert_eq!(r.status, 503);
+    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_never_seen"})).await;
+    assert_eq!(r.status, 503, "an unknown key needs the origin");
+    assert!(started.elapsed() < Duration::from_secs(20), "origin calls time out");
+}
+
+/// Polls until the switch has taken effect (the isolate caches the mode for 2 s).
+async fn wait_for_route(c: &Client, e: &str, key: &str, served_by: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let r = c.post(e, "/v2/keys.verifyKey", json!({"key": key})).await;
+        if r.served_by.as_deref() == Some(served_by) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("route did not switch to {served_by} within 10 s");
+}
