@@ -23,83 +23,195 @@ async fn edge_end_to_end() {
     let e = edge.url.as_str();
 
     // Proxying: a non-verify endpoint goes to the origin unchanged.
-    let r = c.post(e, "/v2/apis.createApi", json!({"name": "via-edge"})).await;
-    assert_eq!((r.status, r.served_by.as_deref()), (200, Some("origin")), "{}", r.body);
+    let r = c
+        .post(e, "/v2/apis.createApi", json!({"name": "via-edge"}))
+        .await;
+    assert_eq!(
+        (r.status, r.served_by.as_deref()),
+        (200, Some("origin")),
+        "{}",
+        r.body
+    );
     let api = r.body["data"]["apiId"].as_str().unwrap().to_string();
     let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
     assert_eq!(r.body["data"]["name"], "via-edge");
-    let r = c.post(e, "/v2/keys.getKey", json!({"keyId": "key_missing"})).await;
-    assert_eq!((r.status, r.served_by.as_deref()), (404, Some("origin")), "status codes are relayed");
+    let r = c
+        .post(e, "/v2/keys.getKey", json!({"keyId": "key_missing"}))
+        .await;
+    assert_eq!(
+        (r.status, r.served_by.as_deref()),
+        (404, Some("origin")),
+        "status codes are relayed"
+    );
 
     // Bad input: the same 400s as the origin, in the envelope, decided at the edge.
-    let r = c.post_raw(e, "/v2/keys.verifyKey", "{\"key\":".into()).await;
+    let r = c
+        .post_raw(e, "/v2/keys.verifyKey", "{\"key\":".into())
+        .await;
     assert_eq!((r.status, r.served_by.as_deref()), (400, Some("edge")));
     assert_eq!(r.body["error"]["status"], 400);
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "k", "permissions": "a AND"})).await;
+    let r = c
+        .post(
+            e,
+            "/v2/keys.verifyKey",
+            json!({"key": "k", "permissions": "a AND"}),
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["errors"][0]["location"], "body.permissions");
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "k", "nope": 1})).await;
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": "k", "nope": 1}))
+        .await;
     assert_eq!(r.status, 400);
-    let r = c.post_raw(e, "/v2/keys.verifyKey", format!("{{\"key\":\"{}\"}}", "a".repeat(2 << 20))).await;
+    let r = c
+        .post_raw(
+            e,
+            "/v2/keys.verifyKey",
+            format!("{{\"key\":\"{}\"}}", "a".repeat(2 << 20)),
+        )
+        .await;
     assert_eq!(r.status, 413, "{}", r.body);
     let anonymous = Client::new("root_unknown");
-    let r = anonymous.post(e, "/v2/keys.verifyKey", json!({"key": "k"})).await;
+    let r = anonymous
+        .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
+        .await;
     assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
 
     // Miss, then hit: the first verification loads the snapshot, the next one is cached.
-    let (_, plain) = c.create_key(e, &api, json!({"permissions": ["docs.read"]})).await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.read"})).await;
-    assert_eq!((r.served_by.as_deref(), r.cache.as_deref()), (Some("edge"), Some("miss")));
+    let (_, plain) = c
+        .create_key(e, &api, json!({"permissions": ["docs.read"]}))
+        .await;
+    let r = c
+        .post(
+            e,
+            "/v2/keys.verifyKey",
+            json!({"key": plain, "permissions": "docs.read"}),
+        )
+        .await;
+    assert_eq!(
+        (r.served_by.as_deref(), r.cache.as_deref()),
+        (Some("edge"), Some("miss"))
+    );
     assert_eq!(r.body["data"]["code"], "VALID");
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.read"})).await;
-    assert_eq!((r.served_by.as_deref(), r.cache.as_deref()), (Some("edge"), Some("hit")));
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain, "permissions": "docs.write"})).await;
+    let r = c
+        .post(
+            e,
+            "/v2/keys.verifyKey",
+            json!({"key": plain, "permissions": "docs.read"}),
+        )
+        .await;
+    assert_eq!(
+        (r.served_by.as_deref(), r.cache.as_deref()),
+        (Some("edge"), Some("hit"))
+    );
+    let r = c
+        .post(
+            e,
+            "/v2/keys.verifyKey",
+            json!({"key": plain, "permissions": "docs.write"}),
+        )
+        .await;
     assert_eq!(r.body["data"]["code"], "INSUFFICIENT_PERMISSIONS");
     // Unknown keys are cached as not found too.
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"})).await;
-    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("NOT_FOUND"), Some("miss")));
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"})).await;
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
+        .await;
+    assert_eq!(
+        (r.body["data"]["code"].as_str(), r.cache.as_deref()),
+        (Some("NOT_FOUND"), Some("miss"))
+    );
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
+        .await;
     assert_eq!(r.cache.as_deref(), Some("hit"));
 
     // Stale: after the fresh time, the cached answer comes back at once and refreshes.
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
     let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
-    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("VALID"), Some("stale")));
+    assert_eq!(
+        (r.body["data"]["code"].as_str(), r.cache.as_deref()),
+        (Some("VALID"), Some("stale"))
+    );
     let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
-    assert_eq!(r.cache.as_deref(), Some("hit"), "the background refresh renewed it");
+    assert_eq!(
+        r.cache.as_deref(),
+        Some("hit"),
+        "the background refresh renewed it"
+    );
 
     // Stateful: a key with credits is forwarded, and its credits are exact.
-    let (_, metered) = c.create_key(e, &api, json!({"credits": {"remaining": 20}})).await;
-    let replies = join_all((0..40).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": metered})))).await;
-    assert!(replies.iter().all(|r| r.served_by.as_deref() == Some("origin")));
-    let valid = replies.iter().filter(|r| r.body["data"]["code"] == "VALID").count();
-    let exceeded = replies.iter().filter(|r| r.body["data"]["code"] == "USAGE_EXCEEDED").count();
+    let (_, metered) = c
+        .create_key(e, &api, json!({"credits": {"remaining": 20}}))
+        .await;
+    let replies =
+        join_all((0..40).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": metered})))).await;
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.served_by.as_deref() == Some("origin"))
+    );
+    let valid = replies
+        .iter()
+        .filter(|r| r.body["data"]["code"] == "VALID")
+        .count();
+    let exceeded = replies
+        .iter()
+        .filter(|r| r.body["data"]["code"] == "USAGE_EXCEEDED")
+        .count();
     assert_eq!((valid, exceeded), (20, 20));
     let (_, limited) = c
         .create_key(e, &api, json!({"ratelimits": [{"name": "rps", "limit": 3, "duration": 60000, "autoApply": true}]}))
         .await;
-    let replies = join_all((0..10).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": limited})))).await;
-    assert_eq!(replies.iter().filter(|r| r.body["data"]["code"] == "VALID").count(), 3);
+    let replies =
+        join_all((0..10).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": limited})))).await;
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.body["data"]["code"] == "VALID")
+            .count(),
+        3
+    );
 
     // Revocation: the edge stops verifying a disabled key within the fresh time (plus the
     // one stale answer that triggers the refresh).
     let (rev_id, revoked) = c.create_key(e, &api, json!({})).await;
-    assert_eq!(c.post(e, "/v2/keys.verifyKey", json!({"key": revoked})).await.body["data"]["code"], "VALID");
-    let r = c.post(e, "/v2/keys.updateKey", json!({"keyId": rev_id, "enabled": false})).await;
+    assert_eq!(
+        c.post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
+            .await
+            .body["data"]["code"],
+        "VALID"
+    );
+    let r = c
+        .post(
+            e,
+            "/v2/keys.updateKey",
+            json!({"keyId": rev_id, "enabled": false}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let revoked_at = Instant::now();
     let mut answers = Vec::new();
     loop {
-        let r = c.post(e, "/v2/keys.verifyKey", json!({"key": revoked})).await;
+        let r = c
+            .post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
+            .await;
         let code = r.body["data"]["code"].as_str().unwrap().to_string();
         answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
         if code == "DISABLED" {
             break;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(10), "still valid after 10 s: {answers:?}");
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "still valid after 10 s: {answers:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let last_valid = answers.iter().rev().find(|(_, c, _)| c == "VALID").map(|(t, _, _)| *t).unwrap_or_default();
+    let last_valid = answers
+        .iter()
+        .rev()
+        .find(|(_, c, _)| c == "VALID")
+        .map(|(t, _, _)| *t)
+        .unwrap_or_default();
     assert!(
         last_valid <= Duration::from_secs_f64(FRESH_SECONDS + 0.5),
         "a disabled key verified {last_valid:?} after revocation: {answers:?}"
@@ -109,8 +221,14 @@ async fn edge_end_to_end() {
     edge.set_route("origin");
     wait_for_route(&c, e, &plain, "origin").await;
     let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
-    assert_eq!((r.served_by.as_deref(), r.body["data"]["code"].as_str()), (Some("origin"), Some("VALID")));
-    assert!(r.cache.is_none(), "no cache header on verifications the edge did not decide");
+    assert_eq!(
+        (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
+        (Some("origin"), Some("VALID"))
+    );
+    assert!(
+        r.cache.is_none(),
+        "no cache header on verifications the edge did not decide"
+    );
 
     edge.set_route("split:50");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -120,22 +238,45 @@ async fn edge_end_to_end() {
     }
     let mut by = std::collections::HashMap::new();
     for k in &keys {
-        let first = c.post(e, "/v2/keys.verifyKey", json!({"key": k})).await.served_by.unwrap();
-        let again = c.post(e, "/v2/keys.verifyKey", json!({"key": k})).await.served_by.unwrap();
+        let first = c
+            .post(e, "/v2/keys.verifyKey", json!({"key": k}))
+            .await
+            .served_by
+            .unwrap();
+        let again = c
+            .post(e, "/v2/keys.verifyKey", json!({"key": k}))
+            .await
+            .served_by
+            .unwrap();
         assert_eq!(first, again, "a split is sticky per key");
         *by.entry(first).or_insert(0) += 1;
     }
-    assert!(by.get("edge").copied().unwrap_or(0) > 0 && by.get("origin").copied().unwrap_or(0) > 0, "{by:?}");
+    assert!(
+        by.get("edge").copied().unwrap_or(0) > 0 && by.get("origin").copied().unwrap_or(0) > 0,
+        "{by:?}"
+    );
 
     edge.set_route("shadow");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (shadow_id, shadowed) = c.create_key(e, &api, json!({})).await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": shadowed})).await;
-    assert_eq!((r.served_by.as_deref(), r.body["data"]["code"].as_str()), (Some("origin"), Some("VALID")));
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": shadowed}))
+        .await;
+    assert_eq!(
+        (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
+        (Some("origin"), Some("VALID"))
+    );
     // Disable behind the edge's cache: the origin now says DISABLED, the edge's cached
     // snapshot still says VALID, and shadow mode must notice.
-    c.post(e, "/v2/keys.updateKey", json!({"keyId": shadow_id, "enabled": false})).await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": shadowed})).await;
+    c.post(
+        e,
+        "/v2/keys.updateKey",
+        json!({"keyId": shadow_id, "enabled": false}),
+    )
+    .await;
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": shadowed}))
+        .await;
     assert_eq!(r.body["data"]["code"], "DISABLED");
     let mut mismatches = 0;
     for _ in 0..20 {
@@ -148,7 +289,10 @@ async fn edge_end_to_end() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(mismatches, 1, "the shadow comparison found the disagreement");
+    assert_eq!(
+        mismatches, 1,
+        "the shadow comparison found the disagreement"
+    );
     let stats = c.get(&format!("{e}/_keyway/stats"), "wrong").await;
     assert_eq!(stats.status, 401);
 
@@ -176,17 +320,39 @@ async fn edge_end_to_end() {
     origin.stop();
     let started = Instant::now();
     let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
-    assert_eq!((r.status, r.body["data"]["code"].as_str(), r.served_by.as_deref()), (200, Some("VALID"), Some("edge")));
+    assert_eq!(
+        (
+            r.status,
+            r.body["data"]["code"].as_str(),
+            r.served_by.as_deref()
+        ),
+        (200, Some("VALID"), Some("edge"))
+    );
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
     let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
-    assert_eq!((r.body["data"]["code"].as_str(), r.cache.as_deref()), (Some("VALID"), Some("stale")));
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": metered})).await;
-    assert_eq!((r.status, r.body["error"]["status"].as_u64()), (503, Some(503)), "{}", r.body);
+    assert_eq!(
+        (r.body["data"]["code"].as_str(), r.cache.as_deref()),
+        (Some("VALID"), Some("stale"))
+    );
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": metered}))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["status"].as_u64()),
+        (503, Some(503)),
+        "{}",
+        r.body
+    );
     let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
     assert_eq!(r.status, 503);
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": "sk_never_seen"})).await;
+    let r = c
+        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_never_seen"}))
+        .await;
     assert_eq!(r.status, 503, "an unknown key needs the origin");
-    assert!(started.elapsed() < Duration::from_secs(20), "origin calls time out");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "origin calls time out"
+    );
 }
 
 /// Polls until the switch has taken effect (the isolate caches the mode for 2 s).

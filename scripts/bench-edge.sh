@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Edge hit against origin hot hit: verifyKey latency through the Worker running in
+# workerd directly (not wrangler's dev proxy, which would measure itself) and straight
+# against the origin, in one run, with wrk.
+# Usage: scripts/bench-edge.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+conns=${2:-8}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -p keyway-origin --bin keyway >/dev/null
+bash edge/build.sh >/dev/null 2>&1
+
+dir=$(mktemp -d)
+root="root_bench_$RANDOM$RANDOM"
+secret="edge_bench_$RANDOM$RANDOM"
+env KEYWAY_ROOT_KEY=$root KEYWAY_EDGE_SECRET=$secret KEYWAY_LOG=warn target/release/keyway serve \
+  --listen 127.0.0.1:18080 --database "sqlite://$dir/k.db" 2>"$dir/keyway.log" &
+keyway=$!
+cp edge/build/index.js edge/build/index_bg.wasm "$dir/"
+cat >"$dir/edge.capnp" <<CAPNP
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .edge),
+    (name = "loopback", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:18788", http = (), service = "main")],
+);
+const edge :Workerd.Worker = (
+  modules = [
+    (name = "index.js", esModule = embed "index.js"),
+    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
+  ],
+  compatibilityDate = "2025-09-01",
+  globalOutbound = "loopback",
+  bindings = [
+    (name = "KEYWAY_ORIGIN_URL", text = "http://127.0.0.1:18080"),
+    (name = "KEYWAY_EDGE_SECRET", text = "$secret"),
+    (name = "KEYWAY_FRESH_SECONDS", text = "600"),
+    (name = "KEYWAY_STALE_SECONDS", text = "600"),
+    (name = "KEYWAY_ROUTE", text = "edge"),
+  ],
+);
+CAPNP
+trap 'kill $keyway ${workerd:-} 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do curl -sf localhost:18080/v2/liveness >/dev/null && break; sleep 0.1; done
+api=$(curl -sf localhost:18080/v2/apis.createApi -H "Authorization: Bearer $root" -d '{"name":"bench"}' | sed 's/.*"apiId":"\([^"]*\)".*/\1/')
+key=$(curl -sf localhost:18080/v2/keys.createKey -H "Authorization: Bearer $root" \
+  -d "{\"apiId\":\"$api\",\"permissions\":[\"api.read\",\"api.write\"]}" | sed 's/.*"key":"\([^"]*\)".*/\1/')
+body="{\"key\":\"$key\",\"permissions\":\"api.read AND api.write\"}"
+
+t0=$(date +%s%N)
+node_modules/.bin/workerd serve "$dir/edge.capnp" --experimental 2>"$dir/workerd.log" &
+workerd=$!
+until curl -sf -o /dev/null localhost:18788/v2/keys.verifyKey -H "Authorization: Bearer $root" -d "$body"; do sleep 0.02; done
+t1=$(date +%s%N)
+echo "workerd start to first answered verification: $(( (t1 - t0) / 1000000 )) ms"
+echo "bundle: $(gzip -9 -c edge/build/index_bg.wasm | wc -c) bytes wasm + $(gzip -9 -c edge/build/index.js | wc -c) bytes js, gzipped"
+curl -si localhost:18788/v2/keys.verifyKey -H "Authorization: Bearer $root" -d "$body" | grep -i "x-keyway"
+
+cat >"$dir/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $root"
+wrk.body = '$body'
+LUA
+for r in 1 2; do
+  for target in "edge-hit http://127.0.0.1:18788" "origin-hot http://127.0.0.1:18080"; do
+    set -- $target
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" "$2/v2/keys.verifyKey")
+    printf 'round %s %-10s %8s req/s  p50 %-9s p90 %-9s p99 %s\n' "$r" "$1" \
+      "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
+      "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="90%" {print $2}')" \
+      "$(echo "$out" | awk '$1=="99%" {print $2}')"
+  done
+done
