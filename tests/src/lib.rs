@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -166,9 +166,6 @@ pub struct Edge {
     pub persist: tempfile::TempDir,
     child: Option<Child>,
 }
-
-/// wrangler dev instances share the build output; one at a time per test binary.
-pub static EDGE_LOCK: Mutex<()> = Mutex::new(());
 
 impl Edge {
     pub fn start(origin: &Origin, fresh_seconds: f64, stale_seconds: f64) -> Edge {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use keyway_tests::{Client, EDGE_LOCK, Edge, Origin};
+use keyway_tests::{Client, Edge, Origin};
 use serde_json::json;
 
 const FRESH_SECONDS: f64 = 2.0;
@@ -16,7 +16,6 @@ const STALE_SECONDS: f64 = 60.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_end_to_end() {
-    let _serial = EDGE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut origin = Origin::start(&[]);
     let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
     let c = Client::new(&origin.root_key);
