@@ -48,7 +48,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn random_hex() -> String {
+pub fn random_hex() -> String {
     format!(
         "{:016x}",
         (rand_seed() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -169,6 +169,16 @@ pub struct Edge {
 
 impl Edge {
     pub fn start(origin: &Origin, fresh_seconds: f64, stale_seconds: f64) -> Edge {
+        Edge::start_for(&origin.url, &origin.secret, fresh_seconds, stale_seconds)
+    }
+
+    /// Starts the Worker in front of any origin URL (a binary, a container).
+    pub fn start_for(
+        origin_url: &str,
+        secret: &str,
+        fresh_seconds: f64,
+        stale_seconds: f64,
+    ) -> Edge {
         build_once();
         let root = workspace_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
@@ -180,8 +190,8 @@ impl Edge {
         let persist = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let vars = [
-            format!("KEYWAY_ORIGIN_URL:{}", origin.url),
-            format!("KEYWAY_EDGE_SECRET:{}", origin.secret),
+            format!("KEYWAY_ORIGIN_URL:{origin_url}"),
+            format!("KEYWAY_EDGE_SECRET:{secret}"),
             format!("KEYWAY_FRESH_SECONDS:{fresh_seconds}"),
             format!("KEYWAY_STALE_SECONDS:{stale_seconds}"),
             "KEYWAY_ORIGIN_TIMEOUT_MS:2000".to_string(),
