@@ -20,10 +20,9 @@ use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::snapshot::KeySnapshot;
 use keyway_core::validate::{parse_json, verify_request};
-use keyway_core::verify::{Stateless, VerifyError, decide};
+use keyway_core::verify::{EventContext, Stateless, VerifyError, decide};
 use keyway_core::wire::{
-    self, Event, EventBatch, ForwardedVerify, ServedBy, SnapshotFound, SnapshotLookup,
-    VerificationEvent, VerifyAnswer,
+    self, Event, EventBatch, ForwardedVerify, ServedBy, SnapshotFound, SnapshotLookup, VerifyAnswer,
 };
 use worker::{
     Cache, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response,
@@ -306,24 +305,15 @@ async fn verify_at_edge(
     ) {
         Ok(verdict) => {
             let request_id = request_id();
-            record_event(Event::Verification(VerificationEvent {
+            record_event(Event::Verification(verdict.event(EventContext {
                 time_ms: now as i64,
-                request_id: request_id.clone(),
-                workspace_id: caller.workspace_id().to_string(),
-                api_id: snapshot
-                    .as_ref()
-                    .map(|s| s.api_id.clone())
-                    .unwrap_or_default(),
-                key_id: verdict.data.key_id.clone().unwrap_or_default(),
-                identity_id: snapshot
-                    .as_ref()
-                    .and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
-                outcome: verdict.data.code,
-                spent_credits: 0,
-                tags: request.tags.clone().unwrap_or_default(),
+                request_id: &request_id,
+                caller: &caller,
+                snapshot: snapshot.as_deref(),
+                request: &request,
                 latency_us: ((now - started).max(0.0) * 1000.0) as u64,
                 served_by: ServedBy::Edge,
-            }));
+            })));
             let body = serde_json::to_vec(&Envelope {
                 meta: Meta { request_id },
                 data: verdict.data,

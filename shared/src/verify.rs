@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::permission::Query;
 use crate::ratelimit::{Decision, LimitSpec};
 use crate::snapshot::{KeySnapshot, SnapshotCredits, raw_meta};
+use crate::wire::{ServedBy, VerificationEvent};
 
 /// One rate limit to count for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +101,36 @@ impl Verdict {
             spent_credits: 0,
         }
     }
+
+    /// The analytics event for this decision; edge and origin record the same shape.
+    pub fn event(&self, at: EventContext<'_>) -> VerificationEvent {
+        VerificationEvent {
+            time_ms: at.time_ms,
+            request_id: at.request_id.to_string(),
+            workspace_id: at.caller.workspace_id().to_string(),
+            api_id: at.snapshot.map(|s| s.api_id.clone()).unwrap_or_default(),
+            key_id: self.data.key_id.clone().unwrap_or_default(),
+            identity_id: at
+                .snapshot
+                .and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
+            outcome: self.data.code,
+            spent_credits: self.spent_credits,
+            tags: at.request.tags.clone().unwrap_or_default(),
+            latency_us: at.latency_us,
+            served_by: at.served_by,
+        }
+    }
+}
+
+/// Where and when a verification happened, for its analytics event.
+pub struct EventContext<'a> {
+    pub time_ms: i64,
+    pub request_id: &'a str,
+    pub caller: &'a RootScope,
+    pub snapshot: Option<&'a KeySnapshot>,
+    pub request: &'a VerifyKeyRequest,
+    pub latency_us: u64,
+    pub served_by: ServedBy,
 }
 
 /// The response for a key that exists, before the stateful checks fill in their parts.

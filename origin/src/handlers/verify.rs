@@ -8,8 +8,8 @@ use keyway_core::error::ApiError;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::validate::{parse_json, verify_request};
-use keyway_core::verify::{VerifyError, decide};
-use keyway_core::wire::{Event, ServedBy, VerificationEvent};
+use keyway_core::verify::{EventContext, VerifyError, decide};
+use keyway_core::wire::{Event, ServedBy};
 
 use crate::http::{ApiResult, AppError, RawBody, ok, request_id, started};
 use crate::ids;
@@ -54,23 +54,17 @@ pub async fn verify(
         Err(VerifyError::State(never)) => match never {},
     };
     state.metrics.verified(verdict.data.code);
-    state.events.record(Event::Verification(VerificationEvent {
-        time_ms: now,
-        request_id: request_id(),
-        workspace_id: caller.workspace_id().to_string(),
-        api_id: snapshot
-            .as_ref()
-            .map(|s| s.api_id.clone())
-            .unwrap_or_default(),
-        key_id: verdict.data.key_id.clone().unwrap_or_default(),
-        identity_id: snapshot
-            .as_ref()
-            .and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
-        outcome: verdict.data.code,
-        spent_credits: verdict.spent_credits,
-        tags: req.tags.clone().unwrap_or_default(),
-        latency_us: u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
-        served_by: ServedBy::Origin,
-    }));
+    let request_id = request_id();
+    state
+        .events
+        .record(Event::Verification(verdict.event(EventContext {
+            time_ms: now,
+            request_id: &request_id,
+            caller,
+            snapshot: snapshot.as_deref(),
+            request: req,
+            latency_us: u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
+            served_by: ServedBy::Origin,
+        })));
     Ok(verdict.data)
 }
