@@ -214,6 +214,9 @@ impl Edge {
         for v in &vars {
             cmd.args(["--var", v]);
         }
+        // Its own process group: wrangler starts workerd as a child, and killing only
+        // wrangler would leave workerd running after the test.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
@@ -280,7 +283,10 @@ impl Edge {
 impl Drop for Edge {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
+            let group = format!("-{}", c.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = c.wait();
         }
     }
