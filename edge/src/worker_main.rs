@@ -287,12 +287,7 @@ async fn verify_at_edge(
 ) -> Result<Response, EdgeError> {
     let started = now_ms();
     let caller = authenticate(cfg, Some(ctx), authorization).await?;
-    if !caller.allows_any("api", "verify_key") {
-        return Err(ApiError::forbidden(
-            "The root key has no permission to verify keys ('api.*.verify_key' or 'api.<apiId>.verify_key').",
-        )
-        .into());
-    }
+    caller.require_verifier()?;
     let (snapshot, status) = lookup(cfg, Some(ctx), hash).await?;
     let now = now_ms();
     match decide(

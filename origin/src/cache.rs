@@ -68,13 +68,6 @@ impl SnapshotCache {
         }
     }
 
-    pub fn entry_count(&self) -> u64 {
-        self.entries.as_ref().map_or(0, |c| {
-            c.run_pending_tasks();
-            c.entry_count()
-        })
-    }
-
     pub async fn get(self: &Arc<Self>, store: &Store, hash: &KeyHash) -> StoreResult<Lookup> {
         let Some(entries) = &self.entries else {
             let loaded = store.load_snapshot(hash).await?;
@@ -141,14 +134,6 @@ impl SnapshotCache {
             for h in hashes {
                 entries.invalidate(&KeyHash::from_stored(h));
             }
-        }
-    }
-
-    /// For writes whose reach is wide (deleting a role everyone has): drop everything.
-    pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(entries) = &self.entries {
-            entries.invalidate_all();
         }
     }
 }

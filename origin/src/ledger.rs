@@ -117,15 +117,6 @@ impl CreditLedger {
         Ok(new)
     }
 
-    /// Forgets a key's cell (after its credits were replaced wholesale by updateKey).
-    pub async fn forget(&self, key_id: &str) {
-        let _guard = self.flush_lock.lock().await;
-        self.cells
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key_id);
-    }
-
     /// Writes every dirty balance; returns how many. Failed writes stay dirty.
     pub async fn flush(&self, store: &Store) -> StoreResult<usize> {
         let _guard = self.flush_lock.lock().await;

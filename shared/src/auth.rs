@@ -71,16 +71,20 @@ pub struct RootScope {
 /// Does `grant` (`<resource>.<id or *>.<action>`) cover `resource` `id` `action`?
 /// `id: None` asks for the wildcard grant. Compares in place, allocating nothing.
 fn grant_covers(grant: &str, resource: &str, id: Option<&str>, action: &str) -> bool {
-    let middle = grant
-        .strip_prefix(resource)
-        .and_then(|g| g.strip_prefix('.'))
-        .and_then(|g| g.strip_suffix(action))
-        .and_then(|g| g.strip_suffix('.'));
-    match middle {
+    match grant_target(grant, resource, action) {
         Some("*") => true,
         Some(m) => id == Some(m),
         None => false,
     }
+}
+
+/// The id part of `<resource>.<id>.<action>`, if `grant` is for that resource and action.
+fn grant_target<'g>(grant: &'g str, resource: &str, action: &str) -> Option<&'g str> {
+    grant
+        .strip_prefix(resource)
+        .and_then(|g| g.strip_prefix('.'))
+        .and_then(|g| g.strip_suffix(action))
+        .and_then(|g| g.strip_suffix('.'))
 }
 
 impl RootScope {
@@ -126,13 +130,21 @@ impl RootScope {
 
     /// Holds the action for at least one id: decides 403 versus a per-item answer.
     pub fn allows_any(&self, resource: &str, action: &str) -> bool {
-        self.permissions().iter().any(|g| {
-            g.strip_prefix(resource)
-                .and_then(|g| g.strip_prefix('.'))
-                .and_then(|g| g.strip_suffix(action))
-                .and_then(|g| g.strip_suffix('.'))
-                .is_some_and(|m| !m.is_empty())
-        })
+        self.permissions()
+            .iter()
+            .any(|g| grant_target(g, resource, action).is_some_and(|m| !m.is_empty()))
+    }
+
+    /// 403 unless the key may verify keys of at least one API. Checked before the key is
+    /// looked up; whether it may verify *this* key's API is part of the decision itself.
+    pub fn require_verifier(&self) -> Result<(), ApiError> {
+        if self.allows_any("api", "verify_key") {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "The root key has no permission to verify keys ('api.*.verify_key' or 'api.<apiId>.verify_key').",
+            ))
+        }
     }
 
     /// 403 unless the key may act on `id` (or on all, for `None`).

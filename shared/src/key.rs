@@ -72,14 +72,16 @@ impl KeyHash {
     /// A stable 64-bit number for the hash, used to make per-key choices (such as the
     /// traffic split) that must not change from one request to the next.
     pub fn bucket(&self) -> u64 {
-        // FNV-1a: tiny, stable across platforms and builds, unlike std's RandomState.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.0.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h
+        stable_hash(self.0.as_bytes())
     }
+}
+
+/// FNV-1a: tiny, and stable across platforms and builds, unlike std's `RandomState`, so
+/// values derived from it (traffic buckets, ad-hoc limit ids) never change.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl fmt::Debug for KeyHash {

@@ -212,11 +212,10 @@ pub fn resolve_limits(
 
 /// A stable `rl_…` id for an ad-hoc limit, which has no stored row.
 fn adhoc_id(counter: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in counter.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("rl_adhoc_{h:016x}")
+    format!(
+        "rl_adhoc_{:016x}",
+        crate::key::stable_hash(counter.as_bytes())
+    )
 }
 
 /// Decides a verification. The order is Unkey's:

@@ -18,7 +18,7 @@ use keyway_core::snapshot::{KeySnapshot, LimitOwner, raw_meta};
 use keyway_core::validate::{Issues, is_external_id_byte, is_slug_byte};
 use serde_json::{Map, Value};
 
-use super::{api_not_found, authorize, key_not_found, meta_text};
+use super::{api_not_found, authorize, key_not_found, meta_text, permission_data};
 use crate::http::{ApiResult, AppError, Json, ok};
 use crate::ids;
 use crate::state::AppState;
@@ -633,15 +633,6 @@ pub async fn reroll_key(
         key_id: new_id,
         key: minted.key.into_inner(),
     })
-}
-
-fn permission_data(p: crate::store::PermissionRow) -> PermissionData {
-    PermissionData {
-        id: p.id,
-        name: p.name,
-        slug: p.slug,
-        description: p.description,
-    }
 }
 
 async fn change_permissions(

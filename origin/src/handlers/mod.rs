@@ -109,6 +109,17 @@ pub fn role_not_found(what: &str) -> ApiError {
     )
 }
 
+pub fn permission_data(
+    p: crate::store::PermissionRow,
+) -> keyway_core::api::permissions::PermissionData {
+    keyway_core::api::permissions::PermissionData {
+        id: p.id,
+        name: p.name,
+        slug: p.slug,
+        description: p.description,
+    }
+}
+
 pub fn meta_text(meta: &Option<serde_json::Map<String, serde_json::Value>>) -> Option<String> {
     meta.as_ref()
         .map(|m| serde_json::Value::Object(m.clone()).to_string())

@@ -11,20 +11,13 @@ use keyway_core::api::permissions::{
 use keyway_core::error::ApiError;
 use keyway_core::validate::{Issues, is_slug_byte};
 
-use super::{authorize_all, page_limit, paginate, permission_not_found, role_not_found};
+use super::{
+    authorize_all, page_limit, paginate, permission_data, permission_not_found, role_not_found,
+};
 use crate::http::{ApiResult, AppError, Json, ok, ok_list};
 use crate::ids;
 use crate::state::AppState;
 use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
-
-fn permission_data(p: PermissionRow) -> PermissionData {
-    PermissionData {
-        id: p.id,
-        name: p.name,
-        slug: p.slug,
-        description: p.description,
-    }
-}
 
 async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
     let perms: Vec<PermissionData> = state

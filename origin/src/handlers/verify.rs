@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use keyway_core::api::keys::{VerifyKeyRequest, VerifyKeyResponseData};
 use keyway_core::auth::RootScope;
-use keyway_core::error::ApiError;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::validate::{parse_json, verify_request};
@@ -37,11 +36,7 @@ pub async fn verify(
     req: &VerifyKeyRequest,
     query: Option<&Query>,
 ) -> Result<VerifyKeyResponseData, AppError> {
-    if !caller.allows_any("api", "verify_key") {
-        return Err(AppError(ApiError::forbidden(
-            "The root key has no permission to verify keys ('api.*.verify_key' or 'api.<apiId>.verify_key').",
-        )));
-    }
+    caller.require_verifier()?;
     let (snapshot, _) = state.lookup(hash).await?;
     let now = ids::now_ms();
     let mut key_state = OriginKeyState {

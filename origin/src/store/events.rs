@@ -62,12 +62,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    pub async fn count_verification_events(&self) -> StoreResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM key_verifications")
-            .fetch_one(&self.pool)
-            .await?)
-    }
 }
 
 /// Multi-row VALUES placeholders. SQLite gets anonymous `?`: for named or numbered

@@ -152,38 +152,36 @@ async fn resolve_roles(
     Ok(Ok(out))
 }
 
-async fn link_permissions(
-    tx: &mut Transaction<'static, Any>,
-    key_id: &str,
-    permission_ids: &[String],
-) -> StoreResult<()> {
-    for pid in permission_ids {
-        sqlx::query(
-            "INSERT INTO keys_permissions (key_id, permission_id) SELECT $1, $2
-             WHERE NOT EXISTS (SELECT 1 FROM keys_permissions WHERE key_id = $1 AND permission_id = $2)",
-        )
-        .bind(key_id)
-        .bind(pid)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+/// The join tables a key links into; the statement differs only in table and column.
+#[derive(Clone, Copy)]
+enum Link {
+    Permissions,
+    Roles,
 }
 
-async fn link_roles(
+/// Links ids to a key, skipping links that already exist.
+async fn link(
     tx: &mut Transaction<'static, Any>,
+    kind: Link,
     key_id: &str,
-    role_ids: &[String],
+    ids: &[String],
 ) -> StoreResult<()> {
-    for rid in role_ids {
-        sqlx::query(
+    let sql = match kind {
+        Link::Permissions => {
+            "INSERT INTO keys_permissions (key_id, permission_id) SELECT $1, $2
+             WHERE NOT EXISTS (SELECT 1 FROM keys_permissions WHERE key_id = $1 AND permission_id = $2)"
+        }
+        Link::Roles => {
             "INSERT INTO keys_roles (key_id, role_id) SELECT $1, $2
-             WHERE NOT EXISTS (SELECT 1 FROM keys_roles WHERE key_id = $1 AND role_id = $2)",
-        )
-        .bind(key_id)
-        .bind(rid)
-        .execute(&mut **tx)
-        .await?;
+             WHERE NOT EXISTS (SELECT 1 FROM keys_roles WHERE key_id = $1 AND role_id = $2)"
+        }
+    };
+    for id in ids {
+        sqlx::query(sql)
+            .bind(key_id)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -229,8 +227,8 @@ impl Store {
         insert_ratelimits(&mut tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
         let perms =
             ensure_permissions(&mut tx, &k.workspace_id, &k.permissions, k.created_at).await?;
-        link_permissions(&mut tx, &k.id, &perms).await?;
-        link_roles(&mut tx, &k.id, &roles).await?;
+        link(&mut tx, Link::Permissions, &k.id, &perms).await?;
+        link(&mut tx, Link::Roles, &k.id, &roles).await?;
         for p in &k.root_permissions {
             sqlx::query("INSERT INTO root_key_permissions (key_id, permission) VALUES ($1, $2)")
                 .bind(&k.id)
@@ -384,7 +382,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let ids = ensure_permissions(&mut tx, workspace_id, perms, now).await?;
-            link_permissions(&mut tx, key_id, &ids).await?;
+            link(&mut tx, Link::Permissions, key_id, &ids).await?;
         }
         if let Some(roles) = &u.roles {
             let ids = match resolve_roles(&mut tx, workspace_id, roles).await? {
@@ -395,7 +393,7 @@ impl Store {
                 .bind(key_id)
                 .execute(&mut *tx)
                 .await?;
-            link_roles(&mut tx, key_id, &ids).await?;
+            link(&mut tx, Link::Roles, key_id, &ids).await?;
         }
         tx.commit().await?;
         Ok(Ok(()))
@@ -452,7 +450,7 @@ impl Store {
                         .await?;
                 }
                 let ids = ensure_permissions(&mut tx, workspace_id, slugs, now).await?;
-                link_permissions(&mut tx, key_id, &ids).await?;
+                link(&mut tx, Link::Permissions, key_id, &ids).await?;
             }
             SetOp::Remove => {
                 for slug in slugs {
@@ -491,13 +489,13 @@ impl Store {
             Err(name) => return Ok(Err(Missing::Role(name))),
         };
         match op {
-            SetOp::Add => link_roles(&mut tx, key_id, &ids).await?,
+            SetOp::Add => link(&mut tx, Link::Roles, key_id, &ids).await?,
             SetOp::Set => {
                 sqlx::query("DELETE FROM keys_roles WHERE key_id = $1")
                     .bind(key_id)
                     .execute(&mut *tx)
                     .await?;
-                link_roles(&mut tx, key_id, &ids).await?;
+                link(&mut tx, Link::Roles, key_id, &ids).await?;
             }
             SetOp::Remove => {
                 for rid in &ids {

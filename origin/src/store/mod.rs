@@ -85,14 +85,6 @@ impl Store {
         Ok(Store { pool, is_sqlite })
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        self.is_sqlite
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
