@@ -12,6 +12,7 @@
 pub mod memo;
 pub mod route;
 pub mod shadow;
+pub mod tiers;
 
 #[cfg(target_arch = "wasm32")]
 mod worker_main;

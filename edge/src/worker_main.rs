@@ -32,6 +32,7 @@ use worker::{
 use crate::memo::{Freshness, Memo};
 use crate::route::RouteMode;
 use crate::shadow;
+use crate::tiers::Tiers;
 
 const VERIFY_PATH: &str = "/v2/keys.verifyKey";
 const STATS_PATH: &str = "/_keyway/stats";
@@ -53,6 +54,7 @@ struct Config {
     stale_ms: f64,
     route_default: RouteMode,
     timeout_ms: u64,
+    tiers: Tiers,
 }
 
 impl Config {
@@ -82,6 +84,9 @@ impl Config {
             timeout_ms: var("KEYWAY_ORIGIN_TIMEOUT_MS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(3_000),
+            tiers: var("KEYWAY_EDGE_TIERS")
+                .and_then(|t| Tiers::parse(&t))
+                .unwrap_or_default(),
         }
     }
 }
@@ -286,9 +291,18 @@ async fn verify_at_edge(
     hash: &KeyHash,
 ) -> Result<Response, EdgeError> {
     let started = now_ms();
-    let caller = authenticate(cfg, Some(ctx), authorization).await?;
+    let root_hash = KeyHash::of(bearer_token(authorization)?);
+    // Both lookups at once: on a cold isolate both miss, and two origin round trips in a
+    // row would double the latency. The root key's result is judged first, so an
+    // unauthenticated caller learns nothing about the key.
+    let (root, key) = futures_util::future::join(
+        lookup(cfg, Some(ctx), &root_hash),
+        lookup(cfg, Some(ctx), hash),
+    )
+    .await;
+    let caller = RootScope::from_snapshot(root?.0, now_ms() as i64)?;
     caller.require_verifier()?;
-    let (snapshot, status) = lookup(cfg, Some(ctx), hash).await?;
+    let (snapshot, status) = key?;
     let now = now_ms();
     match decide(
         snapshot.as_deref(),
@@ -370,7 +384,11 @@ async fn lookup(
 ) -> Result<(Snapshot, &'static str), EdgeError> {
     let key = hash.as_str().to_string();
     let now = now_ms();
-    let remembered = SNAPSHOTS.with(|m| m.borrow_mut().get(&key, now));
+    let remembered = if cfg.tiers.memory {
+        SNAPSHOTS.with(|m| m.borrow_mut().get(&key, now))
+    } else {
+        None
+    };
     match remembered {
         Some((snap, Freshness::Fresh)) => return Ok((snap, "hit")),
         // "Not found" is cached for the fresh time only: a new key must not stay unknown.
@@ -380,9 +398,16 @@ async fn lookup(
         }
         _ => {}
     }
-    if let Some((snap, stored)) = cache_api_get(&key).await {
+    let cached = if cfg.tiers.cache_api {
+        cache_api_get(&key).await
+    } else {
+        None
+    };
+    if let Some((snap, stored)) = cached {
         let age = now - stored;
-        SNAPSHOTS.with(|m| m.borrow_mut().put(key.clone(), snap.clone(), stored, now));
+        if cfg.tiers.memory {
+            SNAPSHOTS.with(|m| m.borrow_mut().put(key.clone(), snap.clone(), stored, now));
+        }
         if age < cfg.fresh_ms {
             return Ok((snap, "hit"));
         }
@@ -454,11 +479,15 @@ async fn fetch_snapshot(cfg: &Config, hash: &KeyHash) -> Result<Snapshot, EdgeEr
         cfg.fresh_ms
     };
     let snap = found.snapshot.map(Arc::new);
-    SNAPSHOTS.with(|m| {
-        m.borrow_mut()
-            .put(hash.as_str().to_string(), snap.clone(), now, now)
-    });
-    cache_api_put(hash.as_str().to_string(), bytes, now, ttl).await;
+    if cfg.tiers.memory {
+        SNAPSHOTS.with(|m| {
+            m.borrow_mut()
+                .put(hash.as_str().to_string(), snap.clone(), now, now)
+        });
+    }
+    if cfg.tiers.cache_api {
+        cache_api_put(hash.as_str().to_string(), bytes, now, ttl).await;
+    }
     Ok(snap)
 }
 

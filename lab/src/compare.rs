@@ -1,0 +1,416 @@
+//! `compare`: start everything, seed, run every scenario under every profile, report.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{MultiProgress, ProgressBar};
+
+use crate::cache_api::CacheService;
+use crate::delay::{self, DelayProxy};
+use crate::load::{self, Measured, Pace, Shot};
+use crate::parts::{self, EdgeWorker, OriginSettings, Part, WorkerdSettings};
+use crate::profiles::Profile;
+use crate::report::{self, Report, Row};
+use crate::scenarios::{self, Ask, Scenario, Server};
+use crate::seed::{self, Api, Seeded};
+
+pub struct Options {
+    pub quick: bool,
+    pub profiles: Vec<Profile>,
+    pub out: PathBuf,
+    pub seconds: f64,
+    pub warm_seconds: f64,
+    pub memory_keys: usize,
+    /// Requests per second of the fixed-rate runs outside `local`.
+    pub rate: f64,
+    pub max_connections: usize,
+    pub skip_build: bool,
+    pub command: String,
+}
+
+/// What every profile shares: the processes that do not depend on the network model.
+struct Bench {
+    root: PathBuf,
+    dir: tempfile::TempDir,
+    secret: String,
+    root_key: String,
+    origin: Part,
+    cold: Part,
+    hello_axum: Part,
+    cache: CacheService,
+    keys: Seeded,
+    http: reqwest::Client,
+}
+
+pub async fn compare(opts: &Options) -> Result<Report> {
+    let ui = MultiProgress::new();
+    load::oha_available()?;
+    let root = parts::workspace_root();
+    if !opts.skip_build {
+        let s = ui.add(ProgressBar::new_spinner());
+        s.set_message("building the release origin, hello-world and edge bundle");
+        s.enable_steady_tick(Duration::from_millis(120));
+        let r = root.clone();
+        tokio::task::spawn_blocking(move || parts::build(&r)).await??;
+        s.finish_and_clear();
+    }
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let bench = start(&root).await?;
+
+    let per_profile = scenarios::ALL.len() as u64 * 2;
+    let total = ui.add(crate::progress::bar(
+        per_profile * opts.profiles.len() as u64,
+        "runs",
+    ));
+    let mut profiles = Vec::new();
+    for profile in &opts.profiles {
+        total.set_message(format!("profile {}", profile.name));
+        let rows = run_profile(&bench, opts, *profile, &total).await?;
+        profiles.push(report::profile_report(*profile, rows));
+    }
+    total.finish_and_clear();
+    let targets = profiles
+        .iter()
+        .find(|p| p.profile.name == "local")
+        .map(|p| report::targets(&p.rows))
+        .unwrap_or_default();
+    drop(bench);
+
+    let memory = if opts.memory_keys > 0 {
+        let dir = tempfile::tempdir()?;
+        Some(crate::memory::run(&root, dir.path(), opts.memory_keys, &ui).await?)
+    } else {
+        None
+    };
+
+    let report = Report {
+        command: opts.command.clone(),
+        quick: opts.quick,
+        started_at,
+        seconds_per_run: opts.seconds,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_generator: oha_version(),
+        method: report::METHOD.to_vec(),
+        profiles,
+        targets,
+        memory,
+    };
+    write(&opts.out, &report)?;
+    Ok(report)
+}
+
+fn oha_version() -> String {
+    std::process::Command::new("oha")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "oha".into())
+}
+
+pub fn write(out: &Path, report: &Report) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(out.join("report.md"), report::markdown(report))?;
+    crate::chart::latency_svg(&out.join("latency.svg"), &report.profiles)?;
+    Ok(())
+}
+
+async fn start(root: &Path) -> Result<Bench> {
+    let dir = tempfile::tempdir()?;
+    let secret = format!("lab_edge_{:032x}", rand::random::<u128>());
+    let root_key = format!("root_lab_{:032x}", rand::random::<u128>());
+    let db = dir.path().join("lab.db");
+    let origin = parts::start_origin(
+        root,
+        "origin",
+        &OriginSettings {
+            database: &db,
+            root_key: &root_key,
+            edge_secret: &secret,
+            cache_capacity: 2_000_000,
+        },
+        &dir.path().join("origin.log"),
+    )?;
+    // The cold origin shares the database; it starts second so migrations have run.
+    let cold = parts::start_origin(
+        root,
+        "origin-cold",
+        &OriginSettings {
+            database: &db,
+            root_key: &root_key,
+            edge_secret: &secret,
+            cache_capacity: 0,
+        },
+        &dir.path().join("origin-cold.log"),
+    )?;
+    let hello_axum = parts::start_hello_axum(root)?;
+    let cache = CacheService::start().await?;
+    let http = reqwest::Client::new();
+    let keys = seed::seed(&Api {
+        http: &http,
+        origin: origin.addr,
+        root_key: &root_key,
+    })
+    .await?;
+    Ok(Bench {
+        root: root.to_path_buf(),
+        dir,
+        secret,
+        root_key,
+        origin,
+        cold,
+        hello_axum,
+        cache,
+        keys,
+        http,
+    })
+}
+
+/// Where the caller connects: straight to the server, or through a delay proxy.
+async fn reach(
+    target: SocketAddr,
+    one_way_ms: u64,
+    keep: &mut Vec<DelayProxy>,
+) -> Result<SocketAddr> {
+    if one_way_ms == 0 {
+        return Ok(target);
+    }
+    let p = delay::start(target, Duration::from_millis(one_way_ms)).await?;
+    let addr = p.addr;
+    keep.push(p);
+    Ok(addr)
+}
+
+async fn run_profile(
+    b: &Bench,
+    opts: &Options,
+    profile: Profile,
+    total: &ProgressBar,
+) -> Result<Vec<Row>> {
+    let mut proxies = Vec::new();
+    let origin_for_edge = reach(b.origin.addr, profile.edge_origin_ms, &mut proxies).await?;
+    let workers: Vec<EdgeWorker> = scenarios::EDGE_WORKERS
+        .iter()
+        .map(|(name, tiers, route)| {
+            Ok(EdgeWorker {
+                name,
+                addr: parts::free_port()?,
+                tiers,
+                route,
+            })
+        })
+        .collect::<Result<_>>()?;
+    b.cache.set_read_delay(profile.cache_read);
+    b.cache.clear();
+    let workerd_dir = b.dir.path().join(format!("workerd-{}", profile.name));
+    std::fs::create_dir_all(&workerd_dir)?;
+    let settings = WorkerdSettings {
+        origin_url: format!("http://{origin_for_edge}"),
+        edge_secret: &b.secret,
+        cache_service: b.cache.addr,
+        workers: &workers,
+        hello: parts::free_port()?,
+    };
+    let workerd = parts::start_workerd(&b.root, &workerd_dir, &settings)?;
+
+    let mut rows = Vec::new();
+    for sc in scenarios::ALL {
+        let server_addr = match sc.server {
+            Server::HelloAxum => b.hello_axum.addr,
+            Server::Origin => b.origin.addr,
+            Server::OriginCold => b.cold.addr,
+            Server::HelloWorkerd => settings.hello,
+            Server::Edge(name) => workers
+                .iter()
+                .find(|w| w.name == name)
+                .map(|w| w.addr)
+                .context("unknown edge worker")?,
+        };
+        let one_way = if sc.server.at_edge() {
+            profile.client_edge_ms
+        } else {
+            profile.client_origin_ms
+        };
+        let addr = reach(server_addr, one_way, &mut proxies).await?;
+        let body = match sc.ask {
+            Ask::Plain => seed::verify_body(&b.keys.plain, true),
+            Ask::Stateful => seed::verify_body(&b.keys.stateful, false),
+        };
+        total.set_message(format!("{}: {}", profile.name, sc.name));
+        let base = Shot {
+            addr,
+            path: "/v2/keys.verifyKey",
+            body: Some(&body),
+            bearer: Some(&b.root_key),
+            connections: 4,
+            duration: Duration::from_secs_f64(opts.warm_seconds),
+            pace: Pace::Max,
+        };
+        // Warm: fills the caches under test and opens the connections' paths.
+        oha(&base).await?;
+        let path_check = check_path(&b.http, addr, &body, &b.root_key, &sc).await;
+        if profile.is_local() {
+            let max = oha(&Shot {
+                connections: opts.max_connections,
+                duration: Duration::from_secs_f64(opts.seconds),
+                ..base.clone()
+            })
+            .await?;
+            let half = (max.throughput / 2.0).max(1.0);
+            rows.push(row(&sc, Pace::Max, opts.max_connections, max, &path_check));
+            total.inc(1);
+            let conns = 16;
+            let fixed = oha(&Shot {
+                connections: conns,
+                duration: Duration::from_secs_f64(opts.seconds),
+                pace: Pace::Fixed { rate: half },
+                ..base.clone()
+            })
+            .await?;
+            rows.push(row(
+                &sc,
+                Pace::Fixed { rate: half },
+                conns,
+                fixed,
+                &path_check,
+            ));
+        } else {
+            total.inc(1);
+            // Enough connections for the rate at the longest round trip here, twice over.
+            let conns = 64;
+            let fixed = oha(&Shot {
+                connections: conns,
+                duration: Duration::from_secs_f64(opts.seconds),
+                pace: Pace::Fixed { rate: opts.rate },
+                ..base.clone()
+            })
+            .await?;
+            rows.push(row(
+                &sc,
+                Pace::Fixed { rate: opts.rate },
+                conns,
+                fixed,
+                &path_check,
+            ));
+        }
+        total.inc(1);
+    }
+    drop(workerd);
+    drop(proxies);
+    Ok(rows)
+}
+
+fn row(sc: &Scenario, pace: Pace, connections: usize, measured: Measured, check: &str) -> Row {
+    Row {
+        scenario: sc.name,
+        model: sc.model,
+        pace,
+        connections,
+        measured,
+        path_check: check.to_string(),
+    }
+}
+
+async fn oha(shot: &Shot<'_>) -> Result<Measured> {
+    let shot = OwnedShot::from(shot);
+    tokio::task::spawn_blocking(move || {
+        load::run(&Shot {
+            addr: shot.addr,
+            path: &shot.path,
+            body: shot.body.as_deref(),
+            bearer: shot.bearer.as_deref(),
+            connections: shot.connections,
+            duration: shot.duration,
+            pace: shot.pace,
+        })
+    })
+    .await?
+}
+
+struct OwnedShot {
+    addr: SocketAddr,
+    path: String,
+    body: Option<String>,
+    bearer: Option<String>,
+    connections: usize,
+    duration: Duration,
+    pace: Pace,
+}
+
+impl From<&Shot<'_>> for OwnedShot {
+    fn from(s: &Shot<'_>) -> Self {
+        OwnedShot {
+            addr: s.addr,
+            path: s.path.to_string(),
+            body: s.body.map(str::to_string),
+            bearer: s.bearer.map(str::to_string),
+            connections: s.connections,
+            duration: s.duration,
+            pace: s.pace,
+        }
+    }
+}
+
+/// One request, to confirm the scenario measures the path it names: a VALID answer,
+/// served where it should be, from the cache tier it should be.
+async fn check_path(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    body: &str,
+    root_key: &str,
+    sc: &Scenario,
+) -> String {
+    match check_path_inner(http, addr, body, root_key, sc).await {
+        Ok(s) => s,
+        Err(e) => format!("unexpected: {e}"),
+    }
+}
+
+async fn check_path_inner(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    body: &str,
+    root_key: &str,
+    sc: &Scenario,
+) -> Result<String> {
+    let resp = http
+        .post(format!("http://{addr}/v2/keys.verifyKey"))
+        .bearer_auth(root_key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let served = header("x-keyway-served-by");
+    let cache = header("x-keyway-cache");
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await?;
+    if status != 200 || v["data"]["valid"] != true {
+        bail!("status {status}, body {v}");
+    }
+    let mut seen = vec!["VALID".to_string()];
+    if let Some(want) = sc.expect_served_by {
+        if served.as_deref() != Some(want) {
+            bail!("served by {served:?}, wanted {want}");
+        }
+        seen.push(format!("served by {want}"));
+    }
+    if let Some(want) = sc.expect_cache {
+        if cache.as_deref() != Some(want) {
+            bail!("cache {cache:?}, wanted {want}");
+        }
+        seen.push(format!("cache {want}"));
+    }
+    Ok(seen.join(", "))
+}

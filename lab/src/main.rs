@@ -1,0 +1,171 @@
+//! keyway-lab: the edge and the origin measured side by side, with their baselines,
+//! under modelled networks. `cargo run --release -p keyway-lab -- compare`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod cache_api;
+mod chart;
+mod compare;
+mod delay;
+mod load;
+mod memory;
+mod parts;
+mod profiles;
+mod progress;
+mod report;
+mod scenarios;
+mod seed;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "keyway-lab",
+    about = "Edge against origin, measured in one run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the origin, workerd and the baselines; run every scenario under every
+    /// profile; write report.json, report.md and latency.svg.
+    Compare {
+        /// A short run (under two minutes once built) that still covers everything.
+        #[arg(long)]
+        quick: bool,
+        /// Where the report goes. Default: lab/results, or target/lab-quick with --quick.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Profiles to run, comma-separated (local, near, far, seed), or `none` for the
+        /// memory scenario alone.
+        #[arg(long, value_delimiter = ',', default_value = "local,near,far,seed")]
+        profiles: Vec<String>,
+        /// Seconds per measured run. Default: 10, or 1.5 with --quick.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Keys held by the origin in the memory scenario. Default: 1,000,000, or 20,000
+        /// with --quick.
+        #[arg(long)]
+        memory_keys: Option<usize>,
+        /// Requests per second of the fixed-rate runs outside `local`.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Use the binaries and bundle already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Checks that a report is complete and well-formed (never that a timing was met).
+    Check {
+        /// The folder holding report.json.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyway-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Compare {
+            quick,
+            out,
+            profiles,
+            seconds,
+            memory_keys,
+            rate,
+            skip_build,
+        } => {
+            let profiles = profiles
+                .iter()
+                .filter(|n| n.as_str() != "none")
+                .map(|n| profiles::by_name(n).with_context(|| format!("no profile named {n}")))
+                .collect::<Result<Vec<_>>>()?;
+            let root = parts::workspace_root();
+            let out = out.unwrap_or_else(|| {
+                if quick {
+                    root.join("target/lab-quick")
+                } else {
+                    root.join("lab/results")
+                }
+            });
+            let opts = compare::Options {
+                quick,
+                profiles,
+                out: out.clone(),
+                seconds: seconds.unwrap_or(if quick { 1.5 } else { 10.0 }),
+                warm_seconds: if quick { 0.3 } else { 2.0 },
+                memory_keys: memory_keys.unwrap_or(if quick { 20_000 } else { 1_000_000 }),
+                rate: rate.unwrap_or(if quick { 200.0 } else { 500.0 }),
+                max_connections: 32,
+                skip_build,
+                command: std::iter::once("keyway-lab".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(compare::compare(&opts))?;
+            for t in &report.targets {
+                println!(
+                    "target {}: {:.2} ({})",
+                    t.name,
+                    t.measured,
+                    if t.met { "met" } else { "missed" }
+                );
+            }
+            if let Some(m) = &report.memory {
+                println!(
+                    "memory: {:.0} bytes per hot key over {} keys",
+                    m.bytes_per_key, m.keys
+                );
+            }
+            println!(
+                "report: {}/report.md, report.json, latency.svg",
+                out.display()
+            );
+            Ok(())
+        }
+        Cmd::Check { dir } => {
+            let raw = std::fs::read(dir.join("report.json"))
+                .with_context(|| format!("reading {}/report.json", dir.display()))?;
+            let json: serde_json::Value = serde_json::from_slice(&raw)?;
+            let profiles: Vec<&str> = profiles::ALL.iter().map(|p| p.name).collect();
+            let scenarios: Vec<&str> = scenarios::ALL.iter().map(|s| s.name).collect();
+            let mut problems = report::validate(&json, &profiles, &scenarios);
+            for f in ["report.md", "latency.svg"] {
+                let ok = std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0);
+                if !ok {
+                    problems.push(format!("{f} is missing or empty"));
+                }
+            }
+            if let Ok(svg) = std::fs::read_to_string(dir.join("latency.svg"))
+                && (!svg.contains("<svg") || !svg.contains("polyline"))
+            {
+                problems.push("latency.svg has no plotted lines".into());
+            }
+            if problems.is_empty() {
+                println!("{}: complete and well-formed", dir.display());
+                Ok(())
+            } else {
+                bail!("the report is incomplete:\n- {}", problems.join("\n- "))
+            }
+        }
+    }
+}
