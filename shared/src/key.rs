@@ -69,6 +69,21 @@ impl KeyHash {
         &self.0
     }
 
+    /// The 32 raw SHA-256 bytes: a compact, allocation-free map key for a cache holding
+    /// a million hashes. `None` if the stored text is not a SHA-256 in base64.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        // base64 sizes its check by a 33-byte estimate for 44 characters.
+        let mut buf = [0u8; 33];
+        match STANDARD.decode_slice(self.0.as_bytes(), &mut buf) {
+            Ok(32) => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(&buf[..32]);
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+
     /// A stable 64-bit number for the hash, used to make per-key choices (such as the
     /// traffic split) that must not change from one request to the next.
     pub fn bucket(&self) -> u64 {
@@ -167,6 +182,16 @@ mod tests {
     use super::*;
 
     // Pinned with: printf '%s' 'sk_2NEpo7TZRRrLZSi2U' | sha256sum | xxd -r -p | base64
+    #[test]
+    fn digest_is_the_raw_sha256() {
+        let h = KeyHash::of("abc");
+        let d = h.digest().unwrap();
+        assert_eq!(STANDARD.encode(d), h.as_str());
+        assert_eq!(d[..4], [0xba, 0x78, 0x16, 0xbf]);
+        assert_eq!(KeyHash::from_stored("not base64!").digest(), None);
+        assert_eq!(KeyHash::from_stored("YWJj").digest(), None);
+    }
+
     #[test]
     fn hash_matches_sha256sum_base64() {
         assert_eq!(

@@ -35,7 +35,9 @@ pub struct KeySnapshot {
     /// Direct and via roles, sorted and unique (queries binary-search it).
     pub permissions: Vec<String>,
     pub roles: Vec<String>,
-    pub identity: Option<IdentitySnapshot>,
+    /// Boxed: most keys have no identity, and the origin holds a million snapshots, so
+    /// the 64 bytes it would take inline in every one are worth a pointer.
+    pub identity: Option<Box<IdentitySnapshot>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,11 +208,11 @@ mod tests {
     fn snapshot_round_trips_json_and_postcard() {
         let mut s = key();
         s.ratelimits = vec![rule("rl_1", "r", 1, true, LimitOwner::Key)];
-        s.identity = Some(IdentitySnapshot {
+        s.identity = Some(Box::new(IdentitySnapshot {
             id: "id_1".into(),
             external_id: "user".into(),
             meta: None,
-        });
+        }));
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<KeySnapshot>(&json).unwrap(), s);
         let bytes = postcard::to_allocvec(&s).unwrap();

@@ -617,11 +617,11 @@ mod tests {
     #[test]
     fn response_json_shape() {
         let mut k = fixtures::key();
-        k.identity = Some(crate::snapshot::IdentitySnapshot {
+        k.identity = Some(Box::new(crate::snapshot::IdentitySnapshot {
             id: "id_1".into(),
             external_id: "u1".into(),
             meta: None,
-        });
+        }));
         let d = run(
             Some(&k),
             &req(r#"{"key":"x"}"#),

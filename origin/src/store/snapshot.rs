@@ -89,11 +89,11 @@ fn assemble(rows: &[AnyRow]) -> Option<KeySnapshot> {
             Some("p") | Some("P") => permissions.extend(text(r, "t1")),
             Some("r") => roles.extend(text(r, "t1")),
             Some("i") => {
-                identity = Some(IdentitySnapshot {
+                identity = Some(Box::new(IdentitySnapshot {
                     id: text(r, "t1").unwrap_or_default(),
                     external_id: text(r, "t2").unwrap_or_default(),
                     meta: text(r, "t3"),
-                });
+                }));
             }
             Some("l") => {
                 let owner = if text(r, "t3").as_deref() == Some("key") {
