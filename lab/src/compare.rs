@@ -27,6 +27,8 @@ pub struct Options {
     pub rate: f64,
     pub max_connections: usize,
     pub skip_build: bool,
+    /// Only these scenarios (all when empty): for a profiling loop, not for a report.
+    pub only: Vec<String>,
     pub command: String,
 }
 
@@ -220,7 +222,10 @@ async fn run_profile(
     let workerd = parts::start_workerd(&b.root, &workerd_dir, &settings)?;
 
     let mut rows = Vec::new();
-    for sc in scenarios::ALL {
+    for sc in scenarios::ALL
+        .into_iter()
+        .filter(|sc| opts.only.is_empty() || opts.only.iter().any(|o| o == sc.name))
+    {
         let server_addr = match sc.server {
             Server::HelloAxum => b.hello_axum.addr,
             Server::Origin => b.origin.addr,

@@ -59,6 +59,9 @@ enum Cmd {
         /// Use the binaries and bundle already built.
         #[arg(long)]
         skip_build: bool,
+        /// Run only these scenarios (comma-separated): for profiling, not for a report.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Checks that a report is complete and well-formed (never that a timing was met).
     Check {
@@ -88,6 +91,7 @@ fn run() -> Result<()> {
             memory_keys,
             rate,
             skip_build,
+            only,
         } => {
             let profiles = profiles
                 .iter()
@@ -112,6 +116,7 @@ fn run() -> Result<()> {
                 rate: rate.unwrap_or(if quick { 200.0 } else { 500.0 }),
                 max_connections: 32,
                 skip_build,
+                only,
                 command: std::iter::once("keyway-lab".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()
