@@ -55,7 +55,9 @@ pub fn latency_svg(path: &Path, profiles: &[ProfileReport]) -> Result<()> {
             continue;
         }
         let y_range = (lo * 0.8).max(0.01)..(hi * 1.25);
-        let mut chart = ChartBuilder::on(panel)
+        // The legend gets its own strip so it never hides a line.
+        let (plot, legend) = panel.split_horizontally(440);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(
                 format!("profile {}: latency at a fixed rate", p.profile.name),
                 ("sans-serif", 18),
@@ -83,20 +85,22 @@ pub fn latency_svg(path: &Path, profiles: &[ProfileReport]) -> Result<()> {
             let colour = COLOURS[i % COLOURS.len()];
             chart
                 .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(|e| anyhow!("{e}"))?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
+                .map_err(|e| anyhow!("{e}"))?;
+            let y = 60 + 22 * i as i32;
+            legend
+                .draw(&PathElement::new(
+                    vec![(4, y), (28, y)],
+                    colour.stroke_width(3),
+                ))
+                .map_err(|e| anyhow!("{e}"))?;
+            legend
+                .draw(&Text::new(
+                    name.to_string(),
+                    (34, y - 7),
+                    ("sans-serif", 13).into_font(),
+                ))
+                .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
