@@ -92,12 +92,12 @@ async fn pipe(
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn adds_the_delay_each_way_and_keeps_bytes_intact() {
-        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let echo_addr = echo.local_addr().unwrap();
+    /// An echo server for one connection; returns its address.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            let (mut s, _) = echo.accept().await.unwrap();
+            let (mut s, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
             loop {
                 let n = s.read(&mut buf).await.unwrap();
@@ -107,7 +107,14 @@ mod tests {
                 s.write_all(&buf[..n]).await.unwrap();
             }
         });
-        let proxy = start(echo_addr, Duration::from_millis(30)).await.unwrap();
+        addr
+    }
+
+    #[tokio::test]
+    async fn adds_the_delay_each_way_and_keeps_bytes_intact() {
+        let proxy = start(echo().await, Duration::from_millis(30))
+            .await
+            .unwrap();
         let mut c = TcpStream::connect(proxy.addr).await.unwrap();
         // Let the proxy's own connect finish so it is not counted.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -123,20 +130,9 @@ mod tests {
 
     #[tokio::test]
     async fn pipelined_chunks_overlap_instead_of_queueing() {
-        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let echo_addr = echo.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = echo.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            loop {
-                let n = s.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                s.write_all(&buf[..n]).await.unwrap();
-            }
-        });
-        let proxy = start(echo_addr, Duration::from_millis(40)).await.unwrap();
+        let proxy = start(echo().await, Duration::from_millis(40))
+            .await
+            .unwrap();
         let mut c = TcpStream::connect(proxy.addr).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
         let t0 = std::time::Instant::now();
