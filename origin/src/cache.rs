@@ -50,7 +50,7 @@ pub struct SnapshotCache {
     /// is most of a kilobyte per million keys.
     entries: Option<Cache<[u8; 32], Arc<Entry>>>,
     fresh: Duration,
-    refreshing: Mutex<HashSet<KeyHash>>,
+    refreshing: Mutex<HashSet<[u8; 32]>>,
     epoch: AtomicU64,
 }
 
@@ -79,17 +79,22 @@ impl SnapshotCache {
             if entry.loaded.elapsed() < self.fresh {
                 return Ok((entry.snapshot.clone(), CacheStatus::Hit));
             }
-            self.refresh_in_background(store, hash);
+            self.refresh_in_background(store, hash, digest);
             return Ok((entry.snapshot.clone(), CacheStatus::Stale));
         }
-        let snapshot = self.load(store, hash).await?;
+        let snapshot = self.load(store, hash, digest).await?;
         Ok((snapshot, CacheStatus::Miss))
     }
 
-    async fn load(&self, store: &Store, hash: &KeyHash) -> StoreResult<Option<Arc<KeySnapshot>>> {
+    async fn load(
+        &self,
+        store: &Store,
+        hash: &KeyHash,
+        digest: [u8; 32],
+    ) -> StoreResult<Option<Arc<KeySnapshot>>> {
         let before = self.epoch.load(Ordering::Acquire);
         let snapshot = store.load_snapshot(hash).await?.map(Arc::new);
-        if let (Some(entries), Some(digest)) = (&self.entries, hash.digest())
+        if let Some(entries) = &self.entries
             && self.epoch.load(Ordering::Acquire) == before
         {
             entries.insert(
@@ -106,12 +111,12 @@ impl SnapshotCache {
         Ok(snapshot)
     }
 
-    fn refresh_in_background(self: &Arc<Self>, store: &Store, hash: &KeyHash) {
+    fn refresh_in_background(self: &Arc<Self>, store: &Store, hash: &KeyHash, digest: [u8; 32]) {
         {
             let Ok(mut inflight) = self.refreshing.lock() else {
                 return;
             };
-            if !inflight.insert(hash.clone()) {
+            if !inflight.insert(digest) {
                 return;
             }
         }
@@ -119,12 +124,12 @@ impl SnapshotCache {
         let store = store.clone();
         let hash = hash.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.load(&store, &hash).await {
+            if let Err(e) = this.load(&store, &hash, digest).await {
                 // The stale entry keeps answering until it expires; the next stale hit retries.
                 tracing::warn!(error = %e, "background snapshot refresh failed");
             }
             if let Ok(mut inflight) = this.refreshing.lock() {
-                inflight.remove(&hash);
+                inflight.remove(&digest);
             }
         });
     }
