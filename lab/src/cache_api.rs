@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use rand_distr::{Distribution, LogNormal};
 use tokio::task::JoinHandle;
@@ -82,9 +82,8 @@ impl CacheService {
             .context("binding the cache service")?;
         let addr = listener.local_addr()?;
         let state = shared.clone();
-        let app = axum::Router::new().fallback(move |method, uri, headers, body| {
-            handle(state.clone(), method, uri, headers, body)
-        });
+        let app = axum::Router::new()
+            .fallback(move |method, uri, body| handle(state.clone(), method, uri, body));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -105,13 +104,7 @@ impl CacheService {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    method: Method,
-    uri: Uri,
-    _headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(shared: Arc<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
     let key = uri.to_string();
     match method.as_str() {
         "PUT" => {

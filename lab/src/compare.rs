@@ -251,17 +251,17 @@ async fn run_profile(
         let base = Shot {
             addr,
             path: "/v2/keys.verifyKey",
-            body: Some(&body),
-            bearer: Some(&b.root_key),
+            body: Some(body.clone()),
+            bearer: Some(b.root_key.clone()),
             connections: 4,
             duration: Duration::from_secs_f64(opts.warm_seconds),
             pace: Pace::Max,
         };
         // Warm: fills the caches under test and opens the connections' paths.
-        oha(&base).await?;
+        oha(base.clone()).await?;
         let path_check = check_path(&b.http, addr, &body, &b.root_key, &sc).await;
         if profile.is_local() {
-            let max = oha(&Shot {
+            let max = oha(Shot {
                 connections: opts.max_connections,
                 duration: Duration::from_secs_f64(opts.seconds),
                 ..base.clone()
@@ -271,7 +271,7 @@ async fn run_profile(
             rows.push(row(&sc, Pace::Max, opts.max_connections, max, &path_check));
             total.inc(1);
             let conns = 16;
-            let fixed = oha(&Shot {
+            let fixed = oha(Shot {
                 connections: conns,
                 duration: Duration::from_secs_f64(opts.seconds),
                 pace: Pace::Fixed { rate: half },
@@ -289,7 +289,7 @@ async fn run_profile(
             total.inc(1);
             // Enough connections for the rate at the longest round trip here, twice over.
             let conns = 64;
-            let fixed = oha(&Shot {
+            let fixed = oha(Shot {
                 connections: conns,
                 duration: Duration::from_secs_f64(opts.seconds),
                 pace: Pace::Fixed { rate: opts.rate },
@@ -322,44 +322,9 @@ fn row(sc: &Scenario, pace: Pace, connections: usize, measured: Measured, check:
     }
 }
 
-async fn oha(shot: &Shot<'_>) -> Result<Measured> {
-    let shot = OwnedShot::from(shot);
-    tokio::task::spawn_blocking(move || {
-        load::run(&Shot {
-            addr: shot.addr,
-            path: &shot.path,
-            body: shot.body.as_deref(),
-            bearer: shot.bearer.as_deref(),
-            connections: shot.connections,
-            duration: shot.duration,
-            pace: shot.pace,
-        })
-    })
-    .await?
-}
-
-struct OwnedShot {
-    addr: SocketAddr,
-    path: String,
-    body: Option<String>,
-    bearer: Option<String>,
-    connections: usize,
-    duration: Duration,
-    pace: Pace,
-}
-
-impl From<&Shot<'_>> for OwnedShot {
-    fn from(s: &Shot<'_>) -> Self {
-        OwnedShot {
-            addr: s.addr,
-            path: s.path.to_string(),
-            body: s.body.map(str::to_string),
-            bearer: s.bearer.map(str::to_string),
-            connections: s.connections,
-            duration: s.duration,
-            pace: s.pace,
-        }
-    }
+/// oha blocks; it runs off the runtime, whose threads also serve the delay proxies.
+async fn oha(shot: Shot) -> Result<Measured> {
+    tokio::task::spawn_blocking(move || load::run(&shot)).await?
 }
 
 /// One request, to confirm the scenario measures the path it names: a VALID answer,

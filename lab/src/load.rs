@@ -23,12 +23,12 @@ pub enum Pace {
 }
 
 #[derive(Debug, Clone)]
-pub struct Shot<'a> {
+pub struct Shot {
     pub addr: SocketAddr,
-    pub path: &'a str,
+    pub path: &'static str,
     /// `None` sends a GET; `Some` POSTs this JSON.
-    pub body: Option<&'a str>,
-    pub bearer: Option<&'a str>,
+    pub body: Option<String>,
+    pub bearer: Option<String>,
     pub connections: usize,
     pub duration: Duration,
     pub pace: Pace,
@@ -68,10 +68,10 @@ pub fn run(shot: &Shot) -> Result<Measured> {
         .args(["-c", &shot.connections.to_string()])
         // A hung request must show as an error, not stall the run.
         .args(["-t", "10s"]);
-    if let Some(body) = shot.body {
+    if let Some(body) = &shot.body {
         cmd.args(["-m", "POST", "-T", "application/json", "-d", body]);
     }
-    if let Some(token) = shot.bearer {
+    if let Some(token) = &shot.bearer {
         cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
     }
     if let Pace::Fixed { rate } = shot.pace {

@@ -84,6 +84,11 @@ fn find<'a>(rows: &'a [Row], scenario: &str, max: bool) -> Option<&'a Row> {
         .find(|r| r.scenario == scenario && matches!(r.pace, Pace::Max) == max)
 }
 
+/// The flat-out throughput of a scenario, from its `max` row.
+fn max_throughput(rows: &[Row], scenario: &str) -> Option<f64> {
+    find(rows, scenario, true).map(|r| r.measured.throughput)
+}
+
 /// The rows the latency comparisons use: fixed-rate ones.
 fn latency_row<'a>(rows: &'a [Row], scenario: &str) -> Option<&'a Row> {
     find(rows, scenario, false)
@@ -96,7 +101,7 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
             out.push(Ratio { name, value });
         }
     };
-    let tput = |s| find(rows, s, true).map(|r| r.measured.throughput);
+    let tput = |s| max_throughput(rows, s);
     if let (Some(a), Some(b)) = (tput("origin-hot"), tput("hello-axum")) {
         push("origin-hot / hello-axum throughput".into(), a / b);
     }
@@ -231,7 +236,7 @@ pub fn break_even(rows: &[Row]) -> Vec<BreakEven> {
 
 pub fn targets(local: &[Row]) -> Vec<Target> {
     let mut out = Vec::new();
-    let tput = |s| find(local, s, true).map(|r| r.measured.throughput);
+    let tput = |s| max_throughput(local, s);
     if let (Some(a), Some(b)) = (tput("origin-hot"), tput("hello-axum")) {
         let v = a / b;
         out.push(Target {
