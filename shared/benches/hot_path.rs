@@ -11,11 +11,13 @@ use keyway_core::auth::RootScope;
 use keyway_core::credits::{Spend, spend};
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
-use keyway_core::ratelimit::{Decision, LimitSpec, WindowState, admit_all};
+use keyway_core::ratelimit::{
+    CounterId, CounterOwner, Decision, LimitSpec, WindowState, admit_all,
+};
 use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule, SnapshotCredits};
 use keyway_core::verify::{KeyState, LimitCheck, decide};
 
-struct Counters(HashMap<String, WindowState>);
+struct Counters(HashMap<CounterId, WindowState>);
 
 impl KeyState for Counters {
     type Error = ();
@@ -92,10 +94,9 @@ fn bench(c: &mut Criterion) {
         .map(|s| s.to_string())
         .collect();
     let caller = RootScope::from_snapshot(Some(std::sync::Arc::new(root.normalized())), 0).unwrap();
-    let mut counters = Counters(HashMap::from([(
-        "rl_1".to_string(),
-        WindowState::default(),
-    )]));
+    let rule = &snap.ratelimits[0];
+    let counter = CounterId::new(CounterOwner::Rule { rule_id: &rule.id }, rule.duration_ms);
+    let mut counters = Counters(HashMap::from([(counter, WindowState::default())]));
     let mut now = 1_700_000_000_000i64;
 
     c.bench_function("hash_22_char_key", |b| {

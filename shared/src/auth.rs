@@ -42,6 +42,8 @@ pub const ALL_ROOT_PERMISSIONS: &[&str] = &[
     "rbac.*.remove_permission_from_key",
     "rbac.*.add_role_to_key",
     "rbac.*.remove_role_from_key",
+    "rbac.*.add_permission_to_role",
+    "rbac.*.remove_permission_from_role",
 ];
 
 /// Extracts the bearer token. Missing is a 400 and so is a header of the wrong shape:

@@ -18,8 +18,10 @@ pub const MAX_PREFIX_LENGTH: usize = 16;
 const START_CHARS: usize = 4;
 
 /// A plaintext key. It exists only between minting and the response that hands it out,
-/// or while a verification hashes it; `Debug` is redacted so it cannot reach a log.
-#[derive(Clone, PartialEq, Eq)]
+/// or while a verification hashes it; `Debug` is redacted so it cannot reach a log, and
+/// request bodies that carry a key (verifyKey, whoami) hold it as this type.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct PlainKey(String);
 
 impl PlainKey {

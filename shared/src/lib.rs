@@ -14,6 +14,7 @@ pub mod error;
 pub mod key;
 pub mod permission;
 pub mod ratelimit;
+pub mod secret;
 pub mod snapshot;
 pub mod validate;
 pub mod verify;

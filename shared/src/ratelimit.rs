@@ -7,6 +7,86 @@
 //! functions only compute what they become.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Whose counter a limit counts in. Every limit has exactly one owner, and two requests
+/// share a counter only when their owners and window lengths are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterOwner<'a> {
+    /// A configured rule of a key or an identity (rule ids are unique).
+    Rule { rule_id: &'a str },
+    /// A limit a verifyKey request applies ad hoc, by name, to one key.
+    AdHoc { key_id: &'a str, name: &'a str },
+    /// `ratelimit.limit` and `multiLimit`.
+    Namespace {
+        workspace_id: &'a str,
+        namespace: &'a str,
+        identifier: &'a str,
+    },
+}
+
+/// The identity of one counter: a digest of its owner's fields, each length-prefixed,
+/// and of the window length.
+///
+/// Length prefixes make the encoding unambiguous: joining names with a separator let
+/// namespace `a` with identifier `b:x` share a counter with namespace `a:b` and
+/// identifier `x`. The window length is part of the identity because cells are numbered
+/// per duration: a counter kept across a duration change read the new, smaller cell
+/// number as the clock going back, and never reset again. 128 bits keep ids small in
+/// memory and as shared-store keys while making an accidental collision negligible.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterId([u8; 16]);
+
+impl CounterId {
+    pub fn new(owner: CounterOwner<'_>, duration_ms: u64) -> CounterId {
+        let mut h = Sha256::new();
+        let mut field = |part: &[u8]| {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        };
+        match owner {
+            CounterOwner::Rule { rule_id } => {
+                field(b"rule");
+                field(rule_id.as_bytes());
+            }
+            CounterOwner::AdHoc { key_id, name } => {
+                field(b"adhoc");
+                field(key_id.as_bytes());
+                field(name.as_bytes());
+            }
+            CounterOwner::Namespace {
+                workspace_id,
+                namespace,
+                identifier,
+            } => {
+                field(b"namespace");
+                field(workspace_id.as_bytes());
+                field(namespace.as_bytes());
+                field(identifier.as_bytes());
+            }
+        }
+        field(&duration_ms.to_be_bytes());
+        let digest = h.finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        CounterId(id)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Lower-case hex, for keys in a shared store and for derived ids.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for CounterId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CounterId({})", self.to_hex())
+    }
+}
 
 /// The counters of one limit for one identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -200,7 +280,47 @@ mod tests {
         assert_eq!(d[0].remaining, 0);
     }
 
+    fn ns(namespace: &str, identifier: &str, duration_ms: u64) -> CounterId {
+        CounterId::new(
+            CounterOwner::Namespace {
+                workspace_id: "ws_1",
+                namespace,
+                identifier,
+            },
+            duration_ms,
+        )
+    }
+
+    #[test]
+    fn counter_ids_do_not_collide_across_separators() {
+        assert_ne!(ns("a", "b:x", 1000), ns("a:b", "x", 1000));
+        assert_ne!(ns("a", "", 1000), ns("", "a", 1000));
+        let adhoc = |key_id, name| CounterId::new(CounterOwner::AdHoc { key_id, name }, 1000);
+        assert_ne!(adhoc("k", "a:b"), adhoc("k:a", "b"));
+        assert_ne!(
+            CounterId::new(CounterOwner::Rule { rule_id: "x" }, 1000),
+            adhoc("x", "")
+        );
+        assert_eq!(ns("a", "b", 1000), ns("a", "b", 1000));
+    }
+
+    #[test]
+    fn counter_ids_differ_by_duration() {
+        // The same identifier with a longer window must not inherit the shorter window's
+        // cell number, or its reset lands in the far future.
+        assert_ne!(ns("n", "u", 1000), ns("n", "u", 60_000));
+    }
+
     proptest! {
+        /// Distinct (namespace, identifier) pairs never share a counter, whatever
+        /// characters they hold.
+        #[test]
+        fn namespace_counters_are_injective(
+            a in "[a:b]{0,6}", b in "[a:b]{0,6}", c in "[a:b]{0,6}", d in "[a:b]{0,6}",
+        ) {
+            prop_assert_eq!(ns(&a, &b, 1000) == ns(&c, &d, 1000), (a, b) == (c, d));
+        }
+
         /// However requests and times are interleaved, the cost admitted in any one cell
         /// never exceeds the limit, for each of several limits checked together.
         #[test]

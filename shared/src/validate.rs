@@ -106,6 +106,26 @@ impl Issues {
         })
     }
 
+    /// Flags the second and later items whose `key` repeats an earlier one. A repeated
+    /// name in one request would otherwise address one counter twice, and count once.
+    pub fn unique<'a, T, K: PartialEq>(
+        &mut self,
+        location: &str,
+        items: &'a [T],
+        key: impl Fn(&'a T) -> K,
+    ) -> &mut Self {
+        for (i, item) in items.iter().enumerate() {
+            let k = key(item);
+            if let Some(first) = items[..i].iter().position(|other| key(other) == k) {
+                self.0.push(ValidationIssue::new(
+                    format!("{location}[{i}]"),
+                    format!("repeats item {first}; each may appear once"),
+                ));
+            }
+        }
+        self
+    }
+
     pub fn push(&mut self, issue: ValidationIssue) -> &mut Self {
         self.0.push(issue);
         self
@@ -131,10 +151,15 @@ pub fn is_external_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
 }
 
+/// Most rate limits one verification may name. The spec sets no bound, but every entry
+/// can create a counter kept for up to its window (30 days at most); a key's own
+/// configured limits are capped at 50, and so is this.
+pub const MAX_VERIFY_RATELIMITS: usize = 50;
+
 /// Checks a verifyKey body against the spec and parses its permission query once.
 pub fn verify_request(req: &VerifyKeyRequest) -> Result<Option<Query>, ApiError> {
     let mut v = Issues::new();
-    v.length("body.key", &req.key, 1, 512);
+    v.length("body.key", req.key.expose(), 1, 512);
     v.finish()?;
     verify_options(req)
 }
@@ -155,6 +180,12 @@ pub fn verify_options(req: &VerifyKeyRequest) -> Result<Option<Query>, ApiError>
         v.range("body.credits.cost", c.cost, 0, 1_000_000_000_000);
     }
     if let Some(limits) = &req.ratelimits {
+        v.check(
+            limits.len() <= MAX_VERIFY_RATELIMITS,
+            "body.ratelimits",
+            || format!("must have at most {MAX_VERIFY_RATELIMITS} items"),
+        );
+        v.unique("body.ratelimits", limits, |l| l.name.as_str());
         for (i, l) in limits.iter().enumerate() {
             v.length(&format!("body.ratelimits[{i}].name"), &l.name, 3, 255);
             v.check(
@@ -223,5 +254,87 @@ mod tests {
         let half: VerifyKeyRequest =
             parse_json(br#"{"key":"k","ratelimits":[{"name":"abc","limit":3}]}"#).unwrap();
         assert!(verify_request(&half).is_err());
+    }
+
+    #[test]
+    fn verify_ratelimits_are_capped_and_unique() {
+        let twice: VerifyKeyRequest = parse_json(
+            br#"{"key":"k","ratelimits":[{"name":"abc"},{"name":"xyz"},{"name":"abc","cost":2}]}"#,
+        )
+        .unwrap();
+        let e = verify_request(&twice).unwrap_err();
+        assert_eq!(e.errors[0].location, "body.ratelimits[2]");
+        let many = serde_json::json!({
+            "key": "k",
+            "ratelimits": (0..51).map(|i| serde_json::json!({"name": format!("n{i:03}")})).collect::<Vec<_>>(),
+        });
+        let many: VerifyKeyRequest = parse_json(many.to_string().as_bytes()).unwrap();
+        let e = verify_request(&many).unwrap_err();
+        assert_eq!(e.errors[0].location, "body.ratelimits");
+    }
+
+    #[test]
+    fn integers_beyond_int64_are_rejected_with_their_field() {
+        let big = "9223372036854775808";
+        for (body, location) in [
+            (
+                format!(r#"{{"key":"k","credits":{{"cost":{big}}}}}"#),
+                "body.credits.cost",
+            ),
+            (
+                format!(r#"{{"key":"k","ratelimits":[{{"name":"abc","cost":{big}}}]}}"#),
+                "body.ratelimits[0].cost",
+            ),
+            (
+                format!(
+                    r#"{{"key":"k","ratelimits":[{{"name":"abc","limit":{big},"duration":1000}}]}}"#
+                ),
+                "body.ratelimits[0].limit",
+            ),
+        ] {
+            let e = parse_json::<VerifyKeyRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.errors[0].location, location, "{body}");
+        }
+        let max = format!(
+            r#"{{"key":"k","ratelimits":[{{"name":"abc","cost":{}}}]}}"#,
+            i64::MAX
+        );
+        assert!(parse_json::<VerifyKeyRequest>(max.as_bytes()).is_ok());
+        use crate::api::keys::{CreateKeyRequest, UpdateCreditsRequest, UpdateKeyRequest};
+        use crate::api::ratelimit::{LimitRequest, SetOverrideRequest};
+        let e = parse_json::<LimitRequest>(
+            format!(
+                r#"{{"namespace":"n","identifier":"i","limit":1,"duration":1000,"cost":{big}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.errors[0].location, "body.cost");
+        assert!(
+            parse_json::<SetOverrideRequest>(
+                format!(r#"{{"namespace":"n","identifier":"i","limit":{big},"duration":1000}}"#)
+                    .as_bytes()
+            )
+            .is_err()
+        );
+        assert!(
+            parse_json::<CreateKeyRequest>(
+                format!(r#"{{"apiId":"api_1","credits":{{"remaining":{big}}}}}"#).as_bytes()
+            )
+            .is_err()
+        );
+        assert!(
+            parse_json::<UpdateKeyRequest>(
+                format!(r#"{{"keyId":"key_1","credits":{{"remaining":{big}}}}}"#).as_bytes()
+            )
+            .is_err()
+        );
+        assert!(
+            parse_json::<UpdateCreditsRequest>(
+                format!(r#"{{"keyId":"key_1","operation":"set","value":{big}}}"#).as_bytes()
+            )
+            .is_err()
+        );
     }
 }

@@ -13,16 +13,16 @@ use crate::auth::RootScope;
 use crate::credits::Spend;
 use crate::error::ApiError;
 use crate::permission::Query;
-use crate::ratelimit::{Decision, LimitSpec};
+use crate::ratelimit::{CounterId, CounterOwner, Decision, LimitSpec};
 use crate::snapshot::{KeySnapshot, SnapshotCredits, raw_meta};
 use crate::wire::{ServedBy, VerificationEvent};
 
 /// One rate limit to count for this request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCheck {
-    /// The counter's name: the rule id for configured limits (a rule belongs to one key
-    /// or one identity), or a key-scoped name for ad-hoc limits.
-    pub counter: String,
+    /// The counter: the rule's for configured limits (a rule belongs to one key or one
+    /// identity), the key's and the name's for ad-hoc limits; always with the duration.
+    pub counter: CounterId,
     pub id: String,
     pub name: String,
     pub spec: LimitSpec,
@@ -158,7 +158,7 @@ pub fn resolve_limits(
     for rule in key.ratelimits.iter().filter(|r| r.auto_apply) {
         if !requested.iter().any(|r| r.name == rule.name) {
             checks.push(LimitCheck {
-                counter: rule.id.clone(),
+                counter: rule_counter(rule),
                 id: rule.id.clone(),
                 name: rule.name.clone(),
                 spec: LimitSpec {
@@ -174,7 +174,7 @@ pub fn resolve_limits(
         let cost = req.cost.unwrap_or(1);
         if let Some(rule) = key.ratelimits.iter().find(|r| r.name == req.name) {
             checks.push(LimitCheck {
-                counter: rule.id.clone(),
+                counter: rule_counter(rule),
                 id: rule.id.clone(),
                 name: rule.name.clone(),
                 spec: LimitSpec {
@@ -185,9 +185,12 @@ pub fn resolve_limits(
                 auto_apply: rule.auto_apply,
             });
         } else if let (Some(limit), Some(duration_ms)) = (req.limit, req.duration) {
-            let counter = format!(
-                "adhoc:{}:{}:{}:{}",
-                key.key_id, req.name, limit, duration_ms
+            let counter = CounterId::new(
+                CounterOwner::AdHoc {
+                    key_id: &key.key_id,
+                    name: &req.name,
+                },
+                duration_ms,
             );
             checks.push(LimitCheck {
                 id: adhoc_id(&counter),
@@ -210,18 +213,23 @@ pub fn resolve_limits(
     Ok(checks)
 }
 
+fn rule_counter(rule: &crate::snapshot::RateLimitRule) -> CounterId {
+    CounterId::new(CounterOwner::Rule { rule_id: &rule.id }, rule.duration_ms)
+}
+
 /// A stable `rl_…` id for an ad-hoc limit, which has no stored row.
-fn adhoc_id(counter: &str) -> String {
-    format!(
-        "rl_adhoc_{:016x}",
-        crate::key::stable_hash(counter.as_bytes())
-    )
+fn adhoc_id(counter: &CounterId) -> String {
+    let mut hex = counter.to_hex();
+    hex.truncate(16);
+    format!("rl_adhoc_{hex}")
 }
 
 /// Decides a verification. The order is Unkey's:
-/// not found / deleted → disabled → expired → caller may not verify this API → permission
-/// query → rate limits → credits. A key in another workspace than the caller's is
-/// "not found" at the first step, so nothing about it leaks across workspaces.
+/// not found / deleted / outside the caller's scope → disabled → expired → permission
+/// query → rate limits → credits. A key in another workspace than the caller's, or of an
+/// API the caller may not verify, is "not found" at the first step, before any of its
+/// state is looked at: outside the caller's scope a key does not exist, so a verification
+/// reveals nothing about it (not whether it is disabled, nor its id, name or meta).
 pub fn decide<S: KeyState>(
     snapshot: Option<&KeySnapshot>,
     request: &VerifyKeyRequest,
@@ -230,9 +238,16 @@ pub fn decide<S: KeyState>(
     now_ms: i64,
     state: &mut S,
 ) -> Result<Verdict, VerifyError<S::Error>> {
-    // 1. Not found, deleted, a root key, or outside the caller's workspace.
+    // 1. Not found, deleted, a root key, or outside the caller's workspace or APIs.
     let key = match snapshot {
-        Some(k) if !k.deleted && !k.is_root_key() && k.workspace_id == caller.workspace_id() => k,
+        Some(k)
+            if !k.deleted
+                && !k.is_root_key()
+                && k.workspace_id == caller.workspace_id()
+                && caller.allows("api", Some(&k.api_id), "verify_key") =>
+        {
+            k
+        }
         _ => {
             return Ok(Verdict::of(VerifyKeyResponseData::bare(
                 VerifyCode::NotFound,
@@ -247,20 +262,14 @@ pub fn decide<S: KeyState>(
     if key.is_expired(now_ms) {
         return Ok(Verdict::of(key_response(key, VerifyCode::Expired)));
     }
-    // 4. The caller may verify keys, but not of this API: answer as if the key did not exist.
-    if !caller.allows("api", Some(&key.api_id), "verify_key") {
-        return Ok(Verdict::of(VerifyKeyResponseData::bare(
-            VerifyCode::NotFound,
-        )));
-    }
-    // 5. Permission query.
+    // 4. Permission query.
     if query.is_some_and(|q| !q.allows_sorted(&key.permissions)) {
         return Ok(Verdict::of(key_response(
             key,
             VerifyCode::InsufficientPermissions,
         )));
     }
-    // 6. Rate limits, all or nothing.
+    // 5. Rate limits, all or nothing.
     let checks = resolve_limits(key, request.ratelimits.as_deref().unwrap_or(&[]))
         .map_err(VerifyError::Api)?;
     let mut data = key_response(key, VerifyCode::Valid);
@@ -290,7 +299,7 @@ pub fn decide<S: KeyState>(
             return Ok(Verdict::of(data));
         }
     }
-    // 7. Credits: the cost defaults to 1, and 0 is allowed.
+    // 6. Credits: the cost defaults to 1, and 0 is allowed.
     let mut spent_credits = 0;
     if let Some(credits) = &key.credits {
         let cost = request.credits.map_or(1, |c| c.cost);
@@ -325,7 +334,7 @@ mod tests {
     /// The simplest honest `KeyState`: counters in maps, as the origin keeps them.
     #[derive(Default)]
     struct Counters {
-        windows: HashMap<String, WindowState>,
+        windows: HashMap<CounterId, WindowState>,
         balances: HashMap<String, u64>,
     }
 
@@ -344,7 +353,7 @@ mod tests {
             let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
             let out = admit_all(&mut states, &specs, now_ms);
             for (c, s) in checks.iter().zip(states) {
-                self.windows.insert(c.counter.clone(), s);
+                self.windows.insert(c.counter, s);
             }
             Ok(out)
         }
@@ -489,16 +498,30 @@ mod tests {
             .map_err(|_| ())
             .unwrap()
         };
+        // Outside the caller's scope first: a disabled, expired key of an API the caller
+        // may not verify is as unknown as a missing one, and nothing about it comes back.
+        let hidden = decide(
+            Some(&k),
+            &r,
+            Some(&q),
+            &scoped,
+            1_000,
+            &mut Counters::default(),
+        )
+        .map_err(|_| ())
+        .unwrap()
+        .data;
+        assert_eq!(
+            hidden.code,
+            VerifyCode::NotFound,
+            "caller scoped to another API"
+        );
+        assert!(hidden.key_id.is_none() && hidden.name.is_none() && hidden.meta.is_none());
+        k.api_id = "api_1".into();
         assert_eq!(step(&k), VerifyCode::Disabled);
         k.enabled = true;
         assert_eq!(step(&k), VerifyCode::Expired);
         k.expires = None;
-        assert_eq!(
-            step(&k),
-            VerifyCode::NotFound,
-            "caller scoped to another API"
-        );
-        k.api_id = "api_1".into();
         assert_eq!(step(&k), VerifyCode::InsufficientPermissions);
         k.permissions.push("nope".into());
         k = k.normalized();

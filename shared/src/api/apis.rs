@@ -32,7 +32,7 @@ pub struct ApiData {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListKeysRequest {
     pub api_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub limit: Option<u64>,
     #[serde(default)]
     pub cursor: Option<String>,

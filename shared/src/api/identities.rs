@@ -42,7 +42,7 @@ pub struct UpdateIdentityRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub limit: Option<u64>,
     #[serde(default)]
     pub cursor: Option<String>,

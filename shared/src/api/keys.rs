@@ -6,12 +6,13 @@ use serde_json::{Map, Value};
 
 use super::{Patch, is_false};
 use crate::credits::RefillInterval;
+use crate::key::PlainKey;
 
 /// `POST /v2/keys.verifyKey`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyKeyRequest {
-    pub key: String,
+    pub key: PlainKey,
     #[serde(default)]
     pub tags: Option<Vec<String>>,
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct VerifyKeyRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCredits {
+    #[serde(deserialize_with = "super::int64::u64")]
     pub cost: u64,
 }
 
@@ -34,11 +36,11 @@ pub struct VerifyCredits {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRatelimit {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub cost: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub limit: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub duration: Option<u64>,
 }
 
@@ -172,7 +174,9 @@ pub struct RatelimitData {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RatelimitRequest {
     pub name: String,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub limit: u64,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
     #[serde(default)]
     pub auto_apply: bool,
@@ -182,6 +186,7 @@ pub struct RatelimitRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefillData {
     pub interval: RefillInterval,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub amount: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refill_day: Option<u8>,
@@ -191,6 +196,7 @@ pub struct RefillData {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyCreditsData {
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub remaining: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refill: Option<RefillData>,
@@ -204,7 +210,7 @@ pub struct CreateKeyRequest {
     pub prefix: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub byte_length: Option<u64>,
     #[serde(default)]
     pub external_id: Option<String>,
@@ -230,7 +236,7 @@ pub struct CreateKeyRequest {
 #[serde(rename_all = "camelCase")]
 pub struct CreateKeyResponseData {
     pub key_id: String,
-    pub key: String,
+    pub key: PlainKey,
 }
 
 /// getKey, whoami and listKeys items.
@@ -272,7 +278,7 @@ pub struct GetKeyRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WhoamiRequest {
-    pub key: String,
+    pub key: PlainKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,7 +316,11 @@ pub struct UpdateKeyRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCreditsData {
-    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[serde(
+        default,
+        skip_serializing_if = "Patch::is_absent",
+        deserialize_with = "super::int64::patch"
+    )]
     pub remaining: Patch<u64>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
     pub refill: Patch<RefillData>,
@@ -328,7 +338,7 @@ pub enum CreditOperation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCreditsRequest {
     pub key_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub value: Option<u64>,
     pub operation: CreditOperation,
 }

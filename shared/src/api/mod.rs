@@ -7,6 +7,7 @@
 
 pub mod apis;
 pub mod identities;
+pub mod int64;
 pub mod keys;
 pub mod permissions;
 pub mod ratelimit;

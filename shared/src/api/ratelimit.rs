@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 pub struct LimitRequest {
     pub namespace: String,
     pub identifier: String,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub limit: u64,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub cost: Option<u64>,
 }
 
@@ -49,7 +51,9 @@ pub struct MultiLimitCheck {
 pub struct SetOverrideRequest {
     pub namespace: String,
     pub identifier: String,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub limit: u64,
+    #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
 }
 
@@ -73,7 +77,7 @@ pub struct ListOverridesRequest {
     pub namespace: String,
     #[serde(default)]
     pub cursor: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::int64::opt")]
     pub limit: Option<u64>,
 }
 

@@ -1,0 +1,39 @@
+//! Integers the spec declares `int64`, held as `u64` where they cannot be negative.
+//!
+//! serde accepts any `u64` for a `u64` field, so without these a body could carry values
+//! up to 2^64 - 1 that Unkey's spec (and its SDKs) reject, and that overflow `BIGINT`
+//! columns and counter arithmetic downstream. Each request field that is an `int64` in
+//! the spec deserializes through one of these, so an out-of-range number is a 400 that
+//! names the field, like any other schema error.
+
+use serde::de::Error;
+use serde::{Deserialize, Deserializer};
+
+use super::Patch;
+
+pub const MAX: u64 = i64::MAX as u64;
+
+fn bounded<E: Error>(v: u64) -> Result<u64, E> {
+    if v <= MAX {
+        Ok(v)
+    } else {
+        Err(E::custom(format!(
+            "must be at most {MAX} (a 64-bit signed integer), got {v}"
+        )))
+    }
+}
+
+pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    bounded(u64::deserialize(d)?)
+}
+
+pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<u64>::deserialize(d)?.map(bounded).transpose()
+}
+
+pub fn patch<'de, D: Deserializer<'de>>(d: D) -> Result<Patch<u64>, D::Error> {
+    Ok(match Patch::<u64>::deserialize(d)? {
+        Patch::Value(v) => Patch::Value(bounded(v)?),
+        other => other,
+    })
+}
