@@ -23,6 +23,9 @@ use crate::store::{Store, StoreResult};
 pub enum CacheStatus {
     Hit,
     Stale,
+    /// A stale root key read again before answering (`Stale::Reload`); kept apart from
+    /// `Miss` so a cold cache and a revocation check read as different things.
+    Reload,
     Miss,
 }
 
@@ -31,6 +34,7 @@ impl CacheStatus {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Stale => "stale",
+            CacheStatus::Reload => "reload",
             CacheStatus::Miss => "miss",
         }
     }
@@ -43,6 +47,16 @@ struct Entry {
 }
 
 pub type Lookup = (Option<Arc<KeySnapshot>>, CacheStatus);
+
+/// What a stale entry may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Answer at once and reload in the background: keys being verified.
+    Serve,
+    /// Reload before answering, so a revoked credential is refused within the fresh
+    /// time; answer with the stale entry only if the reload fails. Root keys.
+    Reload,
+}
 
 pub struct SnapshotCache {
     /// `None` when caching is off (capacity 0): every lookup reads the database. Keyed by
@@ -70,7 +84,12 @@ impl SnapshotCache {
         }
     }
 
-    pub async fn get(self: &Arc<Self>, store: &Store, hash: &KeyHash) -> StoreResult<Lookup> {
+    pub async fn get(
+        self: &Arc<Self>,
+        store: &Store,
+        hash: &KeyHash,
+        stale: Stale,
+    ) -> StoreResult<Lookup> {
         let (Some(entries), Some(digest)) = (&self.entries, hash.digest()) else {
             let loaded = store.load_snapshot(hash).await?;
             return Ok((loaded.map(Arc::new), CacheStatus::Miss));
@@ -78,6 +97,15 @@ impl SnapshotCache {
         if let Some(entry) = entries.get(&digest) {
             if entry.loaded.elapsed() < self.fresh {
                 return Ok((entry.snapshot.clone(), CacheStatus::Hit));
+            }
+            if stale == Stale::Reload {
+                match self.load(store, hash, digest).await {
+                    Ok(snapshot) => return Ok((snapshot, CacheStatus::Reload)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading a stale root key failed; answering from cache");
+                    }
+                }
+                return Ok((entry.snapshot.clone(), CacheStatus::Stale));
             }
             self.refresh_in_background(store, hash, digest);
             return Ok((entry.snapshot.clone(), CacheStatus::Stale));

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use keyway_core::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -18,21 +19,27 @@ pub struct ServeConfig {
     #[arg(long, env = "KEYWAY_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Serve `GET /metrics` on this address only (for example a private interface or
+    /// loopback), and not on `--listen`. Unset: `/metrics` is on `--listen`.
+    #[arg(long, env = "KEYWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Database URL: `sqlite://FILE` (created on first start) or `postgres://…`.
     #[arg(
         long = "database",
         env = "KEYWAY_DATABASE_URL",
-        default_value = "sqlite://keyway.db"
+        default_value = "sqlite://keyway.db",
+        hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Root key to register on start (hashed; a restart with the same value is a no-op).
     #[arg(long, env = "KEYWAY_ROOT_KEY", hide_env_values = true)]
-    pub root_key: Option<String>,
+    pub root_key: Option<Secret>,
 
     /// Shared secret for the edge's internal endpoints; unset turns them off.
     #[arg(long, env = "KEYWAY_EDGE_SECRET", hide_env_values = true)]
-    pub edge_secret: Option<String>,
+    pub edge_secret: Option<Secret>,
 
     /// Seconds a cached key snapshot is fresh.
     #[arg(long, env = "KEYWAY_CACHE_FRESH_SECONDS", default_value_t = 10.0)]
@@ -50,6 +57,11 @@ pub struct ServeConfig {
     /// Milliseconds between write-behind flushes of credit balances.
     #[arg(long, env = "KEYWAY_CREDIT_FLUSH_MS", default_value_t = 1000)]
     pub credit_flush_ms: u64,
+
+    /// Seconds shutdown keeps retrying credit writes that fail before it gives up and
+    /// exits non-zero, naming the balances it could not write.
+    #[arg(long, env = "KEYWAY_SHUTDOWN_FLUSH_SECONDS", default_value_t = 5.0)]
+    pub shutdown_flush_seconds: f64,
 
     /// Milliseconds between analytics batch writes.
     #[arg(long, env = "KEYWAY_EVENT_FLUSH_MS", default_value_t = 5000)]
@@ -72,12 +84,64 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 }
 
+/// A number of seconds clamped to [0, one year]: NaN and negatives mean zero and "inf"
+/// a year, where `Duration::from_secs_f64` would panic and the cache and timers reject
+/// durations of centuries.
+fn seconds(s: f64) -> Duration {
+    const YEAR: f64 = 365.0 * 86_400.0;
+    Duration::try_from_secs_f64(s.clamp(0.0, YEAR)).unwrap_or(Duration::ZERO)
+}
+
 impl ServeConfig {
     pub fn fresh(&self) -> Duration {
-        Duration::from_secs_f64(self.cache_fresh_seconds.max(0.0))
+        seconds(self.cache_fresh_seconds)
+    }
+
+    pub fn shutdown_flush(&self) -> Duration {
+        seconds(self.shutdown_flush_seconds)
     }
 
     pub fn stale(&self) -> Duration {
-        Duration::from_secs_f64(self.cache_stale_seconds.max(0.0))
+        seconds(self.cache_stale_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let cli = Cli::try_parse_from([
+            "keyway",
+            "--root-key",
+            "root_SECRET_ONE",
+            "--edge-secret",
+            "edge_SECRET_TWO",
+            "--database",
+            "postgres://keyway:SECRET_THREE@db/keyway",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", cli.serve);
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert_eq!(
+            cli.serve.root_key.as_ref().map(Secret::expose),
+            Some("root_SECRET_ONE")
+        );
+    }
+
+    #[test]
+    fn odd_durations_do_not_panic() {
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(-1.0), Duration::ZERO);
+        assert_eq!(seconds(f64::INFINITY), Duration::from_secs(365 * 86_400));
     }
 }

@@ -123,8 +123,12 @@ where
                 .map_or("unmatched", |p| p.as_str()),
         );
         let fut = self.inner.call(req);
+        let metrics = Arc::clone(&self.metrics);
         Box::pin(async move {
             let Ok(mut response) = CONTEXT.scope(ctx, fut).await;
+            if response.status().is_server_error() {
+                metrics.server_errors.inc();
+            }
             if let Some(v) = header {
                 response.headers_mut().insert("x-request-id", v);
             }
@@ -156,6 +160,12 @@ impl From<StoreError> for AppError {
                 tracing::error!(error = %e, "database error");
                 AppError(ApiError::internal(
                     "The database failed to answer; the request was not completed.",
+                ))
+            }
+            StoreError::Corrupt(what) => {
+                tracing::error!(%what, "stored data could not be decoded");
+                AppError(ApiError::internal(
+                    "Stored data could not be read; the request was not completed.",
                 ))
             }
         }

@@ -6,40 +6,43 @@
 //! nanoseconds and never across an `.await`, which is why a std mutex beats an async one.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 
-use keyway_core::ratelimit::{Decision, LimitSpec, WindowState, admit_all, cell_of};
+use keyway_core::ratelimit::{CounterId, Decision, LimitSpec, WindowState, admit_all, cell_of};
 
 const SHARDS: usize = 64;
 
-/// Counter name → its window and the duration its cells are measured in.
-type Shard = HashMap<String, (WindowState, u64)>;
+/// Counter → its window and the duration its cells are measured in.
+type Shard = HashMap<CounterId, (WindowState, u64)>;
 
 /// The counter store behind every rate-limit decision. A shared store for several
 /// origin replicas implements the same trait.
 pub trait Counters: Send + Sync {
     /// Checks and counts `specs` as one unit against the named counters.
-    fn admit(&self, counters: &[&str], specs: &[LimitSpec], now_ms: i64) -> (bool, Vec<Decision>);
+    fn admit(
+        &self,
+        counters: &[CounterId],
+        specs: &[LimitSpec],
+        now_ms: i64,
+    ) -> (bool, Vec<Decision>);
 }
 
 pub struct MemoryCounters {
-    shards: Vec<Mutex<HashMap<String, (WindowState, u64)>>>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl Default for MemoryCounters {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: Default::default(),
         }
     }
 }
 
 impl MemoryCounters {
-    fn shard_of(&self, name: &str) -> usize {
-        usize::try_from(self.hasher.hash_one(name) % SHARDS as u64).unwrap_or(0)
+    /// A counter id is already a uniform digest, so its first byte picks the shard.
+    fn shard_of(id: &CounterId) -> usize {
+        usize::from(id.as_bytes()[0]) % SHARDS
     }
 
     /// Drops counters two or more cells old: they would read as zero anyway, and without
@@ -67,8 +70,13 @@ impl MemoryCounters {
 }
 
 impl Counters for MemoryCounters {
-    fn admit(&self, counters: &[&str], specs: &[LimitSpec], now_ms: i64) -> (bool, Vec<Decision>) {
-        let shard_ids: Vec<usize> = counters.iter().map(|c| self.shard_of(c)).collect();
+    fn admit(
+        &self,
+        counters: &[CounterId],
+        specs: &[LimitSpec],
+        now_ms: i64,
+    ) -> (bool, Vec<Decision>) {
+        let shard_ids: Vec<usize> = counters.iter().map(Self::shard_of).collect();
         let mut order = shard_ids.clone();
         order.sort_unstable();
         order.dedup();
@@ -88,19 +96,14 @@ impl Counters for MemoryCounters {
                 guards
                     .iter()
                     .find(|(id, _)| id == sid)
-                    .and_then(|(_, g)| g.get(*name).map(|(s, _)| *s))
+                    .and_then(|(_, g)| g.get(name).map(|(s, _)| *s))
                     .unwrap_or_default()
             })
             .collect();
         let (passed, decisions) = admit_all(&mut states, specs, now_ms);
         for (((name, sid), state), spec) in counters.iter().zip(&shard_ids).zip(states).zip(specs) {
             if let Some((_, g)) = guards.iter_mut().find(|(id, _)| id == sid) {
-                match g.get_mut(*name) {
-                    Some(slot) => *slot = (state, spec.duration_ms),
-                    None => {
-                        g.insert((*name).to_string(), (state, spec.duration_ms));
-                    }
-                }
+                g.insert(*name, (state, spec.duration_ms));
             }
         }
         (passed, decisions)
@@ -120,12 +123,19 @@ mod tests {
             duration_ms: 60_000,
             cost: 1,
         };
+        let id = |rule_id| {
+            CounterId::new(
+                keyway_core::ratelimit::CounterOwner::Rule { rule_id },
+                60_000,
+            )
+        };
+        let (a, b) = (id("a"), id("b"));
         let admitted: usize = (0..8)
             .map(|_| {
                 let c = Arc::clone(&c);
                 std::thread::spawn(move || {
                     (0..50)
-                        .filter(|_| c.admit(&["a", "b"], &[spec, spec], 1_000).0)
+                        .filter(|_| c.admit(&[a, b], &[spec, spec], 1_000).0)
                         .count()
                 })
             })

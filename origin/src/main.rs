@@ -1,6 +1,7 @@
 //! `keyway`: the origin's command line. Parses arguments and calls into the library.
 
 use clap::{Parser, Subcommand};
+use keyway_core::secret::Secret;
 use keyway_origin::config::{LogFormat, ServeConfig};
 use keyway_origin::{ids, server, store::Store};
 use tracing_subscriber::EnvFilter;
@@ -35,6 +36,23 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct Database {
+    #[arg(
+        long = "database",
+        env = "KEYWAY_DATABASE_URL",
+        default_value = "sqlite://keyway.db",
+        hide_env_values = true
+    )]
+    url: Secret,
+}
+
+impl Database {
+    async fn open(&self) -> anyhow::Result<Store> {
+        Store::connect(self.url.expose(), 2).await
+    }
+}
+
 #[derive(Subcommand)]
 enum RootKeys {
     /// Create a root key and print it (once).
@@ -44,12 +62,23 @@ enum RootKeys {
         permissions: Vec<String>,
         #[arg(long)]
         name: Option<String>,
-        #[arg(
-            long = "database",
-            env = "KEYWAY_DATABASE_URL",
-            default_value = "sqlite://keyway.db"
-        )]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
+    },
+    /// List live root keys: id, start, name, creation time and grants. Never the key.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: Database,
+    },
+    /// Revoke a root key by id. Running servers refuse it within their cache's fresh
+    /// time (`KEYWAY_CACHE_FRESH_SECONDS`, 10 s by default).
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        database: Database,
     },
 }
 
@@ -76,10 +105,10 @@ async fn main() -> anyhow::Result<()> {
         Command::RootKeys(RootKeys::Create {
             permissions,
             name,
-            database_url,
+            database,
         }) => {
             init_logging(LogFormat::Human);
-            let store = Store::connect(&database_url, 2).await?;
+            let store = database.open().await?;
             let now = ids::now_ms();
             let workspace = store.ensure_workspace(now).await?;
             let grants = if permissions.is_empty() {
@@ -98,8 +127,46 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::RootKeys(RootKeys::List { json, database }) => {
+            init_logging(LogFormat::Human);
+            let store = database.open().await?;
+            let keys = store.list_root_keys().await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        k.id,
+                        k.start,
+                        k.name.as_deref().unwrap_or("-"),
+                        rfc3339(k.created_at),
+                        k.permissions.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::RootKeys(RootKeys::Revoke { id, database }) => {
+            init_logging(LogFormat::Human);
+            let store = database.open().await?;
+            let revoked = store.revoke_root_key(&id, ids::now_ms()).await?;
+            store.close().await;
+            if revoked {
+                println!("revoked {id}");
+                Ok(())
+            } else {
+                anyhow::bail!("no live root key has the id {id}")
+            }
+        }
         Command::Healthcheck { listen } => healthcheck(listen).await,
     }
+}
+
+/// Unix ms as an RFC 3339 time in UTC.
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
 }
 
 /// A liveness probe with no curl in the image: a raw HTTP/1.1 GET over loopback.

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub events_dropped: IntCounter,
     pub events_written: IntCounter,
     pub request_duration: HistogramVec,
+    /// Answers with a 5xx status. Each is also logged where it happened, with its cause.
+    pub server_errors: IntCounter,
     routes: RwLock<HashMap<String, Histogram>>,
 }
 
@@ -65,7 +67,12 @@ impl Metrics {
             ]),
             &["route"],
         )?;
+        let server_errors = IntCounter::new(
+            "keyway_server_errors_total",
+            "Answers with a 5xx status (database unreachable, corrupt data, encoding failures)",
+        )?;
         registry.register(Box::new(verifications.clone()))?;
+        registry.register(Box::new(server_errors.clone()))?;
         let verifications = VerifyCode::ALL
             .iter()
             .map(|c| {
@@ -88,6 +95,7 @@ impl Metrics {
             events_dropped,
             events_written,
             request_duration,
+            server_errors,
             routes: RwLock::new(HashMap::new()),
         })
     }
@@ -116,14 +124,9 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self) -> prometheus::Result<String> {
         let mut buf = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .is_err()
-        {
-            return String::new();
-        }
-        String::from_utf8(buf).unwrap_or_default()
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 }

@@ -8,10 +8,30 @@ use crate::handlers::{apis, identities, internal, keys, ops, permissions, rateli
 use crate::http::{ContextLayer, MAX_BODY_BYTES};
 use crate::state::AppState;
 
-pub fn router(state: AppState) -> Router {
+/// Where `GET /metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsOn {
+    /// On the public API's address, beside every route.
+    Api,
+    /// Only on its own listener (`metrics_router`); the API answers it with a 404.
+    Separate,
+}
+
+/// The metrics alone, for a private listener.
+pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/v2/liveness", get(ops::liveness))
         .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .with_state(state)
+}
+
+pub fn router(state: AppState, metrics: MetricsOn) -> Router {
+    let router = Router::new().route("/v2/liveness", get(ops::liveness));
+    let router = match metrics {
+        MetricsOn::Api => router.route("/metrics", get(ops::metrics)),
+        MetricsOn::Separate => router,
+    };
+    router
         // apis
         .route("/v2/apis.createApi", post(apis::create_api))
         .route("/v2/apis.getApi", post(apis::get_api))

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use keyway_core::secret::Secret;
+
 use crate::cache::SnapshotCache;
 use crate::config::ServeConfig;
 use crate::events::{BatchConfig, EventBatcher};
@@ -17,14 +19,21 @@ use crate::ids;
 use crate::ledger::CreditLedger;
 use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
-use crate::routes::router;
+use crate::routes::{MetricsOn, metrics_router, router};
 use crate::state::{AppState, Inner};
 use crate::store::{Bootstrap, Store};
 
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url, config.db_connections).await?;
+/// A server's state, built and bootstrapped but not listening: what `serve` runs, and
+/// what tests drive in process through the router.
+pub struct Built {
+    pub state: AppState,
+    pub batcher: EventBatcher,
+}
+
+pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
+    let store = Store::connect(config.database_url.expose(), config.db_connections).await?;
     let (workspace, boot) = store
-        .bootstrap(config.root_key.as_deref(), ids::now_ms())
+        .bootstrap(config.root_key.as_ref().map(Secret::expose), ids::now_ms())
         .await?;
     match boot {
         Bootstrap::Generated(key) => {
@@ -35,7 +44,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             );
             tracing::info!(%workspace, "generated a bootstrap root key (printed to stderr)");
         }
-        Bootstrap::Registered => tracing::info!(%workspace, "registered the configured root key"),
+        Bootstrap::Registered { revoked } => {
+            tracing::info!(%workspace, revoked, "registered the configured root key; earlier bootstrap root keys are revoked")
+        }
+        Bootstrap::Revoked => tracing::warn!(
+            %workspace,
+            "the configured KEYWAY_ROOT_KEY was revoked and stays revoked; set a new value to rotate it"
+        ),
         Bootstrap::Existing | Bootstrap::Unchanged => tracing::info!(%workspace, "workspace ready"),
     }
 
@@ -62,29 +77,92 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics,
         edge_secret: config.edge_secret.clone().filter(|s| !s.is_empty()),
     }));
+    Ok(Built { state, batcher })
+}
 
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let Built { state, batcher } = build(&config).await?;
+    let store = state.store.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = spawn_background(&state, &config, stop_rx);
+    let background = spawn_background(&state, &config, stop_rx.clone());
+
+    let metrics_on = match config.metrics_listen {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let app = metrics_router(state.clone());
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.changed().await;
+                };
+                if let Err(e) = axum::serve(listener, app.into_make_service())
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+            MetricsOn::Separate
+        }
+        None => MetricsOn::Api,
+    };
 
     let listener = TcpListener::bind(config.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, database = %redact(&config.database_url), "listening");
-    axum::serve(listener, router(state.clone()).into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    tracing::info!(addr = %listener.local_addr()?, database = %redact(config.database_url.expose()), "listening");
+    axum::serve(
+        listener,
+        router(state.clone(), metrics_on).into_make_service(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
 
     tracing::info!("stopped accepting; flushing credits and events");
     let _ = stop_tx.send(true);
     let _ = background.await;
-    match state.ledger.flush(&state.store).await {
-        Ok(n) => tracing::info!(balances = n, "credit balances flushed"),
-        Err(e) => tracing::error!(error = %e, "flushing credit balances failed"),
-    }
+    let unwritten = flush_credits_for_shutdown(&state, config.shutdown_flush()).await;
     let AppState(inner) = state;
     drop(inner);
     batcher.shutdown().await;
     store.close().await;
-    tracing::info!("shutdown complete");
-    Ok(())
+    if unwritten.is_empty() {
+        tracing::info!("shutdown complete");
+        Ok(())
+    } else {
+        // Exit non-zero so an orchestrator (and the operator) sees that balances were
+        // lost, and name each one so it can be restored by hand.
+        for u in &unwritten {
+            tracing::error!(key_id = %u.key_id, remaining = u.remaining, error = %u.error, "credit balance not written");
+        }
+        anyhow::bail!(
+            "{} credit balance(s) could not be written before shutdown; they are listed above",
+            unwritten.len()
+        )
+    }
+}
+
+/// Flushes credits, retrying failures until none remain or `budget` has passed; returns
+/// what still could not be written.
+async fn flush_credits_for_shutdown(
+    state: &AppState,
+    budget: Duration,
+) -> Vec<crate::ledger::Unwritten> {
+    let deadline = tokio::time::Instant::now() + budget;
+    loop {
+        let report = state.ledger.flush(&state.store).await;
+        if report.failed.is_empty() {
+            tracing::info!(balances = report.written, "credit balances flushed");
+            return Vec::new();
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return report.failed;
+        }
+        tracing::warn!(
+            failed = report.failed.len(),
+            "some credit balances could not be written; retrying"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The credit write-behind and the counter sweeper.
@@ -101,8 +179,14 @@ fn spawn_background(
         loop {
             tokio::select! {
                 _ = flush.tick() => {
-                    if let Err(e) = state.ledger.flush(&state.store).await {
-                        tracing::warn!(error = %e, "credit write-behind failed; will retry");
+                    let report = state.ledger.flush(&state.store).await;
+                    if let Some(first) = report.failed.first() {
+                        tracing::warn!(
+                            failed = report.failed.len(),
+                            written = report.written,
+                            error = %first.error,
+                            "credit write-behind could not write every balance; they stay dirty and are retried"
+                        );
                     }
                 }
                 _ = sweep.tick() => state.counters.sweep(ids::now_ms()),

@@ -7,11 +7,11 @@ use axum::http::HeaderMap;
 use keyway_core::auth::{RootScope, bearer_token};
 use keyway_core::credits::Spend;
 use keyway_core::key::KeyHash;
-use keyway_core::ratelimit::{Decision, LimitSpec};
+use keyway_core::ratelimit::{CounterId, Decision, LimitSpec};
 use keyway_core::snapshot::{KeySnapshot, SnapshotCredits};
 use keyway_core::verify::{KeyState, LimitCheck};
 
-use crate::cache::{Lookup, SnapshotCache};
+use crate::cache::{Lookup, SnapshotCache, Stale};
 use crate::events::EventSink;
 use crate::http::{AppError, authorization};
 use crate::ids;
@@ -27,7 +27,7 @@ pub struct Inner {
     pub ledger: Arc<CreditLedger>,
     pub events: EventSink,
     pub metrics: Arc<Metrics>,
-    pub edge_secret: Option<String>,
+    pub edge_secret: Option<keyway_core::secret::Secret>,
 }
 
 #[derive(Clone)]
@@ -42,7 +42,11 @@ impl Deref for AppState {
 
 impl AppState {
     pub async fn lookup(&self, hash: &KeyHash) -> Result<Lookup, AppError> {
-        let found = self.cache.get(&self.store, hash).await?;
+        self.lookup_with(hash, Stale::Serve).await
+    }
+
+    pub async fn lookup_with(&self, hash: &KeyHash, stale: Stale) -> Result<Lookup, AppError> {
+        let found = self.cache.get(&self.store, hash, stale).await?;
         self.metrics
             .cache
             .with_label_values(&[found.1.as_str()])
@@ -57,7 +61,7 @@ impl AppState {
     }
 
     pub async fn authenticate_hash(&self, hash: &KeyHash) -> Result<RootScope, AppError> {
-        let (snapshot, _) = self.lookup(hash).await?;
+        let (snapshot, _) = self.lookup_with(hash, Stale::Reload).await?;
         Ok(RootScope::from_snapshot(snapshot, ids::now_ms())?)
     }
 
@@ -83,9 +87,9 @@ impl KeyState for OriginKeyState<'_> {
         checks: &[LimitCheck],
         now_ms: i64,
     ) -> Result<(bool, Vec<Decision>), Self::Error> {
-        let names: Vec<&str> = checks.iter().map(|c| c.counter.as_str()).collect();
+        let ids: Vec<CounterId> = checks.iter().map(|c| c.counter).collect();
         let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
-        Ok(self.counters.admit(&names, &specs, now_ms))
+        Ok(self.counters.admit(&ids, &specs, now_ms))
     }
 
     fn spend_credits(

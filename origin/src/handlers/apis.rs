@@ -96,7 +96,9 @@ pub async fn list_keys(
     v.finish()?;
     let limit = page_limit(req.limit, 100)?;
     let caller = state.authenticate(&headers).await?;
+    // Listing keys reads the API as well as its keys: Unkey requires both grants.
     authorize(&caller, "api", Some(&req.api_id), "read_key", api_not_found)?;
+    authorize(&caller, "api", Some(&req.api_id), "read_api", api_not_found)?;
     let api = state
         .store
         .find_api(caller.workspace_id(), &req.api_id)

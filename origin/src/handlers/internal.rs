@@ -14,8 +14,8 @@ use keyway_core::validate::verify_options;
 use keyway_core::wire::{
     self, EventBatch, ForwardedVerify, SnapshotFound, SnapshotLookup, VerifyAnswer, WireMessage,
 };
-use subtle::ConstantTimeEq;
 
+use crate::cache::Stale;
 use crate::http::{AppError, RawBody, authorization, request_id};
 use crate::state::AppState;
 
@@ -24,7 +24,7 @@ fn check_secret(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
         return Err(AppError(ApiError::route_not_found("/internal/v1")));
     };
     let token = bearer_token(authorization(headers))?;
-    if bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {
+    if secret.matches(token) {
         Ok(())
     } else {
         Err(AppError(ApiError::unauthorized(
@@ -58,7 +58,9 @@ pub async fn snapshot(
 ) -> Result<Response, AppError> {
     check_secret(&state, &headers)?;
     let lookup: SnapshotLookup = decode(&body)?;
-    let (snapshot, _) = state.lookup(&lookup.hash).await?;
+    // Never hand the edge a stale copy: it caches what it gets for its own fresh time,
+    // and two stale windows in a row would double the revocation bound.
+    let (snapshot, _) = state.lookup_with(&lookup.hash, Stale::Reload).await?;
     Ok(postcard(&SnapshotFound {
         snapshot: snapshot.map(|s| (*s).clone()),
     }))
@@ -79,7 +81,10 @@ pub async fn verify(
                 },
                 data,
             })
-            .unwrap_or_default();
+            .map_err(|e| {
+                tracing::error!(error = %e, "could not serialize a forwarded verification");
+                AppError(ApiError::internal("The verification could not be encoded."))
+            })?;
             VerifyAnswer { status: 200, body }
         }
         Err(AppError(e)) => VerifyAnswer {

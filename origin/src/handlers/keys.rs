@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use keyway_core::api::Empty;
 use keyway_core::api::Patch;
 use keyway_core::api::keys::{
     CreateKeyRequest, CreateKeyResponseData, CreditOperation, DeleteKeyRequest, GetKeyRequest,
@@ -10,6 +9,7 @@ use keyway_core::api::keys::{
     RerollKeyRequest, UpdateCreditsRequest, UpdateKeyRequest, WhoamiRequest,
 };
 use keyway_core::api::permissions::{PermissionData, RoleData};
+use keyway_core::api::{Empty, int64};
 use keyway_core::auth::RootScope;
 use keyway_core::credits::{CreditBalance, Refill, RefillInterval};
 use keyway_core::error::{ApiError, ValidationIssue};
@@ -39,9 +39,10 @@ pub fn validate_ratelimits(v: &mut Issues, loc: &str, limits: Option<&Vec<Rateli
     v.check(limits.len() <= 50, loc, || {
         "may have at most 50 items".into()
     });
+    v.unique(loc, limits, |l| l.name.as_str());
     for (i, l) in limits.iter().enumerate() {
         v.length(&format!("{loc}[{i}].name"), &l.name, 3, 128);
-        v.range(&format!("{loc}[{i}].limit"), l.limit, 1, u64::MAX);
+        v.range(&format!("{loc}[{i}].limit"), l.limit, 1, int64::MAX);
         v.range(
             &format!("{loc}[{i}].duration"),
             l.duration,
@@ -128,7 +129,42 @@ fn refill_data(r: &Refill) -> RefillData {
 fn missing_to_error(m: Missing) -> AppError {
     match m {
         Missing::Role(name) => AppError(super::role_not_found(&name)),
+        Missing::Permission(slug) => AppError(ApiError::forbidden(format!(
+            "The permission '{slug}' does not exist, and the root key lacks 'rbac.*.create_permission' to create it."
+        ))),
     }
+}
+
+/// The `rbac.*` grants a change to a key's permissions or roles needs, on top of the
+/// `api.*` grant on the key itself. Without them, a root key meant only to disable keys
+/// could hand any key any permission. `Set` both adds and removes, so it needs both.
+fn require_grant_changes(
+    caller: &RootScope,
+    permissions: Option<SetOp>,
+    roles: Option<SetOp>,
+) -> Result<(), AppError> {
+    let needs = |op: SetOp, add: &'static str, remove: &'static str| {
+        let add = matches!(op, SetOp::Add | SetOp::Set).then_some(add);
+        let remove = matches!(op, SetOp::Remove | SetOp::Set).then_some(remove);
+        add.into_iter().chain(remove)
+    };
+    let actions = permissions
+        .into_iter()
+        .flat_map(|op| needs(op, "add_permission_to_key", "remove_permission_from_key"))
+        .chain(
+            roles
+                .into_iter()
+                .flat_map(|op| needs(op, "add_role_to_key", "remove_role_from_key")),
+        );
+    for action in actions {
+        caller.require("rbac", None, action)?;
+    }
+    Ok(())
+}
+
+/// Whether missing permission slugs may be created on the way (Unkey's implicit creation).
+fn may_create_permissions(caller: &RootScope) -> bool {
+    caller.allows("rbac", None, "create_permission")
 }
 
 /// The response shape of a key: the snapshot plus the row's dates, with the live balance.
@@ -237,6 +273,17 @@ pub async fn create_key(
     v.finish()?;
 
     let caller = state.authenticate(&headers).await?;
+    require_grant_changes(
+        &caller,
+        req.permissions
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|_| SetOp::Add),
+        req.roles
+            .as_ref()
+            .filter(|r| !r.is_empty())
+            .map(|_| SetOp::Add),
+    )?;
     authorize(
         &caller,
         "api",
@@ -285,6 +332,7 @@ pub async fn create_key(
         created_at: now,
         ratelimits: new_ratelimits(req.ratelimits.as_ref()),
         permissions: req.permissions.clone().unwrap_or_default(),
+        create_permissions: may_create_permissions(&caller),
         roles: req.roles.clone().unwrap_or_default(),
         root_permissions: Vec::new(),
     };
@@ -297,7 +345,7 @@ pub async fn create_key(
     state.cache.invalidate([minted.hash.as_str()]);
     ok(CreateKeyResponseData {
         key_id,
-        key: minted.key.into_inner(),
+        key: minted.key,
     })
 }
 
@@ -327,10 +375,10 @@ pub async fn whoami(
     Json(req): Json<WhoamiRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
-    v.length("body.key", &req.key, 1, 512);
+    v.length("body.key", req.key.expose(), 1, 512);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    let hash = KeyHash::of(&req.key);
+    let hash = req.key.hash();
     let row = state
         .store
         .find_key_by_hash(hash.as_str())
@@ -402,6 +450,11 @@ pub async fn update_key(
     v.finish()?;
 
     let caller = state.authenticate(&headers).await?;
+    require_grant_changes(
+        &caller,
+        req.permissions.as_ref().map(|_| SetOp::Set),
+        req.roles.as_ref().map(|_| SetOp::Set),
+    )?;
     let row = key_for(&state, &caller, &req.key_id, "update_key").await?;
     let now = ids::now_ms();
     let identity_id = match &req.external_id {
@@ -441,6 +494,7 @@ pub async fn update_key(
             .map(|_| new_ratelimits(req.ratelimits.as_ref())),
         permissions: req.permissions.clone(),
         roles: req.roles.clone(),
+        create_permissions: may_create_permissions(&caller),
     };
     state
         .store
@@ -456,7 +510,7 @@ pub async fn update_key(
                     last_refill_at: now,
                 })
             })
-            .await?;
+            .await;
     }
     state.cache.invalidate([row.hash.as_str()]);
     ok(Empty {})
@@ -518,7 +572,7 @@ pub async fn update_credits(
                 }),
             }
         })
-        .await?;
+        .await;
     if new.is_none() {
         // Unlimited now: the refill no longer means anything.
         let clear = KeyUpdate {
@@ -602,6 +656,8 @@ pub async fn reroll_key(
             .into_iter()
             .map(|p| p.slug)
             .collect(),
+        // The copy grants nothing new: these permissions exist already.
+        create_permissions: true,
         roles: state
             .store
             .key_roles(&row.id)
@@ -631,7 +687,7 @@ pub async fn reroll_key(
         .invalidate([row.hash.as_str(), minted.hash.as_str()]);
     ok(CreateKeyResponseData {
         key_id: new_id,
-        key: minted.key.into_inner(),
+        key: minted.key,
     })
 }
 
@@ -651,6 +707,7 @@ async fn change_permissions(
     validate_permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
+    require_grant_changes(&caller, Some(op), None)?;
     let row = key_for(&state, &caller, &req.key_id, "update_key").await?;
     state
         .store
@@ -660,8 +717,10 @@ async fn change_permissions(
             &req.permissions,
             op,
             ids::now_ms(),
+            may_create_permissions(&caller),
         )
-        .await?;
+        .await?
+        .map_err(missing_to_error)?;
     state.invalidate(HashFilter::Key(&row.id)).await?;
     let perms: Vec<PermissionData> = state
         .store
@@ -713,6 +772,7 @@ async fn change_roles(
     validate_roles(&mut v, "body.roles", Some(&req.roles));
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
+    require_grant_changes(&caller, None, Some(op))?;
     let row = key_for(&state, &caller, &req.key_id, "update_key").await?;
     state
         .store

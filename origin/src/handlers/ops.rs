@@ -18,13 +18,17 @@ pub async fn liveness() -> ApiResult {
     ok(Liveness { message: "OK" })
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    let mut r = state.metrics.render().into_response();
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
+    let text = state.metrics.render().map_err(|e| {
+        tracing::error!(error = %e, "could not encode the metrics");
+        AppError(ApiError::internal("The metrics could not be encoded."))
+    })?;
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    r
+    Ok(r)
 }
 
 pub async fn not_found(uri: Uri) -> AppError {

@@ -146,6 +146,9 @@ pub async fn create_role(
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
     authorize_all(&caller, "rbac", "create_role")?;
+    if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
+        authorize_all(&caller, "rbac", "add_permission_to_role")?;
+    }
     let row = RoleRow {
         id: ids::new_id("role"),
         name: req.name,

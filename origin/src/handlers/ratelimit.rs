@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use keyway_core::api::Empty;
 use keyway_core::api::ratelimit::{
     LimitRequest, LimitResponseData, ListOverridesRequest, MultiLimitCheck, MultiLimitResponseData,
     OverrideData, OverrideRef, SetOverrideRequest, SetOverrideResponseData,
 };
+use keyway_core::api::{Empty, int64};
 use keyway_core::auth::RootScope;
 use keyway_core::error::ApiError;
-use keyway_core::ratelimit::LimitSpec;
+use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec};
 use keyway_core::validate::{Issues, parse_json};
 use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
@@ -30,7 +30,7 @@ fn override_not_found() -> ApiError {
 fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
     v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
     v.length(&format!("{loc}identifier"), &r.identifier, 1, 512);
-    v.range(&format!("{loc}limit"), r.limit, 1, u64::MAX);
+    v.range(&format!("{loc}limit"), r.limit, 1, int64::MAX);
     v.range(&format!("{loc}duration"), r.duration, 1000, 2_592_000_000);
 }
 
@@ -57,11 +57,13 @@ async fn run(
         let (limit, duration) = o
             .as_ref()
             .map_or((r.limit, r.duration), |o| (o.limit, o.duration));
-        counters.push(format!(
-            "ns:{}:{}:{}",
-            caller.workspace_id(),
-            r.namespace,
-            r.identifier
+        counters.push(CounterId::new(
+            CounterOwner::Namespace {
+                workspace_id: caller.workspace_id(),
+                namespace: &r.namespace,
+                identifier: &r.identifier,
+            },
+            duration,
         ));
         specs.push(LimitSpec {
             limit,
@@ -70,9 +72,8 @@ async fn run(
         });
         overrides.push(o.map(|o| o.id));
     }
-    let names: Vec<&str> = counters.iter().map(String::as_str).collect();
     let now = ids::now_ms();
-    let (passed, decisions) = state.counters.admit(&names, &specs, now);
+    let (passed, decisions) = state.counters.admit(&counters, &specs, now);
     let latency_us = u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut checks = Vec::with_capacity(reqs.len());
     for ((r, spec), (d, o)) in reqs.iter().zip(&specs).zip(decisions.iter().zip(overrides)) {
@@ -129,6 +130,9 @@ pub async fn multi_limit(
     let mut v = Issues::new();
     v.check((1..=100).contains(&reqs.len()), "body", || {
         "must have between 1 and 100 items".into()
+    });
+    v.unique("body", &reqs, |r| {
+        (r.namespace.as_str(), r.identifier.as_str())
     });
     for (i, r) in reqs.iter().enumerate() {
         validate_limit(&mut v, &format!("body[{i}]."), r);

@@ -22,7 +22,7 @@ pub async fn verify_key(
     let req: VerifyKeyRequest = parse_json(&body)?;
     let query = verify_request(&req)?;
     let caller = state.authenticate(&headers).await?;
-    let hash = KeyHash::of(&req.key);
+    let hash = req.key.hash();
     let data = verify(&state, &caller, &hash, &req, query.as_ref()).await?;
     ok(data)
 }

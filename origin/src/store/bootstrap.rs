@@ -1,4 +1,11 @@
-//! First start: a workspace, and the operator's root key.
+//! First start: a workspace, and the operator's root key; listing and revoking root keys.
+//!
+//! The root key from `KEYWAY_ROOT_KEY` (or the one minted when none is configured) is
+//! named `bootstrap`. Registering a new value revokes every earlier bootstrap key, so
+//! rotating a leaked key is one change of the variable and a restart. Root keys made
+//! with `keyway root-keys create` are left alone.
+
+use sqlx::Row;
 
 use keyway_core::auth::ALL_ROOT_PERMISSIONS;
 use keyway_core::key::{KeyHash, start_of};
@@ -7,13 +14,30 @@ use super::keys::NewKey;
 use super::{Store, StoreResult};
 use crate::ids;
 
+/// The name that marks the root key `KEYWAY_ROOT_KEY` configures (or first start mints).
+pub const BOOTSTRAP: &str = "bootstrap";
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootKeyRow {
+    pub id: String,
+    pub start: String,
+    pub name: Option<String>,
+    pub created_at: i64,
+    pub permissions: Vec<String>,
+}
+
 /// What bootstrapping did, for the operator's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bootstrap {
     /// The given root key was already registered.
     Existing,
-    /// The given root key was registered now.
-    Registered,
+    /// The given root key was registered at some point and has since been revoked; it
+    /// stays revoked.
+    Revoked,
+    /// The given root key was registered now; `revoked` earlier bootstrap keys were
+    /// revoked with it.
+    Registered { revoked: u64 },
     /// No root key was given and none existed: this one was minted (print it once).
     Generated(keyway_core::key::PlainKey),
     /// No root key was given; root keys already exist.
@@ -80,12 +104,37 @@ impl Store {
         let all: Vec<String> = ALL_ROOT_PERMISSIONS.iter().map(|s| s.to_string()).collect();
         if let Some(key) = root_key {
             let hash = KeyHash::of(key);
-            if self.find_key_by_hash(hash.as_str()).await?.is_some() {
-                return Ok((ws, Bootstrap::Existing));
-            }
-            self.insert_root_key(&ws, key, Some("bootstrap".into()), all, now)
-                .await?;
-            return Ok((ws, Bootstrap::Registered));
+            let existing: Option<(String, Option<i64>)> =
+                sqlx::query("SELECT id, deleted_at FROM keys WHERE hash = $1")
+                    .bind(hash.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("deleted_at")?)))
+                    .transpose()?;
+            return match existing {
+                Some((_, Some(_))) => Ok((ws, Bootstrap::Revoked)),
+                Some((id, None)) => {
+                    // Grants added by an upgrade reach the operator's key on restart.
+                    self.grant_missing(&id, &all).await?;
+                    Ok((ws, Bootstrap::Existing))
+                }
+                None => {
+                    let id = self
+                        .insert_root_key(&ws, key, Some(BOOTSTRAP.into()), all, now)
+                        .await?;
+                    let revoked = sqlx::query(
+                        "UPDATE keys SET deleted_at = $1 WHERE for_workspace_id IS NOT NULL
+                            AND name = $2 AND id <> $3 AND deleted_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(BOOTSTRAP)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok((ws, Bootstrap::Registered { revoked }))
+                }
+            };
         }
         let any: Option<String> = sqlx::query_scalar(
             "SELECT id FROM keys WHERE for_workspace_id IS NOT NULL AND deleted_at IS NULL LIMIT 1",
@@ -97,8 +146,63 @@ impl Store {
         }
         let minted = ids::mint_key(Some("root"), 24)
             .map_err(|e| super::StoreError::Database(sqlx::Error::Protocol(e.to_string())))?;
-        self.insert_root_key(&ws, minted.key.expose(), Some("bootstrap".into()), all, now)
+        self.insert_root_key(&ws, minted.key.expose(), Some(BOOTSTRAP.into()), all, now)
             .await?;
         Ok((ws, Bootstrap::Generated(minted.key)))
+    }
+
+    async fn grant_missing(&self, key_id: &str, grants: &[String]) -> StoreResult<()> {
+        for g in grants {
+            sqlx::query(
+                "INSERT INTO root_key_permissions (key_id, permission) SELECT $1, $2
+                  WHERE NOT EXISTS (SELECT 1 FROM root_key_permissions WHERE key_id = $1 AND permission = $2)",
+            )
+            .bind(key_id)
+            .bind(g)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Live root keys, oldest first, with their grants. Never the key: only its hash is
+    /// stored, and `start` shows enough to tell keys apart.
+    pub async fn list_root_keys(&self) -> StoreResult<Vec<RootKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT id, start, name, created_at FROM keys
+              WHERE for_workspace_id IS NOT NULL AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            let permissions = sqlx::query_scalar(
+                "SELECT permission FROM root_key_permissions WHERE key_id = $1 ORDER BY permission",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?;
+            out.push(RootKeyRow {
+                id,
+                start: r.try_get("start")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                permissions,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Revokes a live root key; `false` if there is none with this id.
+    pub async fn revoke_root_key(&self, id: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE keys SET deleted_at = $1 WHERE id = $2 AND for_workspace_id IS NOT NULL AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

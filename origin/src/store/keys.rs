@@ -26,8 +26,9 @@ pub struct NewKey {
     pub refill: Option<Refill>,
     pub created_at: i64,
     pub ratelimits: Vec<NewRatelimit>,
-    /// Permission slugs; missing ones are created.
+    /// Permission slugs; missing ones are created if `create_permissions`.
     pub permissions: Vec<String>,
+    pub create_permissions: bool,
     /// Role names; all must exist.
     pub roles: Vec<String>,
     /// Root-key grants.
@@ -94,13 +95,15 @@ pub(crate) async fn insert_ratelimits(
     Ok(())
 }
 
-/// Finds permissions by slug, creating the missing ones; returns their ids.
+/// Finds permissions by slug and returns their ids. Missing ones are created when
+/// `create_missing` (the caller holds `rbac.*.create_permission`), else named in the error.
 async fn ensure_permissions(
     tx: &mut Transaction<'static, Any>,
     workspace_id: &str,
     slugs: &[String],
     now: i64,
-) -> StoreResult<Vec<String>> {
+    create_missing: bool,
+) -> StoreResult<Result<Vec<String>, Missing>> {
     let mut out = Vec::with_capacity(slugs.len());
     for slug in slugs {
         let found: Option<String> =
@@ -111,6 +114,7 @@ async fn ensure_permissions(
                 .await?;
         let id = match found {
             Some(id) => id,
+            None if !create_missing => return Ok(Err(Missing::Permission(slug.clone()))),
             None => {
                 let id = ids::new_id("perm");
                 sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
@@ -126,7 +130,7 @@ async fn ensure_permissions(
         };
         out.push(id);
     }
-    Ok(out)
+    Ok(Ok(out))
 }
 
 /// Resolves role names to ids; `Err(name)` names the first that does not exist.
@@ -190,6 +194,8 @@ async fn link(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Missing {
     Role(String),
+    /// A permission that would have to be created by a caller who may not create one.
+    Permission(String),
 }
 
 impl Store {
@@ -225,8 +231,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_ratelimits(&mut tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
-        let perms =
-            ensure_permissions(&mut tx, &k.workspace_id, &k.permissions, k.created_at).await?;
+        let perms = match ensure_permissions(
+            &mut tx,
+            &k.workspace_id,
+            &k.permissions,
+            k.created_at,
+            k.create_permissions,
+        )
+        .await?
+        {
+            Ok(ids) => ids,
+            Err(missing) => return Ok(Err(missing)),
+        };
         link(&mut tx, Link::Permissions, &k.id, &perms).await?;
         link(&mut tx, Link::Roles, &k.id, &roles).await?;
         for p in &k.root_permissions {
@@ -381,7 +397,13 @@ impl Store {
                 .bind(key_id)
                 .execute(&mut *tx)
                 .await?;
-            let ids = ensure_permissions(&mut tx, workspace_id, perms, now).await?;
+            let ids =
+                match ensure_permissions(&mut tx, workspace_id, perms, now, u.create_permissions)
+                    .await?
+                {
+                    Ok(ids) => ids,
+                    Err(missing) => return Ok(Err(missing)),
+                };
             link(&mut tx, Link::Permissions, key_id, &ids).await?;
         }
         if let Some(roles) = &u.roles {
@@ -439,7 +461,8 @@ impl Store {
         slugs: &[String],
         op: SetOp,
         now: i64,
-    ) -> StoreResult<()> {
+        create_missing: bool,
+    ) -> StoreResult<Result<(), Missing>> {
         let mut tx = self.pool.begin().await?;
         match op {
             SetOp::Add | SetOp::Set => {
@@ -449,7 +472,13 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let ids = ensure_permissions(&mut tx, workspace_id, slugs, now).await?;
+                let ids =
+                    match ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
+                        .await?
+                    {
+                        Ok(ids) => ids,
+                        Err(missing) => return Ok(Err(missing)),
+                    };
                 link(&mut tx, Link::Permissions, key_id, &ids).await?;
             }
             SetOp::Remove => {
@@ -472,7 +501,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     pub async fn change_key_roles(
@@ -610,4 +639,6 @@ pub struct KeyUpdate {
     pub ratelimits: Option<Vec<NewRatelimit>>,
     pub permissions: Option<Vec<String>>,
     pub roles: Option<Vec<String>>,
+    /// Whether `permissions` may create the ones that do not exist yet.
+    pub create_permissions: bool,
 }

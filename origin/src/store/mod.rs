@@ -15,7 +15,7 @@ mod rbac;
 mod snapshot;
 
 pub use apis::ApiRow;
-pub use bootstrap::Bootstrap;
+pub use bootstrap::{Bootstrap, RootKeyRow};
 pub use identities::IdentityRow;
 pub use keys::{HashFilter, KeyRow, KeyUpdate, Missing, NewKey, NewRatelimit, SetOp};
 pub use ratelimits::OverrideRow;
@@ -31,6 +31,9 @@ pub enum StoreError {
     Conflict,
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// Stored data that cannot mean anything: an error to log and count, never a default.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
 impl From<sqlx::Error> for StoreError {

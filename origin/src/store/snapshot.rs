@@ -12,7 +12,7 @@ use keyway_core::snapshot::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreResult, to_u64};
+use super::{Store, StoreError, StoreResult, to_u64};
 
 const T: &str = "CAST(NULL AS TEXT)";
 const N: &str = "CAST(NULL AS BIGINT)";
@@ -57,12 +57,18 @@ fn snapshot_sql() -> String {
     )
 }
 
-fn text(row: &AnyRow, col: &str) -> Option<String> {
-    row.try_get::<Option<String>, _>(col).ok().flatten()
+// A column that cannot be read is an error, never a default: a snapshot decoded with a
+// missing `enabled` or `api_id` would answer for a key that is not what the database says.
+fn text(row: &AnyRow, col: &str) -> StoreResult<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
 }
 
-fn num(row: &AnyRow, col: &str) -> Option<i64> {
-    row.try_get::<Option<i64>, _>(col).ok().flatten()
+fn num(row: &AnyRow, col: &str) -> StoreResult<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+fn required<T>(value: Option<T>, what: &str) -> StoreResult<T> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("snapshot row without {what}")))
 }
 
 impl Store {
@@ -71,42 +77,46 @@ impl Store {
             .bind(hash.as_str())
             .fetch_all(&self.pool)
             .await?;
-        Ok(assemble(&rows))
+        assemble(&rows)
     }
 }
 
-fn assemble(rows: &[AnyRow]) -> Option<KeySnapshot> {
-    let key_row = rows
-        .iter()
-        .find(|r| text(r, "kind").as_deref() == Some("k"))?;
+fn assemble(rows: &[AnyRow]) -> StoreResult<Option<KeySnapshot>> {
+    let mut key_row = None;
     let mut permissions = Vec::new();
     let mut roles = Vec::new();
     let mut key_limits = Vec::new();
     let mut identity_limits = Vec::new();
     let mut identity = None;
     for r in rows {
-        match text(r, "kind").as_deref() {
-            Some("p") | Some("P") => permissions.extend(text(r, "t1")),
-            Some("r") => roles.extend(text(r, "t1")),
-            Some("i") => {
+        let kind = required(text(r, "kind")?, "kind")?;
+        match kind.as_str() {
+            "k" => key_row = Some(r),
+            "p" | "P" => permissions.push(required(text(r, "t1")?, "permission")?),
+            "r" => roles.push(required(text(r, "t1")?, "role name")?),
+            "i" => {
                 identity = Some(Box::new(IdentitySnapshot {
-                    id: text(r, "t1").unwrap_or_default(),
-                    external_id: text(r, "t2").unwrap_or_default(),
-                    meta: text(r, "t3"),
+                    id: required(text(r, "t1")?, "identity id")?,
+                    external_id: required(text(r, "t2")?, "external id")?,
+                    meta: text(r, "t3")?,
                 }));
             }
-            Some("l") => {
-                let owner = if text(r, "t3").as_deref() == Some("key") {
-                    LimitOwner::Key
-                } else {
-                    LimitOwner::Identity
+            "l" => {
+                let owner = match text(r, "t3")?.as_deref() {
+                    Some("key") => LimitOwner::Key,
+                    Some("identity") => LimitOwner::Identity,
+                    other => {
+                        return Err(StoreError::Corrupt(format!(
+                            "rate limit owned by {other:?}"
+                        )));
+                    }
                 };
                 let rule = RateLimitRule {
-                    id: text(r, "t1").unwrap_or_default(),
-                    name: text(r, "t2").unwrap_or_default(),
-                    limit: to_u64(num(r, "n1").unwrap_or(0)),
-                    duration_ms: to_u64(num(r, "n2").unwrap_or(1000)),
-                    auto_apply: num(r, "n3").unwrap_or(0) != 0,
+                    id: required(text(r, "t1")?, "rate limit id")?,
+                    name: required(text(r, "t2")?, "rate limit name")?,
+                    limit: to_u64(required(num(r, "n1")?, "rate limit")?),
+                    duration_ms: to_u64(required(num(r, "n2")?, "rate limit duration")?),
+                    auto_apply: required(num(r, "n3")?, "auto_apply")? != 0,
                     owner,
                 };
                 match owner {
@@ -114,43 +124,54 @@ fn assemble(rows: &[AnyRow]) -> Option<KeySnapshot> {
                     LimitOwner::Identity => identity_limits.push(rule),
                 }
             }
-            _ => {}
+            other => return Err(StoreError::Corrupt(format!("snapshot row kind {other:?}"))),
         }
     }
+    let Some(k) = key_row else { return Ok(None) };
     // Row order from a UNION is unspecified; sort so snapshots compare and serialize stably.
     key_limits.sort_by(|a, b| a.name.cmp(&b.name));
     identity_limits.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let k = key_row;
-    let credits = num(k, "n3").map(|remaining| SnapshotCredits {
-        balance: CreditBalance {
-            remaining: to_u64(remaining),
-            last_refill_at: num(k, "n6").or_else(|| num(k, "n8")).unwrap_or(0),
-        },
-        refill: match (
-            text(k, "t9").as_deref().and_then(RefillInterval::parse),
-            num(k, "n4"),
-        ) {
-            (Some(interval), Some(amount)) => Some(Refill {
-                interval,
-                amount: to_u64(amount),
-                refill_day: num(k, "n5").and_then(|d| u8::try_from(d).ok()),
-            }),
-            _ => None,
-        },
-    });
-    Some(
+    let credits = match num(k, "n3")? {
+        None => None,
+        Some(remaining) => {
+            let refill = match (text(k, "t9")?, num(k, "n4")?) {
+                (Some(interval), Some(amount)) => Some(Refill {
+                    interval: RefillInterval::parse(&interval).ok_or_else(|| {
+                        StoreError::Corrupt(format!("refill interval {interval:?}"))
+                    })?,
+                    amount: to_u64(amount),
+                    refill_day: num(k, "n5")?
+                        .map(u8::try_from)
+                        .transpose()
+                        .map_err(|_| StoreError::Corrupt("refill day out of range".into()))?,
+                }),
+                _ => None,
+            };
+            Some(SnapshotCredits {
+                balance: CreditBalance {
+                    remaining: to_u64(remaining),
+                    last_refill_at: match num(k, "n6")? {
+                        Some(at) => at,
+                        None => required(num(k, "n8")?, "created_at")?,
+                    },
+                },
+                refill,
+            })
+        }
+    };
+    Ok(Some(
         KeySnapshot {
-            key_id: text(k, "t1").unwrap_or_default(),
-            api_id: text(k, "t2").unwrap_or_default(),
-            keyspace_id: text(k, "t3").unwrap_or_default(),
-            workspace_id: text(k, "t4").unwrap_or_default(),
-            for_workspace_id: text(k, "t5"),
-            name: text(k, "t6"),
-            meta: text(k, "t7"),
-            enabled: num(k, "n1").unwrap_or(0) != 0,
-            deleted: num(k, "n7").is_some() || num(k, "n9").is_some(),
-            expires: num(k, "n2"),
+            key_id: required(text(k, "t1")?, "key id")?,
+            api_id: text(k, "t2")?.unwrap_or_default(),
+            keyspace_id: text(k, "t3")?.unwrap_or_default(),
+            workspace_id: required(text(k, "t4")?, "workspace id")?,
+            for_workspace_id: text(k, "t5")?,
+            name: text(k, "t6")?,
+            meta: text(k, "t7")?,
+            enabled: required(num(k, "n1")?, "enabled")? != 0,
+            deleted: num(k, "n7")?.is_some() || num(k, "n9")?.is_some(),
+            expires: num(k, "n2")?,
             credits,
             ratelimits: KeySnapshot::merge_ratelimits(key_limits, identity_limits),
             permissions,
@@ -158,5 +179,5 @@ fn assemble(rows: &[AnyRow]) -> Option<KeySnapshot> {
             identity,
         }
         .normalized(),
-    )
+    ))
 }
