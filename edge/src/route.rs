@@ -39,9 +39,32 @@ impl RouteMode {
     }
 }
 
+/// Whether the Worker relays `path` to the origin. An allow list, not a deny list: the
+/// public API (`/v2/…`), and `/metrics` only where the operator asks for it
+/// (`KEYWAY_PROXY_METRICS=true`). Never `/internal/…`: those are the edge's own calls,
+/// and relaying them would hand anyone the edge's access. Anything else is a 404 at the
+/// edge. `path` is the URL's parsed path, with dot segments already resolved.
+pub fn may_proxy(path: &str, metrics: bool) -> bool {
+    (path.starts_with("/v2/") && !path.contains("//")) || (metrics && path == "/metrics")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxies_the_api_and_nothing_internal() {
+        assert!(may_proxy("/v2/apis.createApi", false));
+        assert!(may_proxy("/v2/liveness", false));
+        assert!(!may_proxy("/internal/v1/snapshot", false));
+        assert!(!may_proxy("/internal/v1/snapshot", true));
+        assert!(!may_proxy("/v2//internal/v1/snapshot", true));
+        assert!(!may_proxy("/metrics", false));
+        assert!(may_proxy("/metrics", true));
+        assert!(!may_proxy("/metrics/x", true));
+        assert!(!may_proxy("/", false));
+        assert!(!may_proxy("/v2", false));
+    }
 
     #[test]
     fn parses_modes() {

@@ -18,6 +18,7 @@ use keyway_core::auth::{RootScope, bearer_token};
 use keyway_core::error::ApiError;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
+use keyway_core::secret::Secret;
 use keyway_core::snapshot::KeySnapshot;
 use keyway_core::validate::{parse_json, verify_request};
 use keyway_core::verify::{EventContext, Stateless, VerifyError, decide};
@@ -30,7 +31,7 @@ use worker::{
 };
 
 use crate::memo::{Freshness, Memo};
-use crate::route::RouteMode;
+use crate::route::{RouteMode, may_proxy};
 use crate::shadow;
 use crate::tiers::Tiers;
 
@@ -49,7 +50,10 @@ type Snapshot = Option<Arc<KeySnapshot>>;
 #[derive(Clone)]
 struct Config {
     origin: String,
-    secret: Option<String>,
+    secret: Option<Secret>,
+    /// Relay `GET /metrics` to the origin (`KEYWAY_PROXY_METRICS=true`); off by default,
+    /// since the origin's metrics are for its operator, not for every caller.
+    proxy_metrics: bool,
     fresh_ms: f64,
     stale_ms: f64,
     route_default: RouteMode,
@@ -75,7 +79,9 @@ impl Config {
                 .ok()
                 .map(|s| s.to_string())
                 .or_else(|| var("KEYWAY_EDGE_SECRET"))
-                .filter(|s| !s.is_empty()),
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            proxy_metrics: var("KEYWAY_PROXY_METRICS").is_some_and(|v| v.trim() == "true"),
             fresh_ms: secs("KEYWAY_FRESH_SECONDS", 10.0) * 1000.0,
             stale_ms: secs("KEYWAY_STALE_SECONDS", 600.0) * 1000.0,
             route_default: var("KEYWAY_ROUTE")
@@ -113,6 +119,7 @@ struct Stats {
     shadow_skipped: u64,
     events_sent: u64,
     events_lost: u64,
+    body_read_failures: u64,
 }
 
 thread_local! {
@@ -226,6 +233,9 @@ async fn handle(
         return stats(&req, cfg);
     }
     if path != VERIFY_PATH || req.method() != Method::Post {
+        if !may_proxy(&path, cfg.proxy_metrics) {
+            return Err(ApiError::route_not_found(&path).into());
+        }
         return proxy(&mut req, cfg).await;
     }
     let mode = route_mode(env, cfg).await;
@@ -238,7 +248,7 @@ async fn handle(
     // Validation before anything else: the same 400s as the origin, even without auth.
     let request: VerifyKeyRequest = parse_json(&body)?;
     let query = verify_request(&request)?;
-    let hash = KeyHash::of(&request.key);
+    let hash = request.key.hash();
     if !mode.decides_at_edge(&hash) {
         let (status, resp_body, content_type) =
             origin_public_verify(cfg, &body, authorization.as_deref(), accept.as_deref()).await?;
@@ -279,7 +289,18 @@ async fn read_body(req: &mut Request) -> Result<Vec<u8>, EdgeError> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES).into());
     }
-    let body = req.bytes().await.unwrap_or_default();
+    let body = req.bytes().await.map_err(|e| {
+        // A body that cannot be read is not an empty body: say so, count it, log it.
+        STATS.with(|s| s.borrow_mut().body_read_failures += 1);
+        console_log!("request body could not be read: {e}");
+        EdgeError::Client(ApiError::invalid_input(
+            "The request body could not be read.",
+            vec![keyway_core::error::ValidationIssue::new(
+                "body",
+                e.to_string(),
+            )],
+        ))
+    })?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ApiError::payload_too_large(MAX_BODY_BYTES).into());
     }
@@ -292,7 +313,7 @@ async fn authenticate(
     authorization: Option<&str>,
 ) -> Result<RootScope, EdgeError> {
     let token = bearer_token(authorization)?;
-    let (root, _) = lookup(cfg, ctx, &KeyHash::of(token)).await?;
+    let (root, _) = lookup(cfg, ctx, &KeyHash::of(token), Stale::Reload).await?;
     Ok(RootScope::from_snapshot(root, now_ms() as i64)?)
 }
 
@@ -306,18 +327,12 @@ async fn verify_at_edge(
     hash: &KeyHash,
 ) -> Result<Response, EdgeError> {
     let started = now_ms();
-    let root_hash = KeyHash::of(bearer_token(authorization)?);
-    // Both lookups at once: on a cold isolate both miss, and two origin round trips in a
-    // row would double the latency. The root key's result is judged first, so an
-    // unauthenticated caller learns nothing about the key.
-    let (root, key) = futures_util::future::join(
-        lookup(cfg, Some(ctx), &root_hash),
-        lookup(cfg, Some(ctx), hash),
-    )
-    .await;
-    let caller = RootScope::from_snapshot(root?.0, now_ms() as i64)?;
+    // Authenticate first: an unknown root key must not make the edge look the key up,
+    // nor cost the origin a call for it. A cold isolate pays two round trips once; the
+    // root key is hot after that.
+    let caller = authenticate(cfg, Some(ctx), authorization).await?;
     caller.require_verifier()?;
-    let (snapshot, status) = key?;
+    let (snapshot, status) = lookup(cfg, Some(ctx), hash, Stale::Serve).await?;
     let now = now_ms();
     match decide(
         snapshot.as_deref(),
@@ -362,7 +377,7 @@ async fn verify_at_edge(
             // Credits or rate limits: only the origin holds those counters.
             let root_token = bearer_token(authorization)?;
             let mut forwarded = request;
-            forwarded.key = String::new();
+            forwarded.key = keyway_core::key::PlainKey::default();
             let msg = ForwardedVerify {
                 root_key_hash: KeyHash::of(root_token),
                 key_hash: hash.clone(),
@@ -390,49 +405,66 @@ async fn verify_at_edge(
     }
 }
 
+/// What a stale snapshot may do (the origin's cache has the same rule).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// Answer at once and refresh in the background: keys being verified.
+    Serve,
+    /// Reload before answering, so a revoked root key is refused within the fresh time;
+    /// the stale copy answers only if the origin cannot.
+    Reload,
+}
+
 /// The three tiers: isolate memory, the Cache API, the origin. Returns the snapshot and
-/// `hit`, `stale` or `miss`. A stale answer refreshes in the background.
+/// `hit`, `stale` or `miss`. Both cache tiers judge age by the memo's one freshness rule.
 async fn lookup(
     cfg: &Config,
     ctx: Option<&Rc<Context>>,
     hash: &KeyHash,
+    stale: Stale,
 ) -> Result<(Snapshot, &'static str), EdgeError> {
     let key = hash.as_str().to_string();
     let now = now_ms();
-    let remembered = if cfg.tiers.memory {
+    let mut remembered = if cfg.tiers.memory {
         SNAPSHOTS.with(|m| m.borrow_mut().get(&key, now))
     } else {
         None
     };
+    if remembered.is_none() && cfg.tiers.cache_api {
+        remembered = cache_api_get(&key).await.and_then(|(snap, stored)| {
+            SNAPSHOTS.with(|m| {
+                let mut m = m.borrow_mut();
+                if cfg.tiers.memory {
+                    m.put(key.clone(), snap.clone(), stored);
+                }
+                m.freshness(stored, now).map(|f| (snap, f))
+            })
+        });
+    }
     match remembered {
-        Some((snap, Freshness::Fresh)) => return Ok((snap, "hit")),
-        // "Not found" is cached for the fresh time only: a new key must not stay unknown.
-        Some((snap @ Some(_), Freshness::Stale)) => {
-            refresh_later(cfg, ctx, hash);
-            return Ok((snap, "stale"));
-        }
-        _ => {}
+        Some((snap, Freshness::Fresh)) => Ok((snap, "hit")),
+        // "Not found" is never served stale: a new key must not stay unknown.
+        Some((snap @ Some(_), Freshness::Stale)) => match stale {
+            Stale::Serve => {
+                refresh_later(cfg, ctx, hash);
+                Ok((snap, "stale"))
+            }
+            Stale::Reload => match fetch_snapshot(cfg, hash).await {
+                Ok(fresh) => Ok((fresh, "miss")),
+                Err(EdgeError::Origin(why)) => {
+                    console_log!("reloading a stale root key failed, answering from cache: {why}");
+                    // While the origin is away no revocation can arrive anyway; re-stamp
+                    // the copy so the next requests do not each wait on a dead origin.
+                    if cfg.tiers.memory {
+                        SNAPSHOTS.with(|m| m.borrow_mut().put(key, snap.clone(), now));
+                    }
+                    Ok((snap, "stale"))
+                }
+                Err(e) => Err(e),
+            },
+        },
+        _ => Ok((fetch_snapshot(cfg, hash).await?, "miss")),
     }
-    let cached = if cfg.tiers.cache_api {
-        cache_api_get(&key).await
-    } else {
-        None
-    };
-    if let Some((snap, stored)) = cached {
-        let age = now - stored;
-        if cfg.tiers.memory {
-            SNAPSHOTS.with(|m| m.borrow_mut().put(key.clone(), snap.clone(), stored, now));
-        }
-        if age < cfg.fresh_ms {
-            return Ok((snap, "hit"));
-        }
-        if snap.is_some() && age < cfg.stale_ms {
-            refresh_later(cfg, ctx, hash);
-            return Ok((snap, "stale"));
-        }
-    }
-    let snap = fetch_snapshot(cfg, hash).await?;
-    Ok((snap, "miss"))
 }
 
 fn cache_url(key: &str) -> String {
@@ -479,6 +511,9 @@ async fn cache_api_put(key: String, bytes: Vec<u8>, stored: f64, ttl_ms: f64) {
 
 /// Loads from the origin and fills both cache tiers.
 async fn fetch_snapshot(cfg: &Config, hash: &KeyHash) -> Result<Snapshot, EdgeError> {
+    // Stamped with when the request left, not when the answer came back: an answer that
+    // left before a change must not pass for one that left after it.
+    let started = now_ms();
     let bytes = origin_internal(
         cfg,
         wire::SNAPSHOT_PATH,
@@ -487,27 +522,32 @@ async fn fetch_snapshot(cfg: &Config, hash: &KeyHash) -> Result<Snapshot, EdgeEr
     .await?;
     let found: SnapshotFound =
         wire::decode(&bytes).map_err(|e| EdgeError::Origin(format!("bad snapshot answer: {e}")))?;
-    let now = now_ms();
     let ttl = if found.snapshot.is_some() {
         cfg.stale_ms
     } else {
         cfg.fresh_ms
     };
     let snap = found.snapshot.map(Arc::new);
-    if cfg.tiers.memory {
-        SNAPSHOTS.with(|m| {
+    // A newer answer already in memory wins; then the Cache API keeps it too.
+    let newest = !cfg.tiers.memory
+        || SNAPSHOTS.with(|m| {
             m.borrow_mut()
-                .put(hash.as_str().to_string(), snap.clone(), now, now)
+                .put(hash.as_str().to_string(), snap.clone(), started)
         });
-    }
-    if cfg.tiers.cache_api {
-        cache_api_put(hash.as_str().to_string(), bytes, now, ttl).await;
+    if cfg.tiers.cache_api && newest {
+        cache_api_put(hash.as_str().to_string(), bytes, started, ttl).await;
     }
     Ok(snap)
 }
 
 fn refresh_later(cfg: &Config, ctx: Option<&Rc<Context>>, hash: &KeyHash) {
     let Some(ctx) = ctx else { return };
+    let key = hash.as_str().to_string();
+    // One refresh per key at a time: under load a stale hot key would otherwise send one
+    // origin call per request until the first answer lands.
+    if !SNAPSHOTS.with(|m| m.borrow_mut().begin_refresh(&key)) {
+        return;
+    }
     let cfg = cfg.clone();
     let hash = hash.clone();
     ctx.wait_until(async move {
@@ -516,6 +556,7 @@ fn refresh_later(cfg: &Config, ctx: Option<&Rc<Context>>, hash: &KeyHash) {
         {
             console_log!("background snapshot refresh failed: {why}");
         }
+        SNAPSHOTS.with(|m| m.borrow_mut().end_refresh(&key));
     });
 }
 
@@ -547,11 +588,11 @@ fn post_init(headers: Headers, body: &[u8]) -> RequestInit {
 async fn origin_internal(cfg: &Config, path: &str, body: Vec<u8>) -> Result<Vec<u8>, EdgeError> {
     let secret = cfg
         .secret
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| EdgeError::Runtime("KEYWAY_EDGE_SECRET is not set".into()))?;
     let headers = Headers::new();
     headers.set("content-type", wire::CONTENT_TYPE)?;
-    headers.set("authorization", &format!("Bearer {secret}"))?;
+    headers.set("authorization", &format!("Bearer {}", secret.expose()))?;
     let req = Request::new_with_init(&format!("{}{path}", cfg.origin), &post_init(headers, &body))?;
     with_timeout(cfg, async move {
         let mut resp = Fetch::Request(req)
@@ -703,7 +744,7 @@ async fn compare_in_shadow(
         STATS.with(|s| s.borrow_mut().shadow_skipped += 1);
         return;
     };
-    let Ok((snapshot, _)) = lookup(cfg, None, &hash).await else {
+    let Ok((snapshot, _)) = lookup(cfg, None, &hash, Stale::Serve).await else {
         STATS.with(|s| s.borrow_mut().shadow_skipped += 1);
         return;
     };
@@ -743,7 +784,7 @@ async fn compare_in_shadow(
 fn stats(req: &Request, cfg: &Config) -> Result<Response, EdgeError> {
     let authorization = req.headers().get("authorization").ok().flatten();
     let token = bearer_token(authorization.as_deref())?;
-    if cfg.secret.as_deref() != Some(token) {
+    if !cfg.secret.as_ref().is_some_and(|s| s.matches(token)) {
         return Err(ApiError::unauthorized("The edge secret is wrong.").into());
     }
     let body = STATS.with(|s| {
@@ -754,6 +795,7 @@ fn stats(req: &Request, cfg: &Config) -> Result<Response, EdgeError> {
             "shadowSkipped": s.shadow_skipped,
             "eventsSent": s.events_sent,
             "eventsLost": s.events_lost,
+            "bodyReadFailures": s.body_read_failures,
             "cachedSnapshots": SNAPSHOTS.with(|m| m.borrow().len()),
         })
     });
