@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use keyway_tests::{Client, Edge, Origin};
+use keyway_tests::{Client, Edge, Origin, random_hex};
 use serde_json::json;
 
 const FRESH_SECONDS: f64 = 2.0;
@@ -75,6 +75,25 @@ async fn edge_end_to_end() {
         .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
         .await;
     assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
+
+    // Only the public API is proxied: never the internal endpoints, and /metrics only when
+    // the operator asks for it.
+    let r = c.post(e, "/internal/v1/snapshot", json!({})).await;
+    assert_eq!((r.status, r.served_by.as_deref()), (404, Some("edge")));
+    assert_eq!(c.get(&format!("{e}/metrics"), "").await.status, 404);
+    assert_eq!(c.get(&format!("{e}/v2/../metrics"), "").await.status, 404);
+
+    // Unauthenticated callers cost one origin lookup (their root key), never the key's.
+    let before = snapshot_calls(&c, &origin).await;
+    let r = Client::new(&format!("root_{}", random_hex()))
+        .post(
+            e,
+            "/v2/keys.verifyKey",
+            json!({"key": format!("sk_{}", random_hex())}),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(snapshot_calls(&c, &origin).await - before, 1.0);
 
     // Miss, then hit: the first verification loads the snapshot, the next one is cached.
     let (_, plain) = c
@@ -196,33 +215,41 @@ async fn edge_end_to_end() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // Under concurrent load: stale refreshes race, and an answer that left before the
+    // change must not overwrite one that left after it.
     let revoked_at = Instant::now();
-    let mut answers = Vec::new();
-    loop {
-        let r = c
-            .post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
-            .await;
-        let code = r.body["data"]["code"].as_str().unwrap().to_string();
-        answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
-        if code == "DISABLED" {
-            break;
+    let pollers = (0..8).map(|_| async {
+        let mut answers = Vec::new();
+        loop {
+            let r = c
+                .post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
+                .await;
+            let code = r.body["data"]["code"].as_str().unwrap().to_string();
+            answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
+            if code == "DISABLED"
+                && revoked_at.elapsed() > Duration::from_secs_f64(FRESH_SECONDS + 2.0)
+            {
+                return answers;
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(10),
+                "still valid after 10 s: {answers:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    });
+    for answers in join_all(pollers).await {
+        let last_valid = answers
+            .iter()
+            .rev()
+            .find(|(_, c, _)| c == "VALID")
+            .map(|(t, _, _)| *t)
+            .unwrap_or_default();
         assert!(
-            revoked_at.elapsed() < Duration::from_secs(10),
-            "still valid after 10 s: {answers:?}"
+            last_valid <= Duration::from_secs_f64(FRESH_SECONDS + 1.5),
+            "a disabled key verified {last_valid:?} after revocation: {answers:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let last_valid = answers
-        .iter()
-        .rev()
-        .find(|(_, c, _)| c == "VALID")
-        .map(|(t, _, _)| *t)
-        .unwrap_or_default();
-    assert!(
-        last_valid <= Duration::from_secs_f64(FRESH_SECONDS + 1.5),
-        "a disabled key verified {last_valid:?} after revocation: {answers:?}"
-    );
 
     // Traffic modes through KV.
     edge.set_route("origin");
@@ -360,6 +387,21 @@ async fn edge_end_to_end() {
         started.elapsed() < Duration::from_secs(20),
         "origin calls time out"
     );
+}
+
+/// How many snapshot lookups the origin has answered for the edge.
+async fn snapshot_calls(c: &Client, origin: &Origin) -> f64 {
+    let text = c.get(&format!("{}/metrics", origin.url), "").await.body;
+    text.as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| {
+            l.starts_with("keyway_request_duration_seconds_count")
+                && l.contains("/internal/v1/snapshot")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Polls until the switch has taken effect (the isolate caches the mode for 2 s).

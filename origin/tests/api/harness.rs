@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -100,14 +100,19 @@ pub struct Server {
     child: Option<Child>,
     pub client: reqwest::Client,
     extra: Vec<String>,
+    /// Every log line the current process wrote, as JSON.
+    pub logs: Logs,
 }
+
+pub type Logs = Arc<Mutex<Vec<Value>>>;
 
 impl Server {
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Server {
         let db = TestDb::new(backend).await;
         let root_key = format!("root_{}", rand_suffix());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&db.url, &root_key, &extra);
+        let logs = Logs::default();
+        let (child, base) = spawn(&db.url, &root_key, &extra, &logs);
         Server {
             base,
             root_key,
@@ -115,12 +120,58 @@ impl Server {
             child: Some(child),
             client: reqwest::Client::new(),
             extra,
+            logs,
         }
+    }
+
+    /// Runs `keyway ARGS --database <this server's database>`; returns stdout, or
+    /// panics with stderr on failure.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args);
+        assert!(
+            out.status.success(),
+            "keyway {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_keyway"))
+            .args(args)
+            .args(["--database", &self.db.url])
+            .output()
+            .unwrap()
+    }
+
+    /// A root key with exactly these grants, made with the CLI as an operator would.
+    pub fn root_key_with(&self, grants: &[&str]) -> String {
+        let mut args = vec!["root-keys", "create"];
+        for g in grants {
+            args.extend(["--permission", g]);
+        }
+        if grants.is_empty() {
+            // No --permission means every grant; a key that may do nothing gets one
+            // grant no route checks.
+            args.extend(["--permission", "nothing.*.nothing"]);
+        }
+        self.cli(&args).trim().to_string()
+    }
+
+    /// The first log line whose message is `message`.
+    pub fn log_line(&self, message: &str) -> Option<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|v| v["fields"]["message"] == message)
+            .cloned()
     }
 
     /// Starts another process on the same database (after a stop or a kill).
     pub fn restart(&mut self) {
-        let (child, base) = spawn(&self.db.url, &self.root_key, &self.extra);
+        self.logs.lock().unwrap().clear();
+        let (child, base) = spawn(&self.db.url, &self.root_key, &self.extra, &self.logs);
         self.child = Some(child);
         self.base = base;
     }
@@ -254,7 +305,7 @@ impl Drop for Server {
     }
 }
 
-fn spawn(db_url: &str, root_key: &str, extra: &[String]) -> (Child, String) {
+fn spawn(db_url: &str, root_key: &str, extra: &[String], logs: &Logs) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyway"))
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .args(extra)
@@ -267,6 +318,7 @@ fn spawn(db_url: &str, root_key: &str, extra: &[String]) -> (Child, String) {
         .expect("start keyway");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
+    let logs = Arc::clone(logs);
     // Keep draining stderr for the process's life, or it blocks on a full pipe.
     std::thread::spawn(move || {
         let mut sent = false;
@@ -274,14 +326,17 @@ fn spawn(db_url: &str, root_key: &str, extra: &[String]) -> (Child, String) {
             if std::env::var_os("KEYWAY_TEST_LOGS").is_some() {
                 eprintln!("[keyway] {line}");
             }
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
             if !sent
-                && let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["fields"]["message"] == "listening"
                 && let Some(addr) = v["fields"]["addr"].as_str()
             {
                 let _ = tx.send(addr.to_string());
                 sent = true;
             }
+            logs.lock().unwrap().push(v);
         }
     });
     let addr = rx

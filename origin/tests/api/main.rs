@@ -5,6 +5,8 @@
 //! durability. Every test runs once per backend through the `both!` macro.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod fuzz;
+mod hardening;
 mod harness;
 mod stateful;
 mod status_200;
