@@ -14,11 +14,14 @@ COPY target/x86_64-unknown-linux-musl/release/keyway /keyway
 COPY --chown=10001:10001 docker/data /data
 
 USER 10001:10001
+# Metrics on their own port, so publishing 8080 does not publish them; publish 9090 only
+# to the network your Prometheus scrapes from.
 ENV KEYWAY_LISTEN=0.0.0.0:8080 \
+    KEYWAY_METRICS_LISTEN=0.0.0.0:9090 \
     KEYWAY_DATABASE_URL=sqlite:///data/keyway.db \
     KEYWAY_LOG_FORMAT=json
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 9090
 
 # The binary checks itself: there is no shell or curl in the image.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["/keyway", "healthcheck"]

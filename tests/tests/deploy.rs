@@ -61,12 +61,14 @@ fn build_image() {
 struct Container {
     name: String,
     url: String,
+    metrics_url: String,
 }
 
 impl Container {
     fn run(volume: &std::path::Path, root_key: &str, secret: &str) -> Container {
         let name = format!("keyway-e2e-{}", random_hex());
         let port = free_port();
+        let metrics_port = free_port();
         let out = podman(&[
             "run",
             "-d",
@@ -74,6 +76,8 @@ impl Container {
             &name,
             "-p",
             &format!("127.0.0.1:{port}:8080"),
+            "-p",
+            &format!("127.0.0.1:{metrics_port}:9090"),
             "-v",
             &format!("{}:/data", volume.display()),
             "-e",
@@ -95,7 +99,11 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Container { name, url }
+        Container {
+            name,
+            url,
+            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
+        }
     }
 
     /// `podman stop` sends SIGTERM and waits up to 10 s, as Docker does.
@@ -142,6 +150,15 @@ async fn deployment_story() {
     ok(
         &podman(&["healthcheck", "run", &first.name]),
         "the image's HEALTHCHECK",
+    );
+    // Metrics on their own port; the API port does not serve them.
+    assert_eq!(
+        keyway_tests::http_status(&format!("{}/metrics", first.metrics_url)),
+        Some(200)
+    );
+    assert_eq!(
+        keyway_tests::http_status(&format!("{}/metrics", first.url)),
+        Some(404)
     );
 
     // 2. An API and keys through the container's HTTP API.
