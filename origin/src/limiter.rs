@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use keyway_core::ratelimit::{CounterId, Decision, LimitSpec, WindowState, admit_all, cell_of};
+use keyway_core::ratelimit::{CounterId, Decision, LimitSpec, WindowState, admit_all_if, cell_of};
 
 const SHARDS: usize = 64;
 
@@ -18,13 +18,26 @@ type Shard = HashMap<CounterId, (WindowState, u64)>;
 /// The counter store behind every rate-limit decision. A shared store for several
 /// origin replicas implements the same trait.
 pub trait Counters: Send + Sync {
+    /// Checks `specs` as one unit against the named counters and, if every limit admits
+    /// and `also` agrees (a credit spend, run while the counters are held), counts them.
+    /// Returns whether the limits passed, and each limit's view.
+    fn admit_if(
+        &self,
+        counters: &[CounterId],
+        specs: &[LimitSpec],
+        now_ms: i64,
+        also: &mut dyn FnMut() -> bool,
+    ) -> (bool, Vec<Decision>);
+
     /// Checks and counts `specs` as one unit against the named counters.
     fn admit(
         &self,
         counters: &[CounterId],
         specs: &[LimitSpec],
         now_ms: i64,
-    ) -> (bool, Vec<Decision>);
+    ) -> (bool, Vec<Decision>) {
+        self.admit_if(counters, specs, now_ms, &mut || true)
+    }
 }
 
 pub struct MemoryCounters {
@@ -70,11 +83,12 @@ impl MemoryCounters {
 }
 
 impl Counters for MemoryCounters {
-    fn admit(
+    fn admit_if(
         &self,
         counters: &[CounterId],
         specs: &[LimitSpec],
         now_ms: i64,
+        also: &mut dyn FnMut() -> bool,
     ) -> (bool, Vec<Decision>) {
         let shard_ids: Vec<usize> = counters.iter().map(Self::shard_of).collect();
         let mut order = shard_ids.clone();
@@ -100,7 +114,7 @@ impl Counters for MemoryCounters {
                     .unwrap_or_default()
             })
             .collect();
-        let (passed, decisions) = admit_all(&mut states, specs, now_ms);
+        let (passed, decisions) = admit_all_if(&mut states, specs, now_ms, also);
         for (((name, sid), state), spec) in counters.iter().zip(&shard_ids).zip(states).zip(specs) {
             if let Some((_, g)) = guards.iter_mut().find(|(id, _)| id == sid) {
                 g.insert(*name, (state, spec.duration_ms));

@@ -6,47 +6,43 @@
 use std::collections::HashMap;
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use keyway_core::admission::{Admission, Balance, Charge, admit};
 use keyway_core::api::keys::VerifyKeyRequest;
 use keyway_core::auth::RootScope;
-use keyway_core::credits::{Spend, spend};
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
-use keyway_core::ratelimit::{
-    CounterId, CounterOwner, Decision, LimitSpec, WindowState, admit_all,
-};
-use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule, SnapshotCredits};
-use keyway_core::verify::{KeyState, LimitCheck, decide};
+use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec, WindowState};
+use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule};
+use keyway_core::verify::{KeyState, decide};
 
 struct Counters(HashMap<CounterId, WindowState>);
 
 impl KeyState for Counters {
     type Error = ();
-    fn ratelimit(
-        &mut self,
-        checks: &[LimitCheck],
-        now_ms: i64,
-    ) -> Result<(bool, Vec<Decision>), ()> {
-        let mut states: Vec<WindowState> = checks
+    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, ()> {
+        let mut states: Vec<WindowState> = charge
+            .checks
             .iter()
             .map(|c| self.0.get(&c.counter).copied().unwrap_or_default())
             .collect();
-        let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
-        let out = admit_all(&mut states, &specs, now_ms);
-        for (c, s) in checks.iter().zip(states) {
+        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
+        let mut balance = charge.credits.map(|c| c.credits.balance);
+        let out = admit(
+            &mut states,
+            &specs,
+            charge.credits.zip(balance.as_mut()).map(|(c, b)| Balance {
+                balance: b,
+                refill: c.credits.refill.as_ref(),
+                cost: c.cost,
+            }),
+            now_ms,
+        );
+        for (c, s) in charge.checks.iter().zip(states) {
             if let Some(slot) = self.0.get_mut(&c.counter) {
                 *slot = s;
             }
         }
         Ok(out)
-    }
-    fn spend_credits(
-        &mut self,
-        _: &KeySnapshot,
-        c: &SnapshotCredits,
-        cost: u64,
-        _: i64,
-    ) -> Result<Spend, ()> {
-        Ok(spend(c.balance.remaining, cost))
     }
 }
 

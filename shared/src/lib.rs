@@ -6,6 +6,7 @@
 //! state are always passed in by the caller.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod calendar;

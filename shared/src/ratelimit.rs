@@ -191,6 +191,20 @@ pub fn admit_all(
     specs: &[LimitSpec],
     now_ms: i64,
 ) -> (bool, Vec<Decision>) {
+    admit_all_if(states, specs, now_ms, || true)
+}
+
+/// [`admit_all`], with one more condition checked only once every limit admits: the
+/// counters take their cost only if `also` says yes too. A verification's credit spend
+/// is that condition, so its limits and its credits are taken together or not at all.
+/// Returns whether the limits passed (whatever `also` said) and each limit's view; when
+/// nothing was counted, each view's `remaining` is what it was before this request.
+pub fn admit_all_if(
+    states: &mut [WindowState],
+    specs: &[LimitSpec],
+    now_ms: i64,
+    also: impl FnOnce() -> bool,
+) -> (bool, Vec<Decision>) {
     let mut decisions = Vec::with_capacity(specs.len());
     let mut rolled = Vec::with_capacity(specs.len());
     for (state, spec) in states.iter().zip(specs) {
@@ -199,16 +213,16 @@ pub fn admit_all(
         decisions.push(d);
     }
     let passed = decisions.iter().all(|d| d.admitted);
+    let counted = passed && also();
     for ((state, spec), (new, decision)) in states
         .iter_mut()
         .zip(specs)
         .zip(rolled.into_iter().zip(decisions.iter_mut()))
     {
         *state = new;
-        if passed {
+        if counted {
             state.current = state.current.saturating_add(spec.cost);
         } else if decision.admitted {
-            // It would have passed alone, but nothing was taken: report the room before cost.
             decision.remaining = decision.remaining.saturating_add(spec.cost).min(spec.limit);
         }
     }

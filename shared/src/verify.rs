@@ -6,15 +6,15 @@
 //! so a verification that needs counters comes back as "forward this to the origin"
 //! while everything decidable from the snapshot alone is decided locally.
 
+use crate::admission::{Admission, Charge, CreditCharge};
 use crate::api::keys::{
     VerifyCode, VerifyKeyRequest, VerifyKeyResponseData, VerifyRatelimit, VerifyRatelimitData,
 };
 use crate::auth::RootScope;
-use crate::credits::Spend;
 use crate::error::ApiError;
 use crate::permission::Query;
-use crate::ratelimit::{CounterId, CounterOwner, Decision, LimitSpec};
-use crate::snapshot::{KeySnapshot, SnapshotCredits, raw_meta};
+use crate::ratelimit::{CounterId, CounterOwner, LimitSpec};
+use crate::snapshot::{KeySnapshot, raw_meta};
 use crate::wire::{ServedBy, VerificationEvent};
 
 /// One rate limit to count for this request.
@@ -33,21 +33,9 @@ pub struct LimitCheck {
 pub trait KeyState {
     type Error;
 
-    /// Counts all `checks` as one: all admit and all take their cost, or none does.
-    fn ratelimit(
-        &mut self,
-        checks: &[LimitCheck],
-        now_ms: i64,
-    ) -> Result<(bool, Vec<Decision>), Self::Error>;
-
-    /// Spends `cost` from the key's live balance, refilling it first if one is due.
-    fn spend_credits(
-        &mut self,
-        key: &KeySnapshot,
-        credits: &SnapshotCredits,
-        cost: u64,
-        now_ms: i64,
-    ) -> Result<Spend, Self::Error>;
+    /// Counts every limit of `charge` and spends its credits as one unit, in the way
+    /// [`crate::admission::admit`] defines: all are taken, or none is.
+    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error>;
 }
 
 /// The verification cannot finish without the origin's counters.
@@ -61,21 +49,7 @@ pub struct Stateless;
 impl KeyState for Stateless {
     type Error = NeedsOrigin;
 
-    fn ratelimit(
-        &mut self,
-        _: &[LimitCheck],
-        _: i64,
-    ) -> Result<(bool, Vec<Decision>), NeedsOrigin> {
-        Err(NeedsOrigin)
-    }
-
-    fn spend_credits(
-        &mut self,
-        _: &KeySnapshot,
-        _: &SnapshotCredits,
-        _: u64,
-        _: i64,
-    ) -> Result<Spend, NeedsOrigin> {
+    fn admit(&mut self, _: &Charge<'_>, _: i64) -> Result<Admission, NeedsOrigin> {
         Err(NeedsOrigin)
     }
 }
@@ -238,6 +212,104 @@ pub fn decide<S: KeyState>(
     now_ms: i64,
     state: &mut S,
 ) -> Result<Verdict, VerifyError<S::Error>> {
+    match plan(snapshot, request, query, caller, now_ms).map_err(VerifyError::Api)? {
+        Plan::Decided(verdict) => Ok(verdict),
+        Plan::Admit(pending) => {
+            let admission = state
+                .admit(&pending.charge(), now_ms)
+                .map_err(VerifyError::State)?;
+            Ok(pending.finish(admission))
+        }
+    }
+}
+
+/// A verification decided as far as the snapshot alone allows.
+#[derive(Debug)]
+pub enum Plan<'k> {
+    /// No counter is involved: this is the answer.
+    Decided(Verdict),
+    /// The answer depends on the counters: admit [`Pending::charge`], then
+    /// [`Pending::finish`]. Split so that a store that must be awaited (Redis) can sit
+    /// between the two halves while the decision itself stays here.
+    Admit(Pending<'k>),
+}
+
+#[derive(Debug)]
+pub struct Pending<'k> {
+    key: &'k KeySnapshot,
+    checks: Vec<LimitCheck>,
+    cost: u64,
+    data: VerifyKeyResponseData,
+}
+
+impl Pending<'_> {
+    pub fn charge(&self) -> Charge<'_> {
+        Charge {
+            checks: &self.checks,
+            credits: self.key.credits.as_ref().map(|credits| CreditCharge {
+                key_id: &self.key.key_id,
+                credits,
+                cost: self.cost,
+            }),
+        }
+    }
+
+    /// The verdict, given what the counters answered for [`Pending::charge`].
+    pub fn finish(self, admission: Admission) -> Verdict {
+        let Pending {
+            checks,
+            cost,
+            mut data,
+            ..
+        } = self;
+        if !checks.is_empty() {
+            data.ratelimits = Some(
+                checks
+                    .iter()
+                    .zip(&admission.decisions)
+                    .map(|(c, d)| VerifyRatelimitData {
+                        exceeded: !d.admitted,
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        limit: c.spec.limit,
+                        duration: c.spec.duration_ms,
+                        reset: d.reset,
+                        remaining: d.remaining,
+                        auto_apply: c.auto_apply,
+                    })
+                    .collect(),
+            );
+        }
+        if !admission.limits_passed {
+            data.valid = false;
+            data.code = VerifyCode::RateLimited;
+            return Verdict::of(data);
+        }
+        let mut spent_credits = 0;
+        if let Some(spend) = admission.spend {
+            data.credits = Some(spend.remaining());
+            if !spend.admitted() {
+                data.valid = false;
+                data.code = VerifyCode::UsageExceeded;
+                return Verdict::of(data);
+            }
+            spent_credits = cost;
+        }
+        Verdict {
+            data,
+            spent_credits,
+        }
+    }
+}
+
+/// The first half of [`decide`]: every check that needs no counter.
+pub fn plan<'k>(
+    snapshot: Option<&'k KeySnapshot>,
+    request: &VerifyKeyRequest,
+    query: Option<&Query>,
+    caller: &RootScope,
+    now_ms: i64,
+) -> Result<Plan<'k>, ApiError> {
     // 1. Not found, deleted, a root key, or outside the caller's workspace or APIs.
     let key = match snapshot {
         Some(k)
@@ -249,129 +321,94 @@ pub fn decide<S: KeyState>(
             k
         }
         _ => {
-            return Ok(Verdict::of(VerifyKeyResponseData::bare(
+            return Ok(Plan::Decided(Verdict::of(VerifyKeyResponseData::bare(
                 VerifyCode::NotFound,
-            )));
+            ))));
         }
     };
     // 2. Disabled.
     if !key.enabled {
-        return Ok(Verdict::of(key_response(key, VerifyCode::Disabled)));
+        return Ok(Plan::Decided(Verdict::of(key_response(
+            key,
+            VerifyCode::Disabled,
+        ))));
     }
     // 3. Expired.
     if key.is_expired(now_ms) {
-        return Ok(Verdict::of(key_response(key, VerifyCode::Expired)));
+        return Ok(Plan::Decided(Verdict::of(key_response(
+            key,
+            VerifyCode::Expired,
+        ))));
     }
     // 4. Permission query.
     if query.is_some_and(|q| !q.allows_sorted(&key.permissions)) {
-        return Ok(Verdict::of(key_response(
+        return Ok(Plan::Decided(Verdict::of(key_response(
             key,
             VerifyCode::InsufficientPermissions,
-        )));
+        ))));
     }
-    // 5. Rate limits, all or nothing.
-    let checks = resolve_limits(key, request.ratelimits.as_deref().unwrap_or(&[]))
-        .map_err(VerifyError::Api)?;
-    let mut data = key_response(key, VerifyCode::Valid);
-    if !checks.is_empty() {
-        let (passed, decisions) = state
-            .ratelimit(&checks, now_ms)
-            .map_err(VerifyError::State)?;
-        data.ratelimits = Some(
-            checks
-                .iter()
-                .zip(&decisions)
-                .map(|(c, d)| VerifyRatelimitData {
-                    exceeded: !d.admitted,
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    limit: c.spec.limit,
-                    duration: c.spec.duration_ms,
-                    reset: d.reset,
-                    remaining: d.remaining,
-                    auto_apply: c.auto_apply,
-                })
-                .collect(),
-        );
-        if !passed {
-            data.valid = false;
-            data.code = VerifyCode::RateLimited;
-            return Ok(Verdict::of(data));
-        }
+    // 5 and 6. Rate limits, then credits (the cost defaults to 1, and 0 is allowed), taken
+    // together or not at all.
+    let checks = resolve_limits(key, request.ratelimits.as_deref().unwrap_or(&[]))?;
+    let data = key_response(key, VerifyCode::Valid);
+    if checks.is_empty() && key.credits.is_none() {
+        return Ok(Plan::Decided(Verdict::of(data)));
     }
-    // 6. Credits: the cost defaults to 1, and 0 is allowed.
-    let mut spent_credits = 0;
-    if let Some(credits) = &key.credits {
-        let cost = request.credits.map_or(1, |c| c.cost);
-        let spend = state
-            .spend_credits(key, credits, cost, now_ms)
-            .map_err(VerifyError::State)?;
-        data.credits = Some(spend.remaining());
-        if !spend.admitted() {
-            data.valid = false;
-            data.code = VerifyCode::UsageExceeded;
-            return Ok(Verdict {
-                data,
-                spent_credits: 0,
-            });
-        }
-        spent_credits = cost;
-    }
-    Ok(Verdict {
+    Ok(Plan::Admit(Pending {
+        key,
+        checks,
+        cost: request.credits.map_or(1, |c| c.cost),
         data,
-        spent_credits,
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credits::{CreditBalance, spend};
-    use crate::ratelimit::{WindowState, admit_all};
-    use crate::snapshot::{LimitOwner, fixtures};
+    use crate::admission::Balance;
+    use crate::credits::CreditBalance;
+    use crate::ratelimit::WindowState;
+    use crate::snapshot::{LimitOwner, SnapshotCredits, fixtures};
     use std::collections::HashMap;
 
     /// The simplest honest `KeyState`: counters in maps, as the origin keeps them.
     #[derive(Default)]
     struct Counters {
         windows: HashMap<CounterId, WindowState>,
-        balances: HashMap<String, u64>,
+        balances: HashMap<String, CreditBalance>,
     }
 
     impl KeyState for Counters {
         type Error = std::convert::Infallible;
 
-        fn ratelimit(
-            &mut self,
-            checks: &[LimitCheck],
-            now_ms: i64,
-        ) -> Result<(bool, Vec<Decision>), Self::Error> {
-            let mut states: Vec<WindowState> = checks
+        fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
+            let mut states: Vec<WindowState> = charge
+                .checks
                 .iter()
                 .map(|c| self.windows.get(&c.counter).copied().unwrap_or_default())
                 .collect();
-            let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
-            let out = admit_all(&mut states, &specs, now_ms);
-            for (c, s) in checks.iter().zip(states) {
+            let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
+            let mut balance = charge.credits.map(|c| {
+                let live = self.balances.get(c.key_id).copied();
+                live.unwrap_or(c.credits.balance)
+            });
+            let out = crate::admission::admit(
+                &mut states,
+                &specs,
+                charge.credits.zip(balance.as_mut()).map(|(c, b)| Balance {
+                    balance: b,
+                    refill: c.credits.refill.as_ref(),
+                    cost: c.cost,
+                }),
+                now_ms,
+            );
+            for (c, s) in charge.checks.iter().zip(states) {
                 self.windows.insert(c.counter, s);
             }
+            if let (Some(c), Some(b)) = (charge.credits, balance) {
+                self.balances.insert(c.key_id.to_string(), b);
+            }
             Ok(out)
-        }
-
-        fn spend_credits(
-            &mut self,
-            key: &KeySnapshot,
-            credits: &SnapshotCredits,
-            cost: u64,
-            _now: i64,
-        ) -> Result<Spend, Self::Error> {
-            let bal = self
-                .balances
-                .entry(key.key_id.clone())
-                .or_insert(credits.balance.remaining);
-            let s = spend(*bal, cost);
-            *bal = s.remaining();
-            Ok(s)
         }
     }
 
@@ -604,7 +641,7 @@ mod tests {
         run(Some(&k), &r, 0, &mut c);
         let d = run(Some(&k), &r, 0, &mut c);
         assert_eq!(d.code, VerifyCode::RateLimited);
-        assert_eq!(c.balances["key_1"], 4);
+        assert_eq!(c.balances["key_1"].remaining, 4);
     }
 
     #[test]
