@@ -163,6 +163,14 @@ impl SnapshotCache {
     }
 
     /// Drops snapshots after a write has committed, before the write answers.
+    /// Drops every entry: a node that may have missed change notices starts over.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
+    }
+
     pub fn invalidate<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(entries) = &self.entries {

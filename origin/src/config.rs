@@ -33,6 +33,16 @@ pub struct ServeConfig {
     )]
     pub database_url: Secret,
 
+    /// Cluster mode: Redis (`redis://host:port[/db]`) holds every rate-limit window and
+    /// credit balance and carries change notices between replicas. Unset: one node,
+    /// counters in memory.
+    #[arg(long = "redis", env = "KEYWAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+
+    /// Every Redis key and channel starts with this, so deployments can share a Redis.
+    #[arg(long, env = "KEYWAY_REDIS_PREFIX", default_value = "keyway:")]
+    pub redis_prefix: String,
+
     /// Root key to register on start (hashed; a restart with the same value is a no-op).
     #[arg(long, env = "KEYWAY_ROOT_KEY", hide_env_values = true)]
     pub root_key: Option<Secret>,

@@ -24,6 +24,11 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     /// Answers with a 5xx status. Each is also logged where it happened, with its cause.
     pub server_errors: IntCounter,
+    /// Cluster mode: Redis calls that failed, by operation.
+    pub redis_errors: IntCounterVec,
+    /// Cluster mode: change notices sent, received, and whole-cache drops after a lost
+    /// notice channel (`direction` = sent, received, resync).
+    pub notices: IntCounterVec,
     routes: RwLock<HashMap<String, Histogram>>,
 }
 
@@ -71,6 +76,22 @@ impl Metrics {
             "keyway_server_errors_total",
             "Answers with a 5xx status (database unreachable, corrupt data, encoding failures)",
         )?;
+        let redis_errors = IntCounterVec::new(
+            Opts::new(
+                "keyway_redis_errors_total",
+                "Cluster mode: Redis calls that failed, by operation",
+            ),
+            &["op"],
+        )?;
+        let notices = IntCounterVec::new(
+            Opts::new(
+                "keyway_cluster_notices_total",
+                "Cluster mode: change notices sent and received, and cache resyncs",
+            ),
+            &["direction"],
+        )?;
+        registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(notices.clone()))?;
         registry.register(Box::new(verifications.clone()))?;
         registry.register(Box::new(server_errors.clone()))?;
         let verifications = VerifyCode::ALL
@@ -96,6 +117,8 @@ impl Metrics {
             events_written,
             request_duration,
             server_errors,
+            redis_errors,
+            notices,
             routes: RwLock::new(HashMap::new()),
         })
     }
@@ -116,6 +139,14 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .insert(route.to_string(), h.clone());
         h
+    }
+
+    pub fn redis_error(&self, op: &str) {
+        self.redis_errors.with_label_values(&[op]).inc();
+    }
+
+    pub fn notice(&self, direction: &str) {
+        self.notices.with_label_values(&[direction]).inc();
     }
 
     pub fn verified(&self, code: VerifyCode) {

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use keyway_core::secret::Secret;
 
 use crate::cache::SnapshotCache;
+use crate::cluster::notices::Notices;
 use crate::config::ServeConfig;
 use crate::events::{BatchConfig, EventBatcher};
 use crate::ids;
@@ -20,7 +21,7 @@ use crate::ledger::CreditLedger;
 use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
 use crate::routes::{MetricsOn, metrics_router, router};
-use crate::state::{AppState, Inner};
+use crate::state::{AppState, Cluster, Inner};
 use crate::store::{Bootstrap, Store};
 
 /// A server's state, built and bootstrapped but not listening: what `serve` runs, and
@@ -64,18 +65,35 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         },
         Arc::clone(&metrics),
     );
+    let cache = Arc::new(SnapshotCache::new(
+        config.cache_capacity,
+        config.fresh(),
+        config.stale(),
+    ));
+    let cluster = match &config.redis_url {
+        Some(url) => {
+            let redis = crate::cluster::Cluster::connect(
+                url.expose(),
+                &config.redis_prefix,
+                Arc::clone(&metrics),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cluster mode: cannot reach redis: {e}"))?;
+            let notices = Notices::start(Arc::clone(&redis), Arc::clone(&cache));
+            tracing::info!(prefix = %config.redis_prefix, "cluster mode: counters and change notices in redis");
+            Some(Cluster { redis, notices })
+        }
+        None => None,
+    };
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
-        cache: Arc::new(SnapshotCache::new(
-            config.cache_capacity,
-            config.fresh(),
-            config.stale(),
-        )),
+        cache,
         counters: Arc::new(MemoryCounters::default()),
         ledger: Arc::new(CreditLedger::default()),
         events: batcher.sink.clone(),
         metrics,
         edge_secret: config.edge_secret.clone().filter(|s| !s.is_empty()),
+        cluster,
     }));
     Ok(Built { state, batcher })
 }
@@ -149,7 +167,7 @@ async fn flush_credits_for_shutdown(
 ) -> Vec<crate::ledger::Unwritten> {
     let deadline = tokio::time::Instant::now() + budget;
     loop {
-        let report = state.ledger.flush(&state.store).await;
+        let report = state.flush_credits().await;
         if report.failed.is_empty() {
             tracing::info!(balances = report.written, "credit balances flushed");
             return Vec::new();
@@ -179,7 +197,7 @@ fn spawn_background(
         loop {
             tokio::select! {
                 _ = flush.tick() => {
-                    let report = state.ledger.flush(&state.store).await;
+                    let report = state.flush_credits().await;
                     if let Some(first) = report.failed.first() {
                         tracing::warn!(
                             failed = report.failed.len(),

@@ -4,18 +4,22 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
+use keyway_core::admission::{Admission, Charge};
 use keyway_core::auth::{RootScope, bearer_token};
-use keyway_core::credits::Spend;
+use keyway_core::credits::CreditBalance;
+use keyway_core::error::ApiError;
 use keyway_core::key::KeyHash;
 use keyway_core::ratelimit::{CounterId, Decision, LimitSpec};
-use keyway_core::snapshot::{KeySnapshot, SnapshotCredits};
-use keyway_core::verify::{KeyState, LimitCheck};
+use keyway_core::verify::KeyState;
 
 use crate::cache::{Lookup, SnapshotCache, Stale};
+use crate::cluster::ClusterError;
+use crate::cluster::notices::Notices;
+use crate::cluster::script::Limits;
 use crate::events::EventSink;
 use crate::http::{AppError, authorization};
 use crate::ids;
-use crate::ledger::CreditLedger;
+use crate::ledger::{CreditLedger, FlushReport};
 use crate::limiter::{Counters, MemoryCounters};
 use crate::metrics::Metrics;
 use crate::store::{HashFilter, Store, StoreResult};
@@ -28,6 +32,15 @@ pub struct Inner {
     pub events: EventSink,
     pub metrics: Arc<Metrics>,
     pub edge_secret: Option<keyway_core::secret::Secret>,
+    /// Cluster mode (`--redis`): counters and balances in Redis, change notices to the
+    /// other replicas. `None` on a single node.
+    pub cluster: Option<Cluster>,
+}
+
+/// The shared parts of cluster mode.
+pub struct Cluster {
+    pub redis: Arc<crate::cluster::Cluster>,
+    pub notices: Arc<Notices>,
 }
 
 #[derive(Clone)]
@@ -68,8 +81,101 @@ impl AppState {
     /// Drops the cached snapshots a committed write changed. Called before answering.
     pub async fn invalidate(&self, filter: HashFilter<'_>) -> StoreResult<()> {
         let hashes = self.store.hashes_where(filter).await?;
-        self.cache.invalidate(hashes.iter().map(String::as_str));
+        self.forget(hashes.iter().map(String::as_str)).await;
         Ok(())
+    }
+
+    /// Drops these snapshots here and, in cluster mode, on every other replica.
+    pub async fn forget<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
+        let hashes: Vec<&str> = hashes.into_iter().collect();
+        self.cache.invalidate(hashes.iter().copied());
+        if let Some(c) = &self.cluster {
+            c.notices.publish(hashes).await;
+        }
+    }
+
+    /// Counts a verification's limits and spends its credits, all or nothing.
+    pub async fn admit(&self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, AppError> {
+        match &self.cluster {
+            Some(c) => c
+                .redis
+                .admit(&self.store, charge, now_ms)
+                .await
+                .map_err(counters_unreachable),
+            None => {
+                let mut local = OriginKeyState {
+                    counters: self.counters.as_ref(),
+                    ledger: &self.ledger,
+                };
+                let Ok(a) = local.admit(charge, now_ms);
+                Ok(a)
+            }
+        }
+    }
+
+    /// Counts limits with no credits (`ratelimit.limit`, `multiLimit`).
+    pub async fn admit_limits(
+        &self,
+        counters: &[CounterId],
+        specs: &[LimitSpec],
+        now_ms: i64,
+    ) -> Result<(bool, Vec<Decision>), AppError> {
+        match &self.cluster {
+            Some(c) => c
+                .redis
+                .admit_limits(&Limits { counters, specs }, now_ms)
+                .await
+                .map_err(counters_unreachable),
+            None => Ok(self.counters.admit(counters, specs, now_ms)),
+        }
+    }
+
+    /// A key's live balance, where one is held (else the stored one is current).
+    pub async fn live_credits(&self, key_id: &str) -> Result<Option<CreditBalance>, AppError> {
+        match &self.cluster {
+            Some(c) => c.redis.peek(key_id).await.map_err(counters_unreachable),
+            None => Ok(self.ledger.peek(key_id)),
+        }
+    }
+
+    /// Changes a balance from its live value, atomically against spends, and writes it
+    /// through. See [`CreditLedger::change`].
+    pub async fn change_credits(
+        &self,
+        key_id: &str,
+        stored: Option<CreditBalance>,
+        change: impl Fn(Option<CreditBalance>) -> Option<CreditBalance>,
+    ) -> Result<Option<CreditBalance>, AppError> {
+        match &self.cluster {
+            Some(c) => c
+                .redis
+                .change(&self.store, key_id, stored, change)
+                .await
+                .map_err(counters_unreachable),
+            None => Ok(self
+                .ledger
+                .change(&self.store, key_id, stored, change)
+                .await),
+        }
+    }
+
+    /// Writes behind the balances spent since the last flush.
+    pub async fn flush_credits(&self) -> FlushReport {
+        match &self.cluster {
+            Some(c) => c.redis.flush(&self.store).await,
+            None => self.ledger.flush(&self.store).await,
+        }
+    }
+}
+
+/// Redis did not answer: refuse rather than guess, so no limit or balance is over-spent.
+/// The cluster logs the outage once and counts each failure.
+fn counters_unreachable(e: ClusterError) -> AppError {
+    match e {
+        ClusterError::Store(e) => AppError::from(e),
+        _ => AppError(ApiError::unavailable(
+            "The shared rate-limit and credit counters are unreachable; nothing was counted or spent. Retry shortly.",
+        )),
     }
 }
 
@@ -82,23 +188,26 @@ pub struct OriginKeyState<'a> {
 impl KeyState for OriginKeyState<'_> {
     type Error = std::convert::Infallible;
 
-    fn ratelimit(
-        &mut self,
-        checks: &[LimitCheck],
-        now_ms: i64,
-    ) -> Result<(bool, Vec<Decision>), Self::Error> {
-        let ids: Vec<CounterId> = checks.iter().map(|c| c.counter).collect();
-        let specs: Vec<LimitSpec> = checks.iter().map(|c| c.spec).collect();
-        Ok(self.counters.admit(&ids, &specs, now_ms))
-    }
-
-    fn spend_credits(
-        &mut self,
-        key: &KeySnapshot,
-        credits: &SnapshotCredits,
-        cost: u64,
-        now_ms: i64,
-    ) -> Result<Spend, Self::Error> {
-        Ok(self.ledger.spend(&key.key_id, credits, cost, now_ms))
+    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
+        let ids: Vec<CounterId> = charge.checks.iter().map(|c| c.counter).collect();
+        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
+        let mut spend = None;
+        // The spend runs while the limits' shards are held, and only once they admit; the
+        // limits count only if it succeeds (the core's `admission::admit` order).
+        let (limits_passed, decisions) =
+            self.counters
+                .admit_if(&ids, &specs, now_ms, &mut || match charge.credits {
+                    None => true,
+                    Some(c) => {
+                        let s = self.ledger.spend(c.key_id, c.credits, c.cost, now_ms);
+                        spend = Some(s);
+                        s.admitted()
+                    }
+                });
+        Ok(Admission {
+            decisions,
+            limits_passed,
+            spend,
+        })
     }
 }

@@ -25,18 +25,26 @@ pub fn workspace_root() -> PathBuf {
 pub fn build_once() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        build_origin_once();
         let root = workspace_root();
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "keyway-origin", "--bin", "keyway"])
-            .current_dir(&root)
-            .status()
-            .expect("cargo build of the origin");
-        assert!(status.success(), "building the origin failed");
         let status = Command::new("bash").arg("edge/build.sh").current_dir(&root).status().expect("bash edge/build.sh");
         assert!(
             status.success(),
             "building the Worker failed: it needs `rustup target add wasm32-unknown-unknown`, `cargo install worker-build`, and offline also `cargo install wasm-bindgen-cli` (see .ci/run)"
         );
+    });
+}
+
+/// Builds the origin binary alone, once per test binary (tests without the Worker).
+pub fn build_origin_once() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "keyway-origin", "--bin", "keyway"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo build of the origin");
+        assert!(status.success(), "building the origin failed");
     });
 }
 
@@ -107,6 +115,30 @@ impl Origin {
             secret,
             dir,
             child: Some(child),
+        }
+    }
+
+    /// An origin on a database of the caller's (several replicas share one), with the
+    /// given root key.
+    pub fn start_on(db: &str, root_key: &str, extra: &[&str]) -> Origin {
+        build_origin_once();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = format!("edge_{}", random_hex());
+        let (child, url) = spawn_origin(db, root_key, &secret, extra);
+        Origin {
+            url,
+            root_key: root_key.to_string(),
+            secret,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// `kill -9`: no flush, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 
@@ -339,6 +371,20 @@ impl Client {
     }
 
     pub async fn post_raw(&self, base: &str, path: &str, body: String) -> Reply {
+        self.try_post_raw(base, path, body).await.expect("request")
+    }
+
+    /// A POST that may not get an answer (a node killed mid-request).
+    pub async fn try_post(&self, base: &str, path: &str, body: Value) -> Option<Reply> {
+        self.try_post_raw(base, path, body.to_string()).await.ok()
+    }
+
+    async fn try_post_raw(
+        &self,
+        base: &str,
+        path: &str,
+        body: String,
+    ) -> Result<Reply, reqwest::Error> {
         let resp = self
             .http
             .post(format!("{base}{path}"))
@@ -346,8 +392,7 @@ impl Client {
             .header("content-type", "application/json")
             .body(body)
             .send()
-            .await
-            .expect("request");
+            .await?;
         let header = |n: &str| {
             resp.headers()
                 .get(n)
@@ -357,13 +402,13 @@ impl Client {
         let served_by = header("x-keyway-served-by");
         let cache = header("x-keyway-cache");
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        Reply {
+        let text = resp.text().await?;
+        Ok(Reply {
             status,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
             served_by,
             cache,
-        }
+        })
     }
 
     pub async fn get(&self, url: &str, bearer: &str) -> Reply {

@@ -188,6 +188,6 @@ pub async fn delete_identity(
         .hashes_where(HashFilter::Identity(&row.id))
         .await?;
     state.store.delete_identity(&row.id).await?;
-    state.cache.invalidate(hashes.iter().map(String::as_str));
+    state.forget(hashes.iter().map(String::as_str)).await;
     ok(Empty {})
 }

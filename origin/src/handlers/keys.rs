@@ -168,14 +168,10 @@ fn may_create_permissions(caller: &RootScope) -> bool {
 }
 
 /// The response shape of a key: the snapshot plus the row's dates, with the live balance.
-pub fn key_data(state: &AppState, row: &KeyRow, snap: &KeySnapshot) -> KeyData {
+pub fn key_data(row: &KeyRow, snap: &KeySnapshot, live: Option<CreditBalance>) -> KeyData {
     let now = ids::now_ms();
     let credits = snap.credits.map(|c| {
-        let live = state
-            .ledger
-            .peek(&row.id)
-            .unwrap_or(c.balance)
-            .refilled(c.refill.as_ref(), now);
+        let live = live.unwrap_or(c.balance).refilled(c.refill.as_ref(), now);
         KeyCreditsData {
             remaining: Some(live.remaining),
             refill: c.refill.as_ref().map(refill_data),
@@ -209,9 +205,14 @@ pub async fn load_key_data(state: &AppState, row: &KeyRow) -> Result<Option<KeyD
         .store
         .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
         .await?;
-    Ok(snap
-        .filter(|s| !s.deleted)
-        .map(|s| key_data(state, row, &s)))
+    let Some(snap) = snap.filter(|s| !s.deleted) else {
+        return Ok(None);
+    };
+    let live = match snap.credits {
+        Some(_) => state.live_credits(&row.id).await?,
+        None => None,
+    };
+    Ok(Some(key_data(row, &snap, live)))
 }
 
 /// A live key of the caller's workspace that the caller may `action`.
@@ -342,7 +343,7 @@ pub async fn create_key(
         .await?
         .map_err(missing_to_error)?;
     // A "not found" for this hash may be cached from before the key existed.
-    state.cache.invalidate([minted.hash.as_str()]);
+    state.forget([minted.hash.as_str()]).await;
     ok(CreateKeyResponseData {
         key_id,
         key: minted.key,
@@ -414,7 +415,7 @@ pub async fn delete_key(
     } else {
         state.store.soft_delete_key(&row.id, now).await?;
     }
-    state.cache.invalidate([row.hash.as_str()]);
+    state.forget([row.hash.as_str()]).await;
     ok(Empty {})
 }
 
@@ -503,16 +504,15 @@ pub async fn update_key(
         .map_err(missing_to_error)?;
     if let Some(remaining) = remaining {
         state
-            .ledger
-            .change(&state.store, &row.id, None, |_| {
+            .change_credits(&row.id, None, |_| {
                 remaining.map(|r| CreditBalance {
                     remaining: r,
                     last_refill_at: now,
                 })
             })
-            .await;
+            .await?;
     }
-    state.cache.invalidate([row.hash.as_str()]);
+    state.forget([row.hash.as_str()]).await;
     ok(Empty {})
 }
 
@@ -549,8 +549,7 @@ pub async fn update_credits(
     let refill = snap.credits.and_then(|c| c.refill);
     let stored = snap.credits.map(|c| c.balance);
     let new = state
-        .ledger
-        .change(&state.store, &row.id, stored, |live| {
+        .change_credits(&row.id, stored, |live| {
             let live = live.map(|b| b.refilled(refill.as_ref(), now));
             let base = live.unwrap_or(CreditBalance {
                 remaining: 0,
@@ -572,7 +571,7 @@ pub async fn update_credits(
                 }),
             }
         })
-        .await;
+        .await?;
     if new.is_none() {
         // Unlimited now: the refill no longer means anything.
         let clear = KeyUpdate {
@@ -585,7 +584,7 @@ pub async fn update_credits(
             .await?
             .map_err(missing_to_error)?;
     }
-    state.cache.invalidate([row.hash.as_str()]);
+    state.forget([row.hash.as_str()]).await;
     ok(KeyCreditsData {
         remaining: new.map(|b| b.remaining),
         refill: if new.is_some() {
@@ -620,7 +619,7 @@ pub async fn reroll_key(
     let prefix = row.start.rsplit_once('_').map(|(p, _)| p.to_string());
     let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH)
         .map_err(|e| AppError(ApiError::internal(e.to_string())))?;
-    let live = state.ledger.peek(&row.id);
+    let live = state.live_credits(&row.id).await?;
     let new_id = ids::new_id("key");
     let new = NewKey {
         id: new_id.clone(),

@@ -127,7 +127,7 @@ pub async fn delete_permission(
         .hashes_where(HashFilter::Permission(&p.id))
         .await?;
     state.store.delete_permission(&p.id).await?;
-    state.cache.invalidate(hashes.iter().map(String::as_str));
+    state.forget(hashes.iter().map(String::as_str)).await;
     ok(Empty {})
 }
 
@@ -225,6 +225,6 @@ pub async fn delete_role(
         .ok_or_else(|| AppError(role_not_found(&req.role)))?;
     let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
     state.store.delete_role(&r.id).await?;
-    state.cache.invalidate(hashes.iter().map(String::as_str));
+    state.forget(hashes.iter().map(String::as_str)).await;
     ok(Empty {})
 }

@@ -16,7 +16,6 @@ use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 use super::{page_limit, paginate};
 use crate::http::{ApiResult, AppError, Json, RawBody, ok, ok_list, request_id, started};
 use crate::ids;
-use crate::limiter::Counters;
 use crate::state::AppState;
 use crate::store::OverrideRow;
 
@@ -73,7 +72,7 @@ async fn run(
         overrides.push(o.map(|o| o.id));
     }
     let now = ids::now_ms();
-    let (passed, decisions) = state.counters.admit(&counters, &specs, now);
+    let (passed, decisions) = state.admit_limits(&counters, &specs, now).await?;
     let latency_us = u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX);
     let mut checks = Vec::with_capacity(reqs.len());
     for ((r, spec), (d, o)) in reqs.iter().zip(&specs).zip(decisions.iter().zip(overrides)) {

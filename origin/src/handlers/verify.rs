@@ -7,12 +7,12 @@ use keyway_core::auth::RootScope;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::validate::{parse_json, verify_request};
-use keyway_core::verify::{EventContext, VerifyError, decide};
+use keyway_core::verify::{EventContext, Plan, plan};
 use keyway_core::wire::{Event, ServedBy};
 
 use crate::http::{ApiResult, AppError, RawBody, ok, request_id, started};
 use crate::ids;
-use crate::state::{AppState, OriginKeyState};
+use crate::state::AppState;
 
 pub async fn verify_key(
     State(state): State<AppState>,
@@ -39,14 +39,12 @@ pub async fn verify(
     caller.require_verifier()?;
     let (snapshot, _) = state.lookup(hash).await?;
     let now = ids::now_ms();
-    let mut key_state = OriginKeyState {
-        counters: state.counters.as_ref(),
-        ledger: &state.ledger,
-    };
-    let verdict = match decide(snapshot.as_deref(), req, query, caller, now, &mut key_state) {
-        Ok(v) => v,
-        Err(VerifyError::Api(e)) => return Err(AppError(e)),
-        Err(VerifyError::State(never)) => match never {},
+    let verdict = match plan(snapshot.as_deref(), req, query, caller, now)? {
+        Plan::Decided(v) => v,
+        Plan::Admit(pending) => {
+            let admission = state.admit(&pending.charge(), now).await?;
+            pending.finish(admission)
+        }
     };
     state.metrics.verified(verdict.data.code);
     let request_id = request_id();

@@ -17,6 +17,9 @@ use crate::ids;
 /// The name that marks the root key `KEYWAY_ROOT_KEY` configures (or first start mints).
 pub const BOOTSTRAP: &str = "bootstrap";
 
+/// PostgreSQL advisory lock id for bootstrapping ("keyway" in ASCII).
+const BOOTSTRAP_LOCK: i64 = 0x6b65_7977_6179;
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RootKeyRow {
@@ -95,7 +98,37 @@ impl Store {
         Ok(id)
     }
 
+    /// Bootstraps once per database even when several replicas start at the same moment:
+    /// on PostgreSQL the work runs under a session advisory lock, so the second replica
+    /// finds what the first made instead of making a second workspace or failing on the
+    /// root key's unique hash. (The migrations lock themselves the same way.)
     pub async fn bootstrap(
+        &self,
+        root_key: Option<&str>,
+        now: i64,
+    ) -> StoreResult<(String, Bootstrap)> {
+        if self.is_sqlite {
+            return self.bootstrap_unlocked(root_key, now).await;
+        }
+        let mut lock = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *lock)
+            .await?;
+        let result = self.bootstrap_unlocked(root_key, now).await;
+        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *lock)
+            .await
+        {
+            // Closing the connection releases a session lock too.
+            tracing::warn!(error = %e, "releasing the bootstrap lock failed; closing its connection");
+            let _ = lock.detach();
+        }
+        result
+    }
+
+    async fn bootstrap_unlocked(
         &self,
         root_key: Option<&str>,
         now: i64,

@@ -1,6 +1,6 @@
 //! Keys: create, read, list, update, delete, credits, permissions and roles.
 
-use keyway_core::credits::Refill;
+use keyway_core::credits::{CreditBalance, Refill};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -435,6 +435,24 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// A key's stored balance, read fresh (cluster mode seeds Redis from it). `None` for
+    /// an unlimited or missing key.
+    pub async fn read_credits(&self, key_id: &str) -> StoreResult<Option<CreditBalance>> {
+        let row = sqlx::query(
+            "SELECT remaining, COALESCE(last_refill_at, created_at) AS at FROM keys WHERE id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let remaining: Option<i64> = row.try_get("remaining")?;
+        let at: Option<i64> = row.try_get("at")?;
+        Ok(remaining.map(|r| CreditBalance {
+            remaining: super::to_u64(r),
+            last_refill_at: at.unwrap_or(0),
+        }))
     }
 
     /// The ledger's write-behind: never turns an unlimited key back into a metered one.

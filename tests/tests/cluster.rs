@@ -1,0 +1,548 @@
+//! Three origins on one fresh PostgreSQL database and one Redis, as `deploy/compose.yaml`
+//! runs them, with requests spread round robin.
+//!
+//! Each test makes its own database and starts its own `redis-server` on a free port, so
+//! the tests can stop Redis or kill a node without disturbing each other. They need the
+//! machine's PostgreSQL on 127.0.0.1:5432 (user `postgres`, no password) and
+//! `redis-server` on the PATH (Debian's package).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use keyway_tests::{Client, Origin, free_port, random_hex};
+use serde_json::{Value, json};
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432";
+
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, empty, as the machine's Redis comes back after a
+    /// restart: it keeps nothing on disk.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (Debian's redis-server package)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A fresh PostgreSQL database, dropped at the end.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let name = format!("keyway_cluster_{}", random_hex());
+        let admin = sqlx::PgPool::connect(&format!("{PG}/postgres"))
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        Database { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{PG}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Origin>,
+    c: Client,
+    redis: Redis,
+    _db: Database,
+    next: AtomicUsize,
+}
+
+impl Cluster {
+    /// Three origins started at the same moment on an empty database: the migrations and
+    /// the bootstrap must cope with each other.
+    async fn start(extra: &[&str]) -> Cluster {
+        let db = Database::create().await;
+        let redis = Redis::start();
+        let root = format!("root_{}", random_hex());
+        let prefix = format!("keyway-test-{}:", random_hex());
+        let mut args: Vec<String> = vec![
+            "--redis".into(),
+            redis.url(),
+            "--redis-prefix".into(),
+            prefix,
+            "--credit-flush-ms".into(),
+            "200".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        keyway_tests::build_origin_once();
+        let starts: Vec<_> = (0..3)
+            .map(|_| {
+                let (url, root, args) = (db.url(), root.clone(), args.clone());
+                std::thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    Origin::start_on(&url, &root, &args)
+                })
+            })
+            .collect();
+        let nodes: Vec<Origin> = starts
+            .into_iter()
+            .map(|h| h.join().expect("every node starts"))
+            .collect();
+        Cluster {
+            nodes,
+            c: Client::new(&root),
+            redis,
+            _db: db,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next node, round robin.
+    fn any(&self) -> &str {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.nodes[i % self.nodes.len()].url
+    }
+
+    async fn verify(&self, node: &str, body: Value) -> Value {
+        let r = self.c.post(node, "/v2/keys.verifyKey", body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["data"].clone()
+    }
+
+    async fn ok(&self, node: &str, path: &str, body: Value) -> Value {
+        let r = self.c.post(node, path, body).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        r.body["data"].clone()
+    }
+}
+
+/// Sends `n` verifications spread over the nodes, 16 at a time, and counts the codes.
+async fn hammer(
+    cl: &Arc<Cluster>,
+    n: usize,
+    body: Value,
+) -> std::collections::HashMap<String, usize> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(16));
+    for _ in 0..n {
+        let (cl, body, sem) = (Arc::clone(cl), body.clone(), Arc::clone(&sem));
+        tasks.spawn(async move {
+            let _permit = sem.acquire().await;
+            let node = cl.any().to_string();
+            cl.verify(&node, body).await["code"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        });
+    }
+    let mut codes = std::collections::HashMap::new();
+    while let Some(code) = tasks.join_next().await {
+        *codes.entry(code.expect("task")).or_insert(0) += 1;
+    }
+    codes
+}
+
+fn count(codes: &std::collections::HashMap<String, usize>, code: &str) -> usize {
+    codes.get(code).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_are_exact_across_nodes() {
+    let cl = Arc::new(Cluster::start(&[]).await);
+    let n0 = cl.nodes[0].url.clone();
+    let api = cl.c.create_api(&n0).await;
+
+    // Credits: 120 of them, 200 verifications over three nodes.
+    let (metered_id, metered) =
+        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 120}}))
+            .await;
+    let codes = hammer(&cl, 200, json!({"key": metered})).await;
+    assert_eq!(count(&codes, "VALID"), 120, "{codes:?}");
+    assert_eq!(count(&codes, "USAGE_EXCEEDED"), 80, "{codes:?}");
+
+    // A key's own limit: 60 a minute.
+    let (_, limited) = cl
+        .c
+        .create_key(
+            &n0,
+            &api,
+            json!({"ratelimits": [{"name": "rpm", "limit": 60, "duration": 60000, "autoApply": true}]}),
+        )
+        .await;
+    let codes = hammer(&cl, 150, json!({"key": limited})).await;
+    assert_eq!(count(&codes, "VALID"), 60, "{codes:?}");
+
+    // An identity's limit, shared by two of its keys.
+    cl.ok(
+        &n0,
+        "/v2/identities.createIdentity",
+        json!({"externalId": "acme", "ratelimits": [{"name": "org", "limit": 40, "duration": 60000, "autoApply": true}]}),
+    )
+    .await;
+    let (_, id_a) =
+        cl.c.create_key(&n0, &api, json!({"externalId": "acme"}))
+            .await;
+    let (_, id_b) =
+        cl.c.create_key(&n0, &api, json!({"externalId": "acme"}))
+            .await;
+    let a = hammer(&cl, 50, json!({"key": id_a})).await;
+    let b = hammer(&cl, 50, json!({"key": id_b})).await;
+    assert_eq!(count(&a, "VALID") + count(&b, "VALID"), 40, "{a:?} {b:?}");
+
+    // ratelimit.limit in a namespace.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..120 {
+        let cl = Arc::clone(&cl);
+        tasks.spawn(async move {
+            let node = cl.any().to_string();
+            cl.ok(
+                &node,
+                "/v2/ratelimit.limit",
+                json!({"namespace": "emails", "identifier": "user_1", "limit": 50, "duration": 60000}),
+            )
+            .await["success"]
+                .as_bool()
+                .unwrap_or(false)
+        });
+    }
+    let mut passed = 0;
+    while let Some(ok) = tasks.join_next().await {
+        passed += usize::from(ok.expect("task"));
+    }
+    assert_eq!(passed, 50);
+
+    // Limits and credits together: 10 credits under a limit of 20. Out of credits counts
+    // against no limit, so after a top-up on another node exactly 10 more pass the limit.
+    let (both_id, both) = cl
+        .c
+        .create_key(
+            &n0,
+            &api,
+            json!({"credits": {"remaining": 10},
+                   "ratelimits": [{"name": "rpm", "limit": 20, "duration": 60000, "autoApply": true}]}),
+        )
+        .await;
+    let codes = hammer(&cl, 30, json!({"key": both})).await;
+    assert_eq!(count(&codes, "VALID"), 10, "{codes:?}");
+    assert_eq!(count(&codes, "USAGE_EXCEEDED"), 20, "{codes:?}");
+    let n1 = cl.nodes[1].url.clone();
+    let set = cl
+        .ok(
+            &n1,
+            "/v2/keys.updateCredits",
+            json!({"keyId": both_id, "operation": "set", "value": 100}),
+        )
+        .await;
+    assert_eq!(set["remaining"], 100);
+    let codes = hammer(&cl, 30, json!({"key": both})).await;
+    assert_eq!(count(&codes, "VALID"), 10, "{codes:?}");
+    assert_eq!(count(&codes, "RATE_LIMITED"), 20, "{codes:?}");
+
+    // updateCredits on one node is what every node spends from and shows.
+    cl.ok(
+        &n1,
+        "/v2/keys.updateCredits",
+        json!({"keyId": metered_id, "operation": "increment", "value": 5}),
+    )
+    .await;
+    for node in &cl.nodes {
+        let k = cl
+            .ok(&node.url, "/v2/keys.getKey", json!({"keyId": metered_id}))
+            .await;
+        assert_eq!(k["credits"]["remaining"], 5, "{k}");
+    }
+    let codes = hammer(&cl, 9, json!({"key": metered})).await;
+    assert_eq!(count(&codes, "VALID"), 5, "{codes:?}");
+    let n2 = cl.nodes[2].url.clone();
+    let k = cl
+        .ok(&n2, "/v2/keys.getKey", json!({"keyId": both_id}))
+        .await;
+    assert_eq!(k["credits"]["remaining"], 90, "{k}");
+}
+
+/// How long until every other node stops answering VALID after a write on node 0.
+async fn propagation(cl: &Cluster, key: &str, body: Value, change: impl AsyncFnOnce()) -> Duration {
+    for node in &cl.nodes[1..] {
+        assert_eq!(cl.verify(&node.url, body.clone()).await["code"], "VALID");
+    }
+    change().await;
+    let started = Instant::now();
+    for node in &cl.nodes[1..] {
+        loop {
+            let code = cl.verify(&node.url, body.clone()).await["code"].clone();
+            if code != "VALID" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{key} still VALID on {} after 5 s",
+                node.url
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_every_node_at_once() {
+    // A minute of cache freshness: only the notices can make the other nodes see changes.
+    let cl = Cluster::start(&["--cache-fresh-seconds", "60"]).await;
+    let n0 = cl.nodes[0].url.clone();
+    let api = cl.c.create_api(&n0).await;
+    cl.ok(
+        &n0,
+        "/v2/permissions.createPermission",
+        json!({"name": "docs.read", "slug": "docs.read"}),
+    )
+    .await;
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let (id, key) =
+            cl.c.create_key(&n0, &api, json!({"permissions": ["docs.read"]}))
+                .await;
+        let body = json!({"key": key});
+        let t = match i % 3 {
+            0 => {
+                propagation(&cl, &key, body, async || {
+                    cl.ok(&n0, "/v2/keys.deleteKey", json!({"keyId": id})).await;
+                })
+                .await
+            }
+            1 => {
+                propagation(&cl, &key, body, async || {
+                    cl.ok(
+                        &n0,
+                        "/v2/keys.updateKey",
+                        json!({"keyId": id, "enabled": false}),
+                    )
+                    .await;
+                })
+                .await
+            }
+            _ => {
+                let body = json!({"key": key, "permissions": "docs.read"});
+                propagation(&cl, &key, body, async || {
+                    cl.ok(
+                        &n0,
+                        "/v2/keys.removePermissions",
+                        json!({"keyId": id, "permissions": ["docs.read"]}),
+                    )
+                    .await;
+                })
+                .await
+            }
+        };
+        times.push(t);
+    }
+    times.sort();
+    let p50 = times[times.len() / 2];
+    let worst = times[times.len() - 1];
+    eprintln!(
+        "invalidation across nodes: p50 {p50:?}, max {worst:?} over {} changes",
+        times.len()
+    );
+    assert!(worst < Duration::from_millis(100), "{times:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_loses_nothing() {
+    let mut cl = Cluster::start(&[]).await;
+    let n0 = cl.nodes[0].url.clone();
+    let api = cl.c.create_api(&n0).await;
+    let (id, key) =
+        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 100}}))
+            .await;
+    let c = Arc::new(Client::new(&cl.c.root_key));
+    let urls: Vec<String> = cl.nodes.iter().map(|n| n.url.clone()).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..150 {
+        let (c, url, key) = (Arc::clone(&c), urls[i % 3].clone(), key.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
+            c.try_post(&url, "/v2/keys.verifyKey", json!({"key": key}))
+                .await
+                .map(|r| r.body["data"]["code"].as_str().unwrap_or("?").to_string())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cl.nodes[2].kill();
+    let (mut valid, mut lost) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task") {
+            Some(code) if code == "VALID" => valid += 1,
+            Some(_) => {}
+            None => lost += 1,
+        }
+    }
+    assert!(lost > 0, "the kill came too late to test anything");
+    // The survivors answer, and the balance is exact: every VALID was paid for, and
+    // the only spends nobody heard of are requests that died with the node.
+    let left = cl.ok(&n0, "/v2/keys.getKey", json!({"keyId": id})).await["credits"]["remaining"]
+        .as_u64()
+        .expect("remaining");
+    let spent = 100 - left as usize;
+    assert!(
+        spent >= valid && spent <= valid + lost,
+        "valid {valid}, lost {lost}, left {left}"
+    );
+    let n1 = cl.nodes[1].url.clone();
+    let again = cl.verify(&n1, json!({"key": key})).await;
+    assert_eq!(again["credits"], json!(left.saturating_sub(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_never_over_admits() {
+    let mut cl = Cluster::start(&[]).await;
+    let n0 = cl.nodes[0].url.clone();
+    let api = cl.c.create_api(&n0).await;
+    let (id, metered) =
+        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 30}}))
+            .await;
+    let (plain_id, plain) = cl.c.create_key(&n0, &api, json!({})).await;
+    let cl_arc_codes = {
+        let mut valid = 0;
+        for _ in 0..10 {
+            let node = cl.any().to_string();
+            if cl.verify(&node, json!({"key": metered})).await["code"] == "VALID" {
+                valid += 1;
+            }
+        }
+        valid
+    };
+    assert_eq!(cl_arc_codes, 10);
+    for node in &cl.nodes {
+        assert_eq!(
+            cl.verify(&node.url, json!({"key": plain})).await["code"],
+            "VALID"
+        );
+    }
+    // Let the write-behind reach the database before Redis goes.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    cl.redis.stop();
+    for node in &cl.nodes {
+        // Counters needed: refused in the envelope, nothing spent.
+        let r =
+            cl.c.post(&node.url, "/v2/keys.verifyKey", json!({"key": metered}))
+                .await;
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert!(r.body["meta"]["requestId"].is_string(), "{}", r.body);
+        assert!(r.body["error"]["detail"].is_string(), "{}", r.body);
+        // No counters: answered from memory.
+        assert_eq!(
+            cl.verify(&node.url, json!({"key": plain})).await["code"],
+            "VALID"
+        );
+    }
+    // Writes still succeed, and the node that made one stops verifying the key at once.
+    cl.ok(
+        &n0,
+        "/v2/keys.updateKey",
+        json!({"keyId": plain_id, "enabled": false}),
+    )
+    .await;
+    assert_eq!(
+        cl.verify(&n0, json!({"key": plain})).await["code"],
+        "DISABLED"
+    );
+    let metrics = reqwest::get(format!("{n0}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("keyway_redis_errors_total"), "{metrics}");
+
+    // Redis comes back empty: balances are seeded from the database, which holds what
+    // the write-behind wrote (20 left), and the queued notice arrives.
+    cl.redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut valid = 0;
+    loop {
+        let node = cl.any().to_string();
+        let r =
+            cl.c.post(&node, "/v2/keys.verifyKey", json!({"key": metered}))
+                .await;
+        if r.status == 200 {
+            if r.body["data"]["code"] == "VALID" {
+                valid += 1;
+            } else {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "never recovered: {}", r.body);
+    }
+    assert_eq!(valid, 20, "spent more than the 30 credits over the outage");
+    for node in &cl.nodes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cl.verify(&node.url, json!({"key": plain})).await["code"] != "DISABLED" {
+            assert!(
+                Instant::now() < deadline,
+                "{} never saw the disable",
+                node.url
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let k = cl.ok(&n0, "/v2/keys.getKey", json!({"keyId": id})).await;
+    assert_eq!(k["credits"]["remaining"], 0, "{k}");
+}
