@@ -136,6 +136,7 @@ async fn start(root: &Path) -> Result<Bench> {
             root_key: &root_key,
             edge_secret: &secret,
             cache_capacity: 2_000_000,
+            redis_url: None,
         },
         &dir.path().join("origin.log"),
     )?;
@@ -148,6 +149,7 @@ async fn start(root: &Path) -> Result<Bench> {
             root_key: &root_key,
             edge_secret: &secret,
             cache_capacity: 0,
+            redis_url: None,
         },
         &dir.path().join("origin-cold.log"),
     )?;

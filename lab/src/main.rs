@@ -4,6 +4,7 @@
 
 mod cache_api;
 mod chart;
+mod cluster;
 mod compare;
 mod delay;
 mod load;
@@ -62,6 +63,29 @@ enum Cmd {
         /// Run only these scenarios (comma-separated): for profiling, not for a report.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Cluster mode against a single node: verifications with counters in Redis and in
+    /// memory, in one run; writes cluster.md and cluster.json.
+    Cluster {
+        /// A short run (about half a minute once built).
+        #[arg(long)]
+        quick: bool,
+        /// Where the report goes. Default: lab/results, or target/lab-quick with --quick.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds per measured run. Default: 10, or 1 with --quick.
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Rounds, alternating which origin goes first; the median is reported.
+        /// Default: 3, or 1 with --quick.
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Requests per second of the latency runs.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Use the binaries already built.
+        #[arg(long)]
+        skip_build: bool,
     },
     /// Checks that a report is complete and well-formed (never that a timing was met).
     Check {
@@ -145,6 +169,52 @@ fn run() -> Result<()> {
                 "report: {}/report.md, report.json, latency.svg",
                 out.display()
             );
+            Ok(())
+        }
+        Cmd::Cluster {
+            quick,
+            out,
+            seconds,
+            rounds,
+            rate,
+            skip_build,
+        } => {
+            let root = parts::workspace_root();
+            let out = out.unwrap_or_else(|| {
+                if quick {
+                    root.join("target/lab-quick")
+                } else {
+                    root.join("lab/results")
+                }
+            });
+            let opts = cluster::Options {
+                out: out.clone(),
+                seconds: seconds.unwrap_or(if quick { 1.0 } else { 10.0 }),
+                rate,
+                connections: 32,
+                rounds: rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
+                skip_build,
+                command: std::iter::once("keyway-lab".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(cluster::run(&opts))?;
+            for r in &report.rows {
+                println!(
+                    "{} {}: p50 {:.3} ms, p99 {:.3} ms at {:.0} req/s; {:.0} req/s flat out",
+                    r.key, r.origin, r.paced.p50, r.paced.p99, opts.rate, r.max.throughput
+                );
+            }
+            println!(
+                "stateful: cluster p50 {:+.3} ms over single node (target +0.2), throughput ratio {:.2}",
+                report.stateful_p50_added_ms, report.stateful_throughput_ratio
+            );
+            println!("report: {}/cluster.md, cluster.json", out.display());
             Ok(())
         }
         Cmd::Check { dir } => {

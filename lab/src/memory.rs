@@ -41,6 +41,7 @@ pub async fn run(
             root_key,
             edge_secret: "lab_memory_secret_unused",
             cache_capacity: (keys as u64 + 1_000).max(2_000_000),
+            redis_url: None,
         },
         &dir.join("origin-memory.log"),
     )?;

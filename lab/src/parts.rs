@@ -96,6 +96,8 @@ pub struct OriginSettings<'a> {
     pub edge_secret: &'a str,
     /// `KEYWAY_CACHE_CAPACITY`; 0 turns the snapshot cache off.
     pub cache_capacity: u64,
+    /// `KEYWAY_REDIS_URL`: cluster mode, counters in Redis.
+    pub redis_url: Option<&'a str>,
 }
 
 pub fn start_origin(
@@ -105,7 +107,11 @@ pub fn start_origin(
     log: &Path,
 ) -> Result<Part> {
     let addr = free_port()?;
-    let child = Command::new(root.join("target/release/keyway"))
+    let mut cmd = Command::new(root.join("target/release/keyway"));
+    if let Some(url) = s.redis_url {
+        cmd.env("KEYWAY_REDIS_URL", url);
+    }
+    let child = cmd
         .arg("serve")
         .env("KEYWAY_LISTEN", addr.to_string())
         .env(
@@ -122,6 +128,31 @@ pub fn start_origin(
         .context("starting the origin (target/release/keyway)")?;
     let part = Part { name, addr, child };
     wait_http(&part, "/v2/liveness")?;
+    Ok(part)
+}
+
+/// A `redis-server` of the lab's own on a free port, keeping nothing on disk.
+pub fn start_redis() -> Result<Part> {
+    let addr = free_port()?;
+    let child = Command::new("redis-server")
+        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting redis-server (Debian's redis-server package)")?;
+    let part = Part {
+        name: "redis",
+        addr,
+        child,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(part.addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("redis-server did not listen on {} within 10 s", part.addr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(part)
 }
 

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 #[test]
-fn quick_compare_writes_a_complete_report() {
+fn quick_compare_and_cluster_write_complete_reports() {
     let out = tempfile::tempdir().expect("temp dir");
     let lab = env!("CARGO_BIN_EXE_keyway-lab");
     let run = Command::new(lab)
@@ -50,4 +50,32 @@ fn quick_compare_writes_a_complete_report() {
         !broken.status.success(),
         "check accepted a report with no rows"
     );
+
+    // The cluster part, on the binaries compare just built (run after it, not beside it,
+    // so the two do not measure each other).
+    let cluster = Command::new(lab)
+        .args(["cluster", "--quick", "--skip-build", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("running keyway-lab cluster --quick");
+    assert!(
+        cluster.status.success(),
+        "cluster --quick failed:\n{}\n{}",
+        String::from_utf8_lossy(&cluster.stdout),
+        String::from_utf8_lossy(&cluster.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("cluster.json")).expect("cluster.json"),
+    )
+    .expect("json");
+    let rows = json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4, "{json}");
+    for r in rows {
+        assert!(r["paced"]["requests"].as_u64().unwrap_or(0) > 0, "{r}");
+        assert_eq!(r["paced"]["errors"], 0, "{r}");
+        assert_eq!(r["max"]["errors"], 0, "{r}");
+    }
+    assert!(json["stateful_p50_added_ms"].is_number(), "{json}");
+    let md = std::fs::read_to_string(out.path().join("cluster.md")).expect("cluster.md");
+    assert!(md.contains("| stateful | cluster |"), "{md}");
 }
