@@ -74,11 +74,17 @@ enum RootKeys {
         database: Database,
     },
     /// Revoke a root key by id. Running servers refuse it within their cache's fresh
-    /// time (`KEYWAY_CACHE_FRESH_SECONDS`, 10 s by default).
+    /// time (`KEYWAY_CACHE_FRESH_SECONDS`, 10 s by default); in cluster mode (with the
+    /// servers' `KEYWAY_REDIS_URL`) at once.
     Revoke {
         id: String,
         #[command(flatten)]
         database: Database,
+        /// The cluster's Redis: tell every running server to drop the key now.
+        #[arg(long = "redis", env = "KEYWAY_REDIS_URL", hide_env_values = true)]
+        redis: Option<Secret>,
+        #[arg(long, env = "KEYWAY_REDIS_PREFIX", default_value = "keyway:")]
+        redis_prefix: String,
     },
 }
 
@@ -148,17 +154,34 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::RootKeys(RootKeys::Revoke { id, database }) => {
+        Command::RootKeys(RootKeys::Revoke {
+            id,
+            database,
+            redis,
+            redis_prefix,
+        }) => {
             init_logging(LogFormat::Human);
             let store = database.open().await?;
             let revoked = store.revoke_root_key(&id, ids::now_ms()).await?;
             store.close().await;
-            if revoked {
-                println!("revoked {id}");
-                Ok(())
-            } else {
+            let Some(hash) = revoked else {
                 anyhow::bail!("no live root key has the id {id}")
+            };
+            println!("revoked {id}");
+            if let Some(url) = redis {
+                let metrics = std::sync::Arc::new(keyway_origin::metrics::Metrics::new()?);
+                let cluster =
+                    keyway_origin::cluster::Cluster::connect(url.expose(), &redis_prefix, metrics)
+                        .await?;
+                if keyway_origin::cluster::notices::announce(&cluster, &hash).await {
+                    println!("every running server was told to drop it");
+                } else {
+                    anyhow::bail!(
+                        "revoked, but redis did not take the notice: servers refuse the key within their fresh time"
+                    );
+                }
             }
+            Ok(())
         }
         Command::Healthcheck { listen } => healthcheck(listen).await,
     }

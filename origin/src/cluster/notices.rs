@@ -58,6 +58,11 @@ impl Notices {
     }
 }
 
+/// Sends one notice from outside a server (`keyway root-keys revoke`); whether Redis took it.
+pub async fn announce(cluster: &Cluster, hash: &str) -> bool {
+    publish(cluster, &cluster.key(&["notices"]), hash).await
+}
+
 async fn publish(cluster: &Cluster, channel: &str, message: &str) -> bool {
     let result: Result<i64, _> = redis::cmd("PUBLISH")
         .arg(channel)

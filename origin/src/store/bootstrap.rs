@@ -228,14 +228,16 @@ impl Store {
     }
 
     /// Revokes a live root key; `false` if there is none with this id.
-    pub async fn revoke_root_key(&self, id: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE keys SET deleted_at = $1 WHERE id = $2 AND for_workspace_id IS NOT NULL AND deleted_at IS NULL",
+    /// Revokes a live root key; returns its hash (for change notices), or `None` if no
+    /// live root key has this id.
+    pub async fn revoke_root_key(&self, id: &str, now: i64) -> StoreResult<Option<String>> {
+        let hash: Option<String> = sqlx::query_scalar(
+            "UPDATE keys SET deleted_at = $1 WHERE id = $2 AND for_workspace_id IS NOT NULL AND deleted_at IS NULL RETURNING hash",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(hash)
     }
 }
