@@ -374,7 +374,7 @@ async fn changes_reach_every_node_at_once() {
     )
     .await;
     let mut times = Vec::new();
-    for i in 0..10 {
+    for i in 0..30 {
         let (id, key) =
             cl.c.create_key(&n0, &api, json!({"permissions": ["docs.read"]}))
                 .await;
@@ -427,7 +427,11 @@ async fn changes_reach_every_node_at_once() {
     let op = Client::new(&operator);
     for node in &cl.nodes {
         let r = op
-            .post(&node.url, "/v2/apis.createApi", json!({"name": "ops-check"}))
+            .post(
+                &node.url,
+                "/v2/apis.createApi",
+                json!({"name": "ops-check"}),
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
@@ -445,7 +449,11 @@ async fn changes_reach_every_node_at_once() {
     for node in &cl.nodes {
         loop {
             let r = op
-                .post(&node.url, "/v2/apis.createApi", json!({"name": "ops-check"}))
+                .post(
+                    &node.url,
+                    "/v2/apis.createApi",
+                    json!({"name": "ops-check"}),
+                )
                 .await;
             if r.status == 401 {
                 break;
