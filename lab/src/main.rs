@@ -104,6 +104,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where a report goes unless `--out` says: lab/results, or target/lab-quick with --quick.
+fn out_dir(out: Option<PathBuf>, quick: bool) -> PathBuf {
+    out.unwrap_or_else(|| {
+        let root = parts::workspace_root();
+        if quick {
+            root.join("target/lab-quick")
+        } else {
+            root.join("lab/results")
+        }
+    })
+}
+
+/// The command as run, for the report's header.
+fn command_line() -> String {
+    std::iter::once("keyway-lab".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
 fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -122,14 +149,7 @@ fn run() -> Result<()> {
                 .filter(|n| n.as_str() != "none")
                 .map(|n| profiles::by_name(n).with_context(|| format!("no profile named {n}")))
                 .collect::<Result<Vec<_>>>()?;
-            let root = parts::workspace_root();
-            let out = out.unwrap_or_else(|| {
-                if quick {
-                    root.join("target/lab-quick")
-                } else {
-                    root.join("lab/results")
-                }
-            });
+            let out = out_dir(out, quick);
             let opts = compare::Options {
                 quick,
                 profiles,
@@ -141,15 +161,9 @@ fn run() -> Result<()> {
                 max_connections: 32,
                 skip_build,
                 only,
-                command: std::iter::once("keyway-lab".to_string())
-                    .chain(std::env::args().skip(1))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                command: command_line(),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let report = rt.block_on(compare::compare(&opts))?;
             for t in &report.targets {
                 println!(
@@ -179,14 +193,7 @@ fn run() -> Result<()> {
             rate,
             skip_build,
         } => {
-            let root = parts::workspace_root();
-            let out = out.unwrap_or_else(|| {
-                if quick {
-                    root.join("target/lab-quick")
-                } else {
-                    root.join("lab/results")
-                }
-            });
+            let out = out_dir(out, quick);
             let opts = cluster::Options {
                 out: out.clone(),
                 seconds: seconds.unwrap_or(if quick { 1.0 } else { 10.0 }),
@@ -194,15 +201,9 @@ fn run() -> Result<()> {
                 connections: 32,
                 rounds: rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
                 skip_build,
-                command: std::iter::once("keyway-lab".to_string())
-                    .chain(std::env::args().skip(1))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                command: command_line(),
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let report = rt.block_on(cluster::run(&opts))?;
             for r in &report.rows {
                 println!(

@@ -3,48 +3,14 @@
 //! the origin do per request before any network or cache cost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
-use keyway_core::admission::{Admission, Balance, Charge, admit};
+use keyway_core::admission::InMemory;
 use keyway_core::api::keys::VerifyKeyRequest;
 use keyway_core::auth::RootScope;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
-use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec, WindowState};
 use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule};
-use keyway_core::verify::{KeyState, decide};
-
-struct Counters(HashMap<CounterId, WindowState>);
-
-impl KeyState for Counters {
-    type Error = ();
-    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, ()> {
-        let mut states: Vec<WindowState> = charge
-            .checks
-            .iter()
-            .map(|c| self.0.get(&c.counter).copied().unwrap_or_default())
-            .collect();
-        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
-        let mut balance = charge.credits.map(|c| c.credits.balance);
-        let out = admit(
-            &mut states,
-            &specs,
-            charge.credits.zip(balance.as_mut()).map(|(c, b)| Balance {
-                balance: b,
-                refill: c.credits.refill.as_ref(),
-                cost: c.cost,
-            }),
-            now_ms,
-        );
-        for (c, s) in charge.checks.iter().zip(states) {
-            if let Some(slot) = self.0.get_mut(&c.counter) {
-                *slot = s;
-            }
-        }
-        Ok(out)
-    }
-}
+use keyway_core::verify::decide;
 
 fn snapshot() -> KeySnapshot {
     KeySnapshot {
@@ -90,9 +56,7 @@ fn bench(c: &mut Criterion) {
         .map(|s| s.to_string())
         .collect();
     let caller = RootScope::from_snapshot(Some(std::sync::Arc::new(root.normalized())), 0).unwrap();
-    let rule = &snap.ratelimits[0];
-    let counter = CounterId::new(CounterOwner::Rule { rule_id: &rule.id }, rule.duration_ms);
-    let mut counters = Counters(HashMap::from([(counter, WindowState::default())]));
+    let mut counters = InMemory::default();
     let mut now = 1_700_000_000_000i64;
 
     c.bench_function("hash_22_char_key", |b| {

@@ -6,10 +6,12 @@
 //! no limit. Every counter store (the origin's memory, the cluster's Redis script) runs
 //! this arithmetic; [`admit`] is its definition, and the Redis script is tested against it.
 
+use std::collections::HashMap;
+
 use crate::credits::{CreditBalance, Refill, Spend, spend};
-use crate::ratelimit::{Decision, LimitSpec, WindowState, admit_all_if};
+use crate::ratelimit::{CounterId, Decision, LimitSpec, WindowState, admit_all_if};
 use crate::snapshot::SnapshotCredits;
-use crate::verify::LimitCheck;
+use crate::verify::{KeyState, LimitCheck};
 
 /// One verification's demand on the counters.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +86,50 @@ pub fn admit(
         decisions,
         limits_passed,
         spend: outcome,
+    }
+}
+
+/// The simplest honest counter store: maps in memory, one owner at a time. For tests and
+/// benchmarks of `decide`; the origin's own store shards and locks the same arithmetic.
+#[derive(Debug, Default)]
+pub struct InMemory {
+    pub windows: HashMap<CounterId, WindowState>,
+    pub balances: HashMap<String, CreditBalance>,
+}
+
+impl KeyState for InMemory {
+    type Error = std::convert::Infallible;
+
+    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
+        let mut states: Vec<WindowState> = charge
+            .checks
+            .iter()
+            .map(|c| self.windows.get(&c.counter).copied().unwrap_or_default())
+            .collect();
+        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
+        let mut balance = charge.credits.map(|c| {
+            self.balances
+                .get(c.key_id)
+                .copied()
+                .unwrap_or(c.credits.balance)
+        });
+        let out = admit(
+            &mut states,
+            &specs,
+            charge.credits.zip(balance.as_mut()).map(|(c, b)| Balance {
+                balance: b,
+                refill: c.credits.refill.as_ref(),
+                cost: c.cost,
+            }),
+            now_ms,
+        );
+        for (c, s) in charge.checks.iter().zip(states) {
+            self.windows.insert(c.counter, s);
+        }
+        if let (Some(c), Some(b)) = (charge.credits, balance) {
+            self.balances.insert(c.key_id.to_string(), b);
+        }
+        Ok(out)
     }
 }
 

@@ -365,52 +365,10 @@ pub fn plan<'k>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::Balance;
     use crate::credits::CreditBalance;
-    use crate::ratelimit::WindowState;
     use crate::snapshot::{LimitOwner, SnapshotCredits, fixtures};
-    use std::collections::HashMap;
 
-    /// The simplest honest `KeyState`: counters in maps, as the origin keeps them.
-    #[derive(Default)]
-    struct Counters {
-        windows: HashMap<CounterId, WindowState>,
-        balances: HashMap<String, CreditBalance>,
-    }
-
-    impl KeyState for Counters {
-        type Error = std::convert::Infallible;
-
-        fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
-            let mut states: Vec<WindowState> = charge
-                .checks
-                .iter()
-                .map(|c| self.windows.get(&c.counter).copied().unwrap_or_default())
-                .collect();
-            let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
-            let mut balance = charge.credits.map(|c| {
-                let live = self.balances.get(c.key_id).copied();
-                live.unwrap_or(c.credits.balance)
-            });
-            let out = crate::admission::admit(
-                &mut states,
-                &specs,
-                charge.credits.zip(balance.as_mut()).map(|(c, b)| Balance {
-                    balance: b,
-                    refill: c.credits.refill.as_ref(),
-                    cost: c.cost,
-                }),
-                now_ms,
-            );
-            for (c, s) in charge.checks.iter().zip(states) {
-                self.windows.insert(c.counter, s);
-            }
-            if let (Some(c), Some(b)) = (charge.credits, balance) {
-                self.balances.insert(c.key_id.to_string(), b);
-            }
-            Ok(out)
-        }
-    }
+    type Counters = crate::admission::InMemory;
 
     fn root(perms: &[&str]) -> RootScope {
         crate::auth::tests::scope(perms)

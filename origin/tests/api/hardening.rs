@@ -111,6 +111,10 @@ struct Route {
     grants: Vec<String>,
 }
 
+fn route(path: &'static str, body: Value, grants: Vec<String>) -> Route {
+    Route { path, body, grants }
+}
+
 // 4. Every route against the grants Unkey requires, as a table. A root key with all of
 // a route's grants passes authorization; without any one of them it gets a 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,251 +136,251 @@ async fn route_grants_table() {
     .await;
     let g = |s: &[&str]| s.iter().map(|x| x.replace("API", &api)).collect::<Vec<_>>();
     let routes = vec![
-        Route {
-            path: "/v2/apis.createApi",
-            body: json!({"name": "another"}),
-            grants: g(&["api.*.create_api"]),
-        },
-        Route {
-            path: "/v2/apis.getApi",
-            body: json!({"apiId": api}),
-            grants: g(&["api.API.read_api"]),
-        },
-        Route {
-            path: "/v2/apis.listKeys",
-            body: json!({"apiId": api}),
-            grants: g(&["api.API.read_key", "api.API.read_api"]),
-        },
-        Route {
-            path: "/v2/keys.verifyKey",
-            body: json!({"key": key}),
-            grants: g(&["api.API.verify_key"]),
-        },
-        Route {
-            path: "/v2/keys.createKey",
-            body: json!({"apiId": api}),
-            grants: g(&["api.API.create_key"]),
-        },
-        Route {
-            path: "/v2/keys.createKey",
-            body: json!({"apiId": api, "permissions": ["docs.read"]}),
-            grants: g(&["api.API.create_key", "rbac.*.add_permission_to_key"]),
-        },
-        Route {
-            path: "/v2/keys.createKey",
-            body: json!({"apiId": api, "permissions": ["docs.new"]}),
-            grants: g(&[
+        route(
+            "/v2/apis.createApi",
+            json!({"name": "another"}),
+            g(&["api.*.create_api"]),
+        ),
+        route(
+            "/v2/apis.getApi",
+            json!({"apiId": api}),
+            g(&["api.API.read_api"]),
+        ),
+        route(
+            "/v2/apis.listKeys",
+            json!({"apiId": api}),
+            g(&["api.API.read_key", "api.API.read_api"]),
+        ),
+        route(
+            "/v2/keys.verifyKey",
+            json!({"key": key}),
+            g(&["api.API.verify_key"]),
+        ),
+        route(
+            "/v2/keys.createKey",
+            json!({"apiId": api}),
+            g(&["api.API.create_key"]),
+        ),
+        route(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "permissions": ["docs.read"]}),
+            g(&["api.API.create_key", "rbac.*.add_permission_to_key"]),
+        ),
+        route(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "permissions": ["docs.new"]}),
+            g(&[
                 "api.API.create_key",
                 "rbac.*.add_permission_to_key",
                 "rbac.*.create_permission",
             ]),
-        },
-        Route {
-            path: "/v2/keys.createKey",
-            body: json!({"apiId": api, "roles": ["reader"]}),
-            grants: g(&["api.API.create_key", "rbac.*.add_role_to_key"]),
-        },
-        Route {
-            path: "/v2/keys.getKey",
-            body: json!({"keyId": key_id}),
-            grants: g(&["api.API.read_key"]),
-        },
-        Route {
-            path: "/v2/keys.whoami",
-            body: json!({"key": key}),
-            grants: g(&["api.API.read_key"]),
-        },
-        Route {
-            path: "/v2/keys.updateKey",
-            body: json!({"keyId": key_id, "name": "n"}),
-            grants: g(&["api.API.update_key"]),
-        },
-        Route {
-            path: "/v2/keys.updateKey",
-            body: json!({"keyId": key_id, "permissions": ["docs.read"]}),
-            grants: g(&[
+        ),
+        route(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "roles": ["reader"]}),
+            g(&["api.API.create_key", "rbac.*.add_role_to_key"]),
+        ),
+        route(
+            "/v2/keys.getKey",
+            json!({"keyId": key_id}),
+            g(&["api.API.read_key"]),
+        ),
+        route(
+            "/v2/keys.whoami",
+            json!({"key": key}),
+            g(&["api.API.read_key"]),
+        ),
+        route(
+            "/v2/keys.updateKey",
+            json!({"keyId": key_id, "name": "n"}),
+            g(&["api.API.update_key"]),
+        ),
+        route(
+            "/v2/keys.updateKey",
+            json!({"keyId": key_id, "permissions": ["docs.read"]}),
+            g(&[
                 "api.API.update_key",
                 "rbac.*.add_permission_to_key",
                 "rbac.*.remove_permission_from_key",
             ]),
-        },
-        Route {
-            path: "/v2/keys.updateKey",
-            body: json!({"keyId": key_id, "roles": ["reader"]}),
-            grants: g(&[
+        ),
+        route(
+            "/v2/keys.updateKey",
+            json!({"keyId": key_id, "roles": ["reader"]}),
+            g(&[
                 "api.API.update_key",
                 "rbac.*.add_role_to_key",
                 "rbac.*.remove_role_from_key",
             ]),
-        },
-        Route {
-            path: "/v2/keys.updateCredits",
-            body: json!({"keyId": key_id, "operation": "set", "value": 5}),
-            grants: g(&["api.API.update_key"]),
-        },
-        Route {
-            path: "/v2/keys.addPermissions",
-            body: json!({"keyId": key_id, "permissions": ["docs.read"]}),
-            grants: g(&["api.API.update_key", "rbac.*.add_permission_to_key"]),
-        },
-        Route {
-            path: "/v2/keys.addPermissions",
-            body: json!({"keyId": key_id, "permissions": ["docs.other"]}),
-            grants: g(&[
+        ),
+        route(
+            "/v2/keys.updateCredits",
+            json!({"keyId": key_id, "operation": "set", "value": 5}),
+            g(&["api.API.update_key"]),
+        ),
+        route(
+            "/v2/keys.addPermissions",
+            json!({"keyId": key_id, "permissions": ["docs.read"]}),
+            g(&["api.API.update_key", "rbac.*.add_permission_to_key"]),
+        ),
+        route(
+            "/v2/keys.addPermissions",
+            json!({"keyId": key_id, "permissions": ["docs.other"]}),
+            g(&[
                 "api.API.update_key",
                 "rbac.*.add_permission_to_key",
                 "rbac.*.create_permission",
             ]),
-        },
-        Route {
-            path: "/v2/keys.setPermissions",
-            body: json!({"keyId": key_id, "permissions": ["docs.read"]}),
-            grants: g(&[
+        ),
+        route(
+            "/v2/keys.setPermissions",
+            json!({"keyId": key_id, "permissions": ["docs.read"]}),
+            g(&[
                 "api.API.update_key",
                 "rbac.*.add_permission_to_key",
                 "rbac.*.remove_permission_from_key",
             ]),
-        },
-        Route {
-            path: "/v2/keys.removePermissions",
-            body: json!({"keyId": key_id, "permissions": ["docs.read"]}),
-            grants: g(&["api.API.update_key", "rbac.*.remove_permission_from_key"]),
-        },
-        Route {
-            path: "/v2/keys.addRoles",
-            body: json!({"keyId": key_id, "roles": ["reader"]}),
-            grants: g(&["api.API.update_key", "rbac.*.add_role_to_key"]),
-        },
-        Route {
-            path: "/v2/keys.setRoles",
-            body: json!({"keyId": key_id, "roles": ["reader"]}),
-            grants: g(&[
+        ),
+        route(
+            "/v2/keys.removePermissions",
+            json!({"keyId": key_id, "permissions": ["docs.read"]}),
+            g(&["api.API.update_key", "rbac.*.remove_permission_from_key"]),
+        ),
+        route(
+            "/v2/keys.addRoles",
+            json!({"keyId": key_id, "roles": ["reader"]}),
+            g(&["api.API.update_key", "rbac.*.add_role_to_key"]),
+        ),
+        route(
+            "/v2/keys.setRoles",
+            json!({"keyId": key_id, "roles": ["reader"]}),
+            g(&[
                 "api.API.update_key",
                 "rbac.*.add_role_to_key",
                 "rbac.*.remove_role_from_key",
             ]),
-        },
-        Route {
-            path: "/v2/keys.removeRoles",
-            body: json!({"keyId": key_id, "roles": ["reader"]}),
-            grants: g(&["api.API.update_key", "rbac.*.remove_role_from_key"]),
-        },
-        Route {
-            path: "/v2/keys.rerollKey",
-            body: json!({"keyId": key_id, "expiration": 0}),
-            grants: g(&["api.API.create_key"]),
-        },
-        Route {
-            path: "/v2/ratelimit.limit",
-            body: json!({"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}),
-            grants: g(&["ratelimit.ns.limit"]),
-        },
-        Route {
-            path: "/v2/ratelimit.multiLimit",
-            body: json!([{"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}]),
-            grants: g(&["ratelimit.ns.limit"]),
-        },
-        Route {
-            path: "/v2/ratelimit.setOverride",
-            body: json!({"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}),
-            grants: g(&["ratelimit.ns.set_override"]),
-        },
-        Route {
-            path: "/v2/ratelimit.getOverride",
-            body: json!({"namespace": "ns", "identifier": "i"}),
-            grants: g(&["ratelimit.ns.read_override"]),
-        },
-        Route {
-            path: "/v2/ratelimit.listOverrides",
-            body: json!({"namespace": "ns"}),
-            grants: g(&["ratelimit.ns.read_override"]),
-        },
-        Route {
-            path: "/v2/identities.createIdentity",
-            body: json!({"externalId": "user_2"}),
-            grants: g(&["identity.*.create_identity"]),
-        },
-        Route {
-            path: "/v2/identities.getIdentity",
-            body: json!({"identity": "user_1"}),
-            grants: g(&["identity.*.read_identity"]),
-        },
-        Route {
-            path: "/v2/identities.listIdentities",
-            body: json!({}),
-            grants: g(&["identity.*.read_identity"]),
-        },
-        Route {
-            path: "/v2/identities.updateIdentity",
-            body: json!({"identity": "user_1", "meta": {"a": 1}}),
-            grants: g(&["identity.*.update_identity"]),
-        },
-        Route {
-            path: "/v2/permissions.createPermission",
-            body: json!({"name": "q", "slug": "docs.write"}),
-            grants: g(&["rbac.*.create_permission"]),
-        },
-        Route {
-            path: "/v2/permissions.getPermission",
-            body: json!({"permission": "docs.read"}),
-            grants: g(&["rbac.*.read_permission"]),
-        },
-        Route {
-            path: "/v2/permissions.listPermissions",
-            body: json!({}),
-            grants: g(&["rbac.*.read_permission"]),
-        },
-        Route {
-            path: "/v2/permissions.createRole",
-            body: json!({"name": "writer"}),
-            grants: g(&["rbac.*.create_role"]),
-        },
-        Route {
-            path: "/v2/permissions.createRole",
-            body: json!({"name": "editor", "permissions": ["docs.read"]}),
-            grants: g(&["rbac.*.create_role", "rbac.*.add_permission_to_role"]),
-        },
-        Route {
-            path: "/v2/permissions.getRole",
-            body: json!({"role": "reader"}),
-            grants: g(&["rbac.*.read_role"]),
-        },
-        Route {
-            path: "/v2/permissions.listRoles",
-            body: json!({}),
-            grants: g(&["rbac.*.read_role"]),
-        },
+        ),
+        route(
+            "/v2/keys.removeRoles",
+            json!({"keyId": key_id, "roles": ["reader"]}),
+            g(&["api.API.update_key", "rbac.*.remove_role_from_key"]),
+        ),
+        route(
+            "/v2/keys.rerollKey",
+            json!({"keyId": key_id, "expiration": 0}),
+            g(&["api.API.create_key"]),
+        ),
+        route(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}),
+            g(&["ratelimit.ns.limit"]),
+        ),
+        route(
+            "/v2/ratelimit.multiLimit",
+            json!([{"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}]),
+            g(&["ratelimit.ns.limit"]),
+        ),
+        route(
+            "/v2/ratelimit.setOverride",
+            json!({"namespace": "ns", "identifier": "i", "limit": 10, "duration": 60000}),
+            g(&["ratelimit.ns.set_override"]),
+        ),
+        route(
+            "/v2/ratelimit.getOverride",
+            json!({"namespace": "ns", "identifier": "i"}),
+            g(&["ratelimit.ns.read_override"]),
+        ),
+        route(
+            "/v2/ratelimit.listOverrides",
+            json!({"namespace": "ns"}),
+            g(&["ratelimit.ns.read_override"]),
+        ),
+        route(
+            "/v2/identities.createIdentity",
+            json!({"externalId": "user_2"}),
+            g(&["identity.*.create_identity"]),
+        ),
+        route(
+            "/v2/identities.getIdentity",
+            json!({"identity": "user_1"}),
+            g(&["identity.*.read_identity"]),
+        ),
+        route(
+            "/v2/identities.listIdentities",
+            json!({}),
+            g(&["identity.*.read_identity"]),
+        ),
+        route(
+            "/v2/identities.updateIdentity",
+            json!({"identity": "user_1", "meta": {"a": 1}}),
+            g(&["identity.*.update_identity"]),
+        ),
+        route(
+            "/v2/permissions.createPermission",
+            json!({"name": "q", "slug": "docs.write"}),
+            g(&["rbac.*.create_permission"]),
+        ),
+        route(
+            "/v2/permissions.getPermission",
+            json!({"permission": "docs.read"}),
+            g(&["rbac.*.read_permission"]),
+        ),
+        route(
+            "/v2/permissions.listPermissions",
+            json!({}),
+            g(&["rbac.*.read_permission"]),
+        ),
+        route(
+            "/v2/permissions.createRole",
+            json!({"name": "writer"}),
+            g(&["rbac.*.create_role"]),
+        ),
+        route(
+            "/v2/permissions.createRole",
+            json!({"name": "editor", "permissions": ["docs.read"]}),
+            g(&["rbac.*.create_role", "rbac.*.add_permission_to_role"]),
+        ),
+        route(
+            "/v2/permissions.getRole",
+            json!({"role": "reader"}),
+            g(&["rbac.*.read_role"]),
+        ),
+        route(
+            "/v2/permissions.listRoles",
+            json!({}),
+            g(&["rbac.*.read_role"]),
+        ),
         // Deletions last: they remove what the rows above use.
-        Route {
-            path: "/v2/ratelimit.deleteOverride",
-            body: json!({"namespace": "ns", "identifier": "i"}),
-            grants: g(&["ratelimit.ns.delete_override"]),
-        },
-        Route {
-            path: "/v2/identities.deleteIdentity",
-            body: json!({"identity": "user_1"}),
-            grants: g(&["identity.*.delete_identity"]),
-        },
-        Route {
-            path: "/v2/permissions.deleteRole",
-            body: json!({"role": "reader"}),
-            grants: g(&["rbac.*.delete_role"]),
-        },
-        Route {
-            path: "/v2/permissions.deletePermission",
-            body: json!({"permission": "docs.read"}),
-            grants: g(&["rbac.*.delete_permission"]),
-        },
-        Route {
-            path: "/v2/keys.deleteKey",
-            body: json!({"keyId": key_id}),
-            grants: g(&["api.API.delete_key"]),
-        },
-        Route {
-            path: "/v2/apis.deleteApi",
-            body: json!({"apiId": api}),
-            grants: g(&["api.API.delete_api"]),
-        },
+        route(
+            "/v2/ratelimit.deleteOverride",
+            json!({"namespace": "ns", "identifier": "i"}),
+            g(&["ratelimit.ns.delete_override"]),
+        ),
+        route(
+            "/v2/identities.deleteIdentity",
+            json!({"identity": "user_1"}),
+            g(&["identity.*.delete_identity"]),
+        ),
+        route(
+            "/v2/permissions.deleteRole",
+            json!({"role": "reader"}),
+            g(&["rbac.*.delete_role"]),
+        ),
+        route(
+            "/v2/permissions.deletePermission",
+            json!({"permission": "docs.read"}),
+            g(&["rbac.*.delete_permission"]),
+        ),
+        route(
+            "/v2/keys.deleteKey",
+            json!({"keyId": key_id}),
+            g(&["api.API.delete_key"]),
+        ),
+        route(
+            "/v2/apis.deleteApi",
+            json!({"apiId": api}),
+            g(&["api.API.delete_api"]),
+        ),
     ];
     for r in &routes {
         // Without each grant in turn: 403, in the envelope, and nothing changes.
