@@ -158,14 +158,23 @@ impl Server {
         self.cli(&args).trim().to_string()
     }
 
-    /// The first log line whose message is `message`.
+    /// The first log line whose message is `message`, waiting up to 5 s for it: lines
+    /// reach the test through a reader thread, a little after the server wrote them.
     pub fn log_line(&self, message: &str) -> Option<Value> {
-        self.logs
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|v| v["fields"]["message"] == message)
-            .cloned()
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|v| v["fields"]["message"] == message)
+                .cloned();
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts another process on the same database (after a stop or a kill).
