@@ -15,31 +15,8 @@ const SHARDS: usize = 64;
 /// Counter → its window and the duration its cells are measured in.
 type Shard = HashMap<CounterId, (WindowState, u64)>;
 
-/// The counter store behind every rate-limit decision. A shared store for several
-/// origin replicas implements the same trait.
-pub trait Counters: Send + Sync {
-    /// Checks `specs` as one unit against the named counters and, if every limit admits
-    /// and `also` agrees (a credit spend, run while the counters are held), counts them.
-    /// Returns whether the limits passed, and each limit's view.
-    fn admit_if(
-        &self,
-        counters: &[CounterId],
-        specs: &[LimitSpec],
-        now_ms: i64,
-        also: &mut dyn FnMut() -> bool,
-    ) -> (bool, Vec<Decision>);
-
-    /// Checks and counts `specs` as one unit against the named counters.
-    fn admit(
-        &self,
-        counters: &[CounterId],
-        specs: &[LimitSpec],
-        now_ms: i64,
-    ) -> (bool, Vec<Decision>) {
-        self.admit_if(counters, specs, now_ms, &mut || true)
-    }
-}
-
+/// The rate-limit counters of a single node. (Cluster mode counts in Redis instead:
+/// `cluster::script`.)
 pub struct MemoryCounters {
     shards: Vec<Mutex<Shard>>,
 }
@@ -82,13 +59,16 @@ impl MemoryCounters {
     }
 }
 
-impl Counters for MemoryCounters {
-    fn admit_if(
+impl MemoryCounters {
+    /// Checks `specs` as one unit against the named counters and, if every limit admits
+    /// and `also` agrees (a credit spend, run while the counters are held), counts them.
+    /// Returns whether the limits passed, and each limit's view.
+    pub fn admit_if(
         &self,
         counters: &[CounterId],
         specs: &[LimitSpec],
         now_ms: i64,
-        also: &mut dyn FnMut() -> bool,
+        also: impl FnOnce() -> bool,
     ) -> (bool, Vec<Decision>) {
         let shard_ids: Vec<usize> = counters.iter().map(Self::shard_of).collect();
         let mut order = shard_ids.clone();
@@ -121,6 +101,16 @@ impl Counters for MemoryCounters {
             }
         }
         (passed, decisions)
+    }
+
+    /// Checks and counts `specs` as one unit against the named counters.
+    pub fn admit(
+        &self,
+        counters: &[CounterId],
+        specs: &[LimitSpec],
+        now_ms: i64,
+    ) -> (bool, Vec<Decision>) {
+        self.admit_if(counters, specs, now_ms, || true)
     }
 }
 

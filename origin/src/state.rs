@@ -10,7 +10,6 @@ use keyway_core::credits::CreditBalance;
 use keyway_core::error::ApiError;
 use keyway_core::key::KeyHash;
 use keyway_core::ratelimit::{CounterId, Decision, LimitSpec};
-use keyway_core::verify::KeyState;
 
 use crate::cache::{Lookup, SnapshotCache, Stale};
 use crate::cluster::ClusterError;
@@ -20,7 +19,7 @@ use crate::events::EventSink;
 use crate::http::{AppError, authorization};
 use crate::ids;
 use crate::ledger::{CreditLedger, FlushReport};
-use crate::limiter::{Counters, MemoryCounters};
+use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
 use crate::store::{HashFilter, Store, StoreResult};
 
@@ -102,14 +101,31 @@ impl AppState {
                 .admit(&self.store, charge, now_ms)
                 .await
                 .map_err(counters_unreachable),
-            None => {
-                let mut local = OriginKeyState {
-                    counters: self.counters.as_ref(),
-                    ledger: &self.ledger,
-                };
-                let Ok(a) = local.admit(charge, now_ms);
-                Ok(a)
-            }
+            None => Ok(self.admit_in_memory(charge, now_ms)),
+        }
+    }
+
+    /// A single node's admission: its own counters and ledger. The spend runs while the
+    /// limits' shards are held, and only once they admit; the limits count only if it
+    /// succeeds (the core's `admission::admit` order).
+    fn admit_in_memory(&self, charge: &Charge<'_>, now_ms: i64) -> Admission {
+        let ids: Vec<CounterId> = charge.checks.iter().map(|c| c.counter).collect();
+        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
+        let mut spend = None;
+        let (limits_passed, decisions) =
+            self.counters
+                .admit_if(&ids, &specs, now_ms, || match charge.credits {
+                    None => true,
+                    Some(c) => {
+                        let s = self.ledger.spend(c.key_id, c.credits, c.cost, now_ms);
+                        spend = Some(s);
+                        s.admitted()
+                    }
+                });
+        Admission {
+            decisions,
+            limits_passed,
+            spend,
         }
     }
 
@@ -176,38 +192,5 @@ fn counters_unreachable(e: ClusterError) -> AppError {
         _ => AppError(ApiError::unavailable(
             "The shared rate-limit and credit counters are unreachable; nothing was counted or spent. Retry shortly.",
         )),
-    }
-}
-
-/// The origin's answers to the core's stateful checks: its own counters and ledger.
-pub struct OriginKeyState<'a> {
-    pub counters: &'a dyn Counters,
-    pub ledger: &'a CreditLedger,
-}
-
-impl KeyState for OriginKeyState<'_> {
-    type Error = std::convert::Infallible;
-
-    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
-        let ids: Vec<CounterId> = charge.checks.iter().map(|c| c.counter).collect();
-        let specs: Vec<LimitSpec> = charge.checks.iter().map(|c| c.spec).collect();
-        let mut spend = None;
-        // The spend runs while the limits' shards are held, and only once they admit; the
-        // limits count only if it succeeds (the core's `admission::admit` order).
-        let (limits_passed, decisions) =
-            self.counters
-                .admit_if(&ids, &specs, now_ms, &mut || match charge.credits {
-                    None => true,
-                    Some(c) => {
-                        let s = self.ledger.spend(c.key_id, c.credits, c.cost, now_ms);
-                        spend = Some(s);
-                        s.admitted()
-                    }
-                });
-        Ok(Admission {
-            decisions,
-            limits_passed,
-            spend,
-        })
     }
 }

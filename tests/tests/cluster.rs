@@ -337,6 +337,15 @@ async fn counters_are_exact_across_nodes() {
     assert_eq!(k["credits"]["remaining"], 90, "{k}");
 }
 
+/// Polls `done` until it holds; fails the test with `what` after 5 s.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done().await {
+        assert!(Instant::now() < deadline, "after 5 s: {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// How long until every other node stops answering VALID after a write on node 0.
 async fn propagation(cl: &Cluster, key: &str, body: Value, change: impl AsyncFnOnce()) -> Duration {
     for node in &cl.nodes[1..] {
@@ -345,18 +354,10 @@ async fn propagation(cl: &Cluster, key: &str, body: Value, change: impl AsyncFnO
     change().await;
     let started = Instant::now();
     for node in &cl.nodes[1..] {
-        loop {
-            let code = cl.verify(&node.url, body.clone()).await["code"].clone();
-            if code != "VALID" {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{key} still VALID on {} after 5 s",
-                node.url
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until(&format!("{key} still VALID on {}", node.url), async || {
+            cl.verify(&node.url, body.clone()).await["code"] != "VALID"
+        })
+        .await;
     }
     started.elapsed()
 }
@@ -445,26 +446,12 @@ async fn changes_reach_every_node_at_once() {
         .unwrap()
         .to_string();
     cl.cli(&["root-keys", "revoke", &id]);
-    let started = Instant::now();
     for node in &cl.nodes {
-        loop {
-            let r = op
-                .post(
-                    &node.url,
-                    "/v2/apis.createApi",
-                    json!({"name": "ops-check"}),
-                )
-                .await;
-            if r.status == 401 {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "{} still takes the key",
-                node.url
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until(&format!("{} still takes the key", node.url), async || {
+            let body = json!({"name": "ops-check"});
+            op.post(&node.url, "/v2/apis.createApi", body).await.status == 401
+        })
+        .await;
     }
 }
 
@@ -598,15 +585,10 @@ async fn redis_down_never_over_admits() {
     }
     assert_eq!(valid, 20, "spent more than the 30 credits over the outage");
     for node in &cl.nodes {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while cl.verify(&node.url, json!({"key": plain})).await["code"] != "DISABLED" {
-            assert!(
-                Instant::now() < deadline,
-                "{} never saw the disable",
-                node.url
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(&format!("{} never saw the disable", node.url), async || {
+            cl.verify(&node.url, json!({"key": plain})).await["code"] == "DISABLED"
+        })
+        .await;
     }
     let k = cl.ok(&n0, "/v2/keys.getKey", json!({"keyId": id})).await;
     assert_eq!(k["credits"]["remaining"], 0, "{k}");

@@ -105,8 +105,7 @@ async fn subscribe(cluster: Arc<Cluster>, channel: String, cache: Arc<SnapshotCa
                     first = false;
                     let mut messages = pubsub.on_message();
                     while let Some(msg) = messages.next().await {
-                        let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
-                        let text = String::from_utf8_lossy(&payload);
+                        let text = String::from_utf8_lossy(msg.get_payload_bytes());
                         cluster.metrics.notice("received");
                         if text == "*" {
                             cache.invalidate_all();
