@@ -52,44 +52,97 @@ impl fmt::Debug for PlainKey {
 ///
 /// A hash is not a secret in the way a key is, but it is still the lookup handle for a
 /// credential, so `Debug` shows only its first characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct KeyHash(String);
+#[derive(Clone)]
+pub struct KeyHash {
+    text: String,
+    /// The decoded digest, kept beside the text so a cache lookup does not decode the
+    /// base64 again on every request. `None` if the text is not a SHA-256 in base64.
+    digest: Option<[u8; 32]>,
+}
 
 impl KeyHash {
     pub fn of(key: &str) -> Self {
-        let digest = Sha256::digest(key.as_bytes());
-        Self(STANDARD.encode(digest))
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        Self {
+            text: STANDARD.encode(digest),
+            digest: Some(digest),
+        }
     }
 
     /// Wraps a hash read back from storage or the wire; it is not re-checked.
     pub fn from_stored(hash: impl Into<String>) -> Self {
-        Self(hash.into())
+        let text = hash.into();
+        let digest = decode_digest(&text);
+        Self { text, digest }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The 32 raw SHA-256 bytes: a compact, allocation-free map key for a cache holding
     /// a million hashes. `None` if the stored text is not a SHA-256 in base64.
     pub fn digest(&self) -> Option<[u8; 32]> {
-        // base64 sizes its check by a 33-byte estimate for 44 characters.
-        let mut buf = [0u8; 33];
-        match STANDARD.decode_slice(self.0.as_bytes(), &mut buf) {
-            Ok(32) => {
-                let mut out = [0u8; 32];
-                out.copy_from_slice(&buf[..32]);
-                Some(out)
-            }
-            _ => None,
-        }
+        self.digest
     }
 
     /// A stable 64-bit number for the hash, used to make per-key choices (such as the
     /// traffic split) that must not change from one request to the next.
     pub fn bucket(&self) -> u64 {
-        stable_hash(self.0.as_bytes())
+        stable_hash(self.text.as_bytes())
+    }
+}
+
+fn decode_digest(text: &str) -> Option<[u8; 32]> {
+    // base64 sizes its check by a 33-byte estimate for 44 characters.
+    let mut buf = [0u8; 33];
+    match STANDARD.decode_slice(text.as_bytes(), &mut buf) {
+        Ok(32) => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&buf[..32]);
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+// Equality, order and hashing follow the text alone: the digest is derived from it.
+impl PartialEq for KeyHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for KeyHash {}
+
+impl std::hash::Hash for KeyHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
+}
+
+impl PartialOrd for KeyHash {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyHash {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+// On the wire and in JSON a hash is its text, as before.
+impl Serialize for KeyHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(KeyHash::from_stored)
     }
 }
 
@@ -103,7 +156,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 
 impl fmt::Debug for KeyHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: String = self.0.chars().take(6).collect();
+        let shown: String = self.text.chars().take(6).collect();
         write!(f, "KeyHash({shown}…)")
     }
 }
