@@ -16,6 +16,7 @@ pub mod ids;
 pub mod ledger;
 pub mod limiter;
 pub mod metrics;
+pub mod overrides;
 pub mod routes;
 pub mod server;
 pub mod state;

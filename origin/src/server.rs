@@ -20,6 +20,7 @@ use crate::ids;
 use crate::ledger::CreditLedger;
 use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
+use crate::overrides::OverrideCache;
 use crate::routes::{MetricsOn, metrics_router, router};
 use crate::state::{AppState, Cluster, Inner};
 use crate::store::{Bootstrap, Store};
@@ -70,6 +71,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         config.fresh(),
         config.stale(),
     ));
+    let overrides = Arc::new(OverrideCache::new(config.fresh()));
     let cluster = match &config.redis_url {
         Some(url) => {
             let redis = crate::cluster::Cluster::connect(
@@ -79,7 +81,11 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("cluster mode: cannot reach redis: {e}"))?;
-            let notices = Notices::start(Arc::clone(&redis), Arc::clone(&cache));
+            let notices = Notices::start(
+                Arc::clone(&redis),
+                Arc::clone(&cache),
+                Arc::clone(&overrides),
+            );
             tracing::info!(prefix = %config.redis_prefix, "cluster mode: counters and change notices in redis");
             Some(Cluster { redis, notices })
         }
@@ -88,6 +94,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
         cache,
+        overrides,
         counters: Arc::new(MemoryCounters::default()),
         ledger: Arc::new(CreditLedger::default()),
         events: batcher.sink.clone(),

@@ -21,11 +21,13 @@ use crate::ids;
 use crate::ledger::{CreditLedger, FlushReport};
 use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
+use crate::overrides::OverrideCache;
 use crate::store::{HashFilter, Store, StoreResult};
 
 pub struct Inner {
     pub store: Store,
     pub cache: Arc<SnapshotCache>,
+    pub overrides: Arc<OverrideCache>,
     pub counters: Arc<MemoryCounters>,
     pub ledger: Arc<CreditLedger>,
     pub events: EventSink,
@@ -59,10 +61,7 @@ impl AppState {
 
     pub async fn lookup_with(&self, hash: &KeyHash, stale: Stale) -> Result<Lookup, AppError> {
         let found = self.cache.get(&self.store, hash, stale).await?;
-        self.metrics
-            .cache
-            .with_label_values(&[found.1.as_str()])
-            .inc();
+        self.metrics.cache_lookup(found.1);
         Ok(found)
     }
 
@@ -88,6 +87,7 @@ impl AppState {
     pub async fn forget<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
         let hashes: Vec<&str> = hashes.into_iter().collect();
         self.cache.invalidate(hashes.iter().copied());
+        self.overrides.invalidate(hashes.iter().copied());
         if let Some(c) = &self.cluster {
             c.notices.publish(hashes).await;
         }

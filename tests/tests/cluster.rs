@@ -453,6 +453,40 @@ async fn changes_reach_every_node_at_once() {
         })
         .await;
     }
+
+    // Rate-limit overrides are kept in memory per namespace on every node: setting and
+    // deleting one reaches every node at once too.
+    let limit = json!({"namespace": "ovr", "identifier": "u1", "limit": 100, "duration": 60000});
+    let limit_on = async |node: &str| cl.ok(node, "/v2/ratelimit.limit", limit.clone()).await;
+    for node in &cl.nodes {
+        let d = limit_on(&node.url).await;
+        assert_eq!(
+            (d["limit"].as_u64(), d.get("overrideId")),
+            (Some(100), None),
+            "{d}"
+        );
+    }
+    let o = json!({"namespace": "ovr", "identifier": "u1", "limit": 3, "duration": 60000});
+    let set = cl.ok(&n0, "/v2/ratelimit.setOverride", o).await;
+    for node in &cl.nodes {
+        until(
+            &format!("{} has not seen the override", node.url),
+            async || {
+                let d = limit_on(&node.url).await;
+                d["limit"] == 3 && d["overrideId"] == set["overrideId"]
+            },
+        )
+        .await;
+    }
+    let gone = json!({"namespace": "ovr", "identifier": "u1"});
+    cl.ok(&n0, "/v2/ratelimit.deleteOverride", gone).await;
+    for node in &cl.nodes {
+        until(
+            &format!("{} still applies the override", node.url),
+            async || limit_on(&node.url).await["limit"] == 100,
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

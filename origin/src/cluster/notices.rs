@@ -1,7 +1,7 @@
 //! Change notices: a write that drops cached snapshots tells every other node to drop
 //! them too, through one Redis pub/sub channel.
 //!
-//! A notice is the dropped hashes, one per line, or `*` for "drop everything". A node
+//! A notice is the dropped hashes (key snapshots, or a namespace's overrides), one per line, or `*` for "drop everything". A node
 //! subscribes at start; when its subscription breaks it may have missed notices, so on
 //! every resubscription it drops its whole cache. A notice that cannot be published is
 //! kept and retried in order by a background task; if too many wait, they collapse into
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::Cluster;
 use crate::cache::SnapshotCache;
+use crate::overrides::OverrideCache;
 
 /// Notices kept for retry while Redis is unreachable before they become one `*`.
 const BACKLOG: usize = 10_000;
@@ -28,10 +29,19 @@ pub struct Notices {
 impl Notices {
     /// Starts the subscriber (which drops entries from `cache` as notices arrive) and the
     /// retry task.
-    pub fn start(cluster: Arc<Cluster>, cache: Arc<SnapshotCache>) -> Arc<Notices> {
+    pub fn start(
+        cluster: Arc<Cluster>,
+        cache: Arc<SnapshotCache>,
+        overrides: Arc<OverrideCache>,
+    ) -> Arc<Notices> {
         let channel = cluster.key(&["notices"]);
         let (retry, backlog) = mpsc::channel(BACKLOG);
-        tokio::spawn(subscribe(Arc::clone(&cluster), channel.clone(), cache));
+        tokio::spawn(subscribe(
+            Arc::clone(&cluster),
+            channel.clone(),
+            cache,
+            overrides,
+        ));
         tokio::spawn(retry_failed(Arc::clone(&cluster), channel.clone(), backlog));
         Arc::new(Notices {
             cluster,
@@ -88,7 +98,12 @@ async fn retry_failed(cluster: Arc<Cluster>, channel: String, mut backlog: mpsc:
     }
 }
 
-async fn subscribe(cluster: Arc<Cluster>, channel: String, cache: Arc<SnapshotCache>) {
+async fn subscribe(
+    cluster: Arc<Cluster>,
+    channel: String,
+    cache: Arc<SnapshotCache>,
+    overrides: Arc<OverrideCache>,
+) {
     let mut first = true;
     loop {
         match cluster.client.get_async_pubsub().await {
@@ -99,6 +114,7 @@ async fn subscribe(cluster: Arc<Cluster>, channel: String, cache: Arc<SnapshotCa
                     if !first {
                         // Notices sent while we were away are lost: start over.
                         cache.invalidate_all();
+                        overrides.invalidate_all();
                         cluster.metrics.notice("resync");
                         tracing::info!("change notices resumed; dropped the snapshot cache");
                     }
@@ -109,8 +125,10 @@ async fn subscribe(cluster: Arc<Cluster>, channel: String, cache: Arc<SnapshotCa
                         cluster.metrics.notice("received");
                         if text == "*" {
                             cache.invalidate_all();
+                            overrides.invalidate_all();
                         } else {
                             cache.invalidate(text.lines());
+                            overrides.invalidate(text.lines());
                         }
                     }
                     let _ = cluster.observe::<()>(

@@ -16,6 +16,7 @@ use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 use super::{page_limit, paginate};
 use crate::http::{ApiResult, AppError, Json, RawBody, ok, ok_list, request_id, started};
 use crate::ids;
+use crate::overrides::OverrideCache;
 use crate::state::AppState;
 use crate::store::OverrideRow;
 
@@ -50,8 +51,13 @@ async fn run(
     let mut overrides = Vec::with_capacity(reqs.len());
     for r in reqs {
         let o = state
-            .store
-            .find_override(caller.workspace_id(), &r.namespace, &r.identifier)
+            .overrides
+            .find(
+                &state.store,
+                caller.workspace_id(),
+                &r.namespace,
+                &r.identifier,
+            )
             .await?;
         let (limit, duration) = o
             .as_ref()
@@ -145,6 +151,12 @@ pub async fn multi_limit(
     ok(MultiLimitResponseData { passed, limits })
 }
 
+/// Drops the namespace's cached overrides here and on every other node, before answering.
+async fn forget_overrides(state: &AppState, caller: &RootScope, namespace: &str) {
+    let name = OverrideCache::name(caller.workspace_id(), namespace);
+    state.forget([name.as_str()]).await;
+}
+
 fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
     v.length("body.namespace", namespace, 1, 512);
     v.length("body.identifier", identifier, 1, 512);
@@ -172,6 +184,7 @@ pub async fn set_override(
         .store
         .set_override(caller.workspace_id(), &row, ids::now_ms())
         .await?;
+    forget_overrides(&state, &caller, &row.namespace).await;
     ok(SetOverrideResponseData { override_id: id })
 }
 
@@ -247,5 +260,6 @@ pub async fn delete_override(
         .await?
         .ok_or_else(|| AppError(override_not_found()))?;
     state.store.delete_override(&o.id).await?;
+    forget_overrides(&state, &caller, &req.namespace).await;
     ok(Empty {})
 }

@@ -90,6 +90,23 @@ impl Store {
         row.as_ref().map(override_row).transpose()
     }
 
+    /// Every override of a namespace, for the in-memory override cache.
+    pub async fn namespace_overrides(
+        &self,
+        workspace_id: &str,
+        namespace: &str,
+    ) -> StoreResult<Vec<OverrideRow>> {
+        let rows = sqlx::query(
+            "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
+              WHERE workspace_id = $1 AND namespace = $2",
+        )
+        .bind(workspace_id)
+        .bind(namespace)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(override_row).collect()
+    }
+
     pub async fn list_overrides(
         &self,
         workspace_id: &str,

@@ -1,0 +1,92 @@
+//! Rate-limit overrides in memory, one entry per namespace.
+//!
+//! `ratelimit.limit` used to ask the database for an override on every call. A namespace's
+//! overrides are now read once and kept for the snapshot cache's fresh time; a change
+//! drops the entry here at once and, in cluster mode, on every node through the same
+//! change notices as key snapshots (the entry's name is a digest, like a key hash). Writes
+//! bump `epoch` so a load that read the old rows just before a change is not kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use keyway_core::key::KeyHash;
+use moka::sync::Cache;
+
+use crate::store::{OverrideRow, Store, StoreResult};
+
+type Namespace = Arc<HashMap<String, OverrideRow>>;
+
+pub struct OverrideCache {
+    entries: Cache<[u8; 32], Namespace>,
+    epoch: AtomicU64,
+}
+
+impl OverrideCache {
+    pub fn new(fresh: Duration) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(fresh.max(Duration::from_millis(1)))
+                .build(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The name under which a namespace's overrides are cached and announced.
+    pub fn name(workspace_id: &str, namespace: &str) -> KeyHash {
+        KeyHash::of(&format!("ratelimit-overrides\0{workspace_id}\0{namespace}"))
+    }
+
+    /// The override for this identifier, if any.
+    pub async fn find(
+        &self,
+        store: &Store,
+        workspace_id: &str,
+        namespace: &str,
+        identifier: &str,
+    ) -> StoreResult<Option<OverrideRow>> {
+        let Some(digest) = Self::name(workspace_id, namespace).digest() else {
+            return store
+                .find_override(workspace_id, namespace, identifier)
+                .await;
+        };
+        let overrides = match self.entries.get(&digest) {
+            Some(o) => o,
+            None => {
+                let before = self.epoch.load(Ordering::Acquire);
+                let rows = store.namespace_overrides(workspace_id, namespace).await?;
+                let loaded: Namespace = Arc::new(
+                    rows.into_iter()
+                        .map(|o| (o.identifier.clone(), o))
+                        .collect(),
+                );
+                if self.epoch.load(Ordering::Acquire) == before {
+                    self.entries.insert(digest, Arc::clone(&loaded));
+                    if self.epoch.load(Ordering::Acquire) != before {
+                        self.entries.invalidate(&digest);
+                    }
+                }
+                loaded
+            }
+        };
+        Ok(overrides.get(identifier).cloned())
+    }
+
+    /// Drops the named entries (names from [`OverrideCache::name`]; others are ignored).
+    pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for digest in names
+            .into_iter()
+            .filter_map(|h| KeyHash::from_stored(h).digest())
+        {
+            self.entries.invalidate(&digest);
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+}
