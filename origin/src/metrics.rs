@@ -4,8 +4,8 @@
 //! not share counts.
 
 use keyway_core::api::keys::VerifyCode;
-use std::collections::HashMap;
-use std::sync::RwLock;
+
+use crate::cache::CacheStatus;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -17,7 +17,8 @@ pub struct Metrics {
     /// One counter per verify code, resolved once: `with_label_values` hashes its labels
     /// on every call, which the hot path does not need to pay.
     verifications: Vec<(VerifyCode, IntCounter)>,
-    pub cache: IntCounterVec,
+    /// Snapshot cache lookups by status, resolved once like `verifications`.
+    cache: [IntCounter; 4],
     pub event_buffer_depth: IntGauge,
     pub events_dropped: IntCounter,
     pub events_written: IntCounter,
@@ -29,7 +30,6 @@ pub struct Metrics {
     /// Cluster mode: change notices sent, received, and whole-cache drops after a lost
     /// notice channel (`direction` = sent, received, resync).
     pub notices: IntCounterVec,
-    routes: RwLock<HashMap<String, Histogram>>,
 }
 
 impl Metrics {
@@ -104,6 +104,13 @@ impl Metrics {
             })
             .collect::<prometheus::Result<Vec<_>>>()?;
         registry.register(Box::new(cache.clone()))?;
+        let status = |s: CacheStatus| cache.get_metric_with_label_values(&[s.as_str()]);
+        let cache = [
+            status(CacheStatus::Hit)?,
+            status(CacheStatus::Stale)?,
+            status(CacheStatus::Reload)?,
+            status(CacheStatus::Miss)?,
+        ];
         registry.register(Box::new(event_buffer_depth.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(events_written.clone()))?;
@@ -119,26 +126,22 @@ impl Metrics {
             server_errors,
             redis_errors,
             notices,
-            routes: RwLock::new(HashMap::new()),
         })
     }
 
-    /// The latency histogram of a route, resolved once per route and then shared.
+    /// The latency histogram of a route; resolved once per route when the router is built.
     pub fn route_histogram(&self, route: &str) -> Histogram {
-        if let Some(h) = self
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(route)
-        {
-            return h.clone();
-        }
-        let h = self.request_duration.with_label_values(&[route]);
-        self.routes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(route.to_string(), h.clone());
-        h
+        self.request_duration.with_label_values(&[route])
+    }
+
+    pub fn cache_lookup(&self, status: CacheStatus) {
+        let i = match status {
+            CacheStatus::Hit => 0,
+            CacheStatus::Stale => 1,
+            CacheStatus::Reload => 2,
+            CacheStatus::Miss => 3,
+        };
+        self.cache[i].inc();
     }
 
     pub fn redis_error(&self, op: &str) {

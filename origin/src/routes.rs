@@ -2,10 +2,13 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use std::sync::Arc;
+
+use axum::routing::{MethodRouter, get, post};
 
 use crate::handlers::{apis, identities, internal, keys, ops, permissions, ratelimit, verify};
 use crate::http::{ContextLayer, MAX_BODY_BYTES};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Where `GET /metrics` is served.
@@ -26,12 +29,12 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 pub fn router(state: AppState, metrics: MetricsOn) -> Router {
-    let router = Router::new().route("/v2/liveness", get(ops::liveness));
-    let router = match metrics {
-        MetricsOn::Api => router.route("/metrics", get(ops::metrics)),
-        MetricsOn::Separate => router,
+    let routes = Routes::new(&state).route("/v2/liveness", get(ops::liveness));
+    let routes = match metrics {
+        MetricsOn::Api => routes.route("/metrics", get(ops::metrics)),
+        MetricsOn::Separate => routes,
     };
-    router
+    routes
         // apis
         .route("/v2/apis.createApi", post(apis::create_api))
         .route("/v2/apis.getApi", post(apis::get_api))
@@ -108,12 +111,38 @@ pub fn router(state: AppState, metrics: MetricsOn) -> Router {
         .route(keyway_core::wire::SNAPSHOT_PATH, post(internal::snapshot))
         .route(keyway_core::wire::VERIFY_PATH, post(internal::verify))
         .route(keyway_core::wire::EVENTS_PATH, post(internal::events))
-        // A route layer runs after routing, so it sees the matched path for the latency
-        // histogram's label; the fallbacks below make their own request ids.
-        .route_layer(ContextLayer::new(state.metrics.clone()))
+        .router
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         // Our own extractor enforces the limit with a 413 in the error envelope.
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The router under construction. Each route gets the request context layer with its
+/// own latency histogram, resolved here once: per request there is no label lookup and
+/// no lock. Fallbacks are outside it and make their own request ids.
+struct Routes {
+    router: Router<AppState>,
+    metrics: Arc<Metrics>,
+}
+
+impl Routes {
+    fn new(state: &AppState) -> Self {
+        Self {
+            router: Router::new(),
+            metrics: Arc::clone(&state.metrics),
+        }
+    }
+
+    fn route(self, path: &'static str, method: MethodRouter<AppState>) -> Self {
+        let layer = ContextLayer::new(
+            self.metrics.route_histogram(path),
+            Arc::clone(&self.metrics),
+        );
+        Self {
+            router: self.router.route(path, method.route_layer(layer)),
+            metrics: self.metrics,
+        }
+    }
 }
