@@ -108,10 +108,6 @@ impl RootScope {
         Ok(RootScope { snapshot: s })
     }
 
-    pub fn key_id(&self) -> &str {
-        &self.snapshot.key_id
-    }
-
     pub fn workspace_id(&self) -> &str {
         self.snapshot
             .for_workspace_id

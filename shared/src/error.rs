@@ -176,15 +176,6 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type() -> Self {
-        Self::new(
-            415,
-            "Unsupported Media Type",
-            "user/bad_request/unsupported_media_type",
-            "The request body must be JSON, sent with 'Content-Type: application/json'.",
-        )
-    }
-
     pub fn method_not_allowed() -> Self {
         Self::new(
             405,

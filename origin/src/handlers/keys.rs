@@ -487,7 +487,6 @@ pub async fn update_key(
         expires: req.expires.as_option().map(|o| o.copied()),
         enabled: req.enabled,
         identity_id,
-        remaining: None,
         refill,
         ratelimits: req
             .ratelimits

@@ -350,10 +350,6 @@ impl Store {
         if let Some(v) = &u.identity_id {
             sets.push(("identity_id", Bind::Text(v.clone())));
         }
-        if let Some(remaining) = u.remaining {
-            sets.push(("remaining", Bind::Int(remaining.map(to_i64))));
-            sets.push(("last_refill_at", Bind::Int(remaining.map(|_| now))));
-        }
         if let Some(refill) = u.refill {
             sets.push((
                 "refill_interval",
@@ -652,7 +648,6 @@ pub struct KeyUpdate {
     pub expires: Option<Option<i64>>,
     pub enabled: Option<bool>,
     pub identity_id: Option<Option<String>>,
-    pub remaining: Option<Option<u64>>,
     pub refill: Option<Option<Refill>>,
     pub ratelimits: Option<Vec<NewRatelimit>>,
     pub permissions: Option<Vec<String>>,
