@@ -1,0 +1,160 @@
+//! Calls to the origin: the internal postcard API, its public verifyKey (split and shadow
+//! traffic) and the proxy for every other `/v2/*` route, each under the origin timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use keyway_core::wire;
+use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::config::Config;
+use crate::error::EdgeError;
+
+pub const VERIFY_PATH: &str = "/v2/keys.verifyKey";
+
+/// Runs `fut` with the origin timeout; the origin being slow is the same as it being down.
+async fn with_timeout<T>(
+    cfg: &Config,
+    fut: impl Future<Output = Result<T, EdgeError>>,
+) -> Result<T, EdgeError> {
+    let fut = Box::pin(fut);
+    let delay = Delay::from(Duration::from_millis(cfg.timeout_ms));
+    match select(fut, delay).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(EdgeError::Origin(format!(
+            "no answer within {} ms",
+            cfg.timeout_ms
+        ))),
+    }
+}
+
+fn post_init(headers: Headers, body: &[u8]) -> RequestInit {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(js_sys::Uint8Array::from(body).into()));
+    init
+}
+
+async fn send(req: Request) -> Result<Response, EdgeError> {
+    Fetch::Request(req)
+        .send()
+        .await
+        .map_err(|e| EdgeError::Origin(e.to_string()))
+}
+
+async fn body(resp: &mut Response) -> Result<Vec<u8>, EdgeError> {
+    resp.bytes()
+        .await
+        .map_err(|e| EdgeError::Origin(e.to_string()))
+}
+
+/// A postcard call to the origin's internal API; returns the response body.
+pub async fn internal(cfg: &Config, path: &str, payload: Vec<u8>) -> Result<Vec<u8>, EdgeError> {
+    let secret = cfg
+        .secret
+        .as_ref()
+        .ok_or_else(|| EdgeError::Runtime("KEYWAY_EDGE_SECRET is not set".into()))?;
+    let headers = Headers::new();
+    headers.set("content-type", wire::CONTENT_TYPE)?;
+    headers.set("authorization", &format!("Bearer {}", secret.expose()))?;
+    let req = Request::new_with_init(
+        &format!("{}{path}", cfg.origin),
+        &post_init(headers, &payload),
+    )?;
+    with_timeout(cfg, async move {
+        let mut resp = send(req).await?;
+        let status = resp.status_code();
+        let bytes = body(&mut resp).await?;
+        if status != 200 && status != 204 {
+            return Err(EdgeError::Origin(format!("{path} answered {status}")));
+        }
+        Ok(bytes)
+    })
+    .await
+}
+
+/// The origin's public verifyKey, for split and shadow traffic.
+pub async fn public_verify(
+    cfg: &Config,
+    payload: &[u8],
+    authorization: Option<&str>,
+    accept: Option<&str>,
+) -> Result<(u16, Vec<u8>, String), EdgeError> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    if let Some(a) = authorization {
+        headers.set("authorization", a)?;
+    }
+    if let Some(a) = accept {
+        headers.set("accept", a)?;
+    }
+    let req = Request::new_with_init(
+        &format!("{}{VERIFY_PATH}", cfg.origin),
+        &post_init(headers, payload),
+    )?;
+    with_timeout(cfg, async move {
+        let mut resp = send(req).await?;
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "application/json".into());
+        let status = resp.status_code();
+        let bytes = body(&mut resp).await?;
+        Ok((status, bytes, content_type))
+    })
+    .await
+}
+
+/// Relays any request to the origin unchanged: method, path, query, headers, body, status.
+/// `payload` is the already-read body (none for GET and HEAD).
+pub async fn proxy(
+    req: &Request,
+    payload: Option<Vec<u8>>,
+    cfg: &Config,
+) -> Result<Response, EdgeError> {
+    let url = req.url()?;
+    let target = match url.query() {
+        Some(q) => format!("{}{}?{q}", cfg.origin, url.path()),
+        None => format!("{}{}", cfg.origin, url.path()),
+    };
+    // One copy of the header list in JS, then the few removals, rather than a JS call
+    // per header in each direction.
+    let headers = req.headers().clone();
+    for h in [
+        "host",
+        "content-length",
+        "cf-connecting-ip",
+        "x-forwarded-for",
+    ] {
+        headers.delete(h)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(headers);
+    if let Some(payload) = payload {
+        init.with_body(Some(js_sys::Uint8Array::from(payload.as_slice()).into()));
+    }
+    let out = Request::new_with_init(&target, &init)?;
+    with_timeout(cfg, async move {
+        let mut resp = send(out).await?;
+        let status = resp.status_code();
+        let headers = resp.headers().clone();
+        for h in [
+            "content-length",
+            "content-encoding",
+            "transfer-encoding",
+            "connection",
+        ] {
+            headers.delete(h)?;
+        }
+        headers.set("x-keyway-served-by", "origin")?;
+        let bytes = body(&mut resp).await?;
+        Ok(Response::from_bytes(bytes)?
+            .with_status(status)
+            .with_headers(headers))
+    })
+    .await
+}
