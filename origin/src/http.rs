@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::ids;
 use crate::metrics::Metrics;
-use crate::store::StoreError;
+use crate::service::not_found;
+use crate::store::{Missing, StoreError};
 use prometheus::Histogram;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -161,6 +162,15 @@ impl From<StoreError> for AppError {
                 "unkey/data/resource_already_exists",
                 "A resource with this identifier already exists.",
             )),
+            StoreError::Missing(Missing::Role(name)) => AppError(not_found::role(&name)),
+            StoreError::Missing(Missing::PermissionRef(what)) => {
+                AppError(not_found::permission(&what))
+            }
+            StoreError::Missing(Missing::Permission(slug)) => {
+                AppError(ApiError::forbidden(format!(
+                    "The permission '{slug}' does not exist, and the root key lacks 'rbac.*.create_permission' to create it."
+                )))
+            }
             StoreError::Database(e) => {
                 // Never echo database text to clients: it can contain query fragments.
                 tracing::error!(error = %e, "database error");

@@ -19,5 +19,6 @@ pub mod metrics;
 pub mod overrides;
 pub mod routes;
 pub mod server;
+pub mod service;
 pub mod state;
 pub mod store;

@@ -118,10 +118,7 @@ async fn main() -> anyhow::Result<()> {
             let now = ids::now_ms();
             let workspace = store.ensure_workspace(now).await?;
             let grants = if permissions.is_empty() {
-                keyway_core::auth::ALL_ROOT_PERMISSIONS
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect()
+                keyway_core::auth::all_root_permissions()
             } else {
                 permissions
             };

@@ -154,6 +154,21 @@ impl AppState {
         }
     }
 
+    /// Live balances of many keys at once (one Redis round trip in a cluster).
+    pub async fn live_credits_many(
+        &self,
+        key_ids: &[&str],
+    ) -> Result<Vec<Option<CreditBalance>>, AppError> {
+        match &self.cluster {
+            Some(c) => c
+                .redis
+                .peek_many(key_ids)
+                .await
+                .map_err(counters_unreachable),
+            None => Ok(key_ids.iter().map(|id| self.ledger.peek(id)).collect()),
+        }
+    }
+
     /// Changes a balance from its live value, atomically against spends, and writes it
     /// through. See [`CreditLedger::change`].
     pub async fn change_credits(

@@ -51,10 +51,7 @@ fn bench(c: &mut Criterion) {
     // The bootstrap root key's full grant list, as the origin's hot path sees it.
     let mut root = snapshot();
     root.for_workspace_id = Some("ws_1".into());
-    root.permissions = keyway_core::auth::ALL_ROOT_PERMISSIONS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    root.permissions = keyway_core::auth::all_root_permissions();
     let caller = RootScope::from_snapshot(Some(std::sync::Arc::new(root.normalized())), 0).unwrap();
     let mut counters = InMemory::default();
     let mut now = 1_700_000_000_000i64;

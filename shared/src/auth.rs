@@ -10,41 +10,152 @@ use std::sync::Arc;
 use crate::error::ApiError;
 use crate::snapshot::KeySnapshot;
 
-/// Every root-key permission the API knows, as wildcard tuples; a bootstrap root key
+/// What a root key may be granted: each action belongs to one resource, and a grant
+/// names both (`api.*.create_key`). Handlers name an `Action`, never a string, so a typo
+/// cannot silently authorize nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    CreateApi,
+    ReadApi,
+    DeleteApi,
+    UpdateApi,
+    CreateKey,
+    ReadKey,
+    UpdateKey,
+    DeleteKey,
+    VerifyKey,
+    EncryptKey,
+    DecryptKey,
+    Limit,
+    ReadOverride,
+    SetOverride,
+    DeleteOverride,
+    CreateIdentity,
+    ReadIdentity,
+    UpdateIdentity,
+    DeleteIdentity,
+    CreatePermission,
+    ReadPermission,
+    DeletePermission,
+    CreateRole,
+    ReadRole,
+    DeleteRole,
+    AddPermissionToKey,
+    RemovePermissionFromKey,
+    AddRoleToKey,
+    RemoveRoleFromKey,
+    AddPermissionToRole,
+    RemovePermissionFromRole,
+}
+
+impl Action {
+    /// Every action, in the order a bootstrap root key is granted them.
+    pub const ALL: [Action; 31] = [
+        Action::CreateApi,
+        Action::ReadApi,
+        Action::DeleteApi,
+        Action::UpdateApi,
+        Action::CreateKey,
+        Action::ReadKey,
+        Action::UpdateKey,
+        Action::DeleteKey,
+        Action::VerifyKey,
+        Action::EncryptKey,
+        Action::DecryptKey,
+        Action::Limit,
+        Action::ReadOverride,
+        Action::SetOverride,
+        Action::DeleteOverride,
+        Action::CreateIdentity,
+        Action::ReadIdentity,
+        Action::UpdateIdentity,
+        Action::DeleteIdentity,
+        Action::CreatePermission,
+        Action::ReadPermission,
+        Action::DeletePermission,
+        Action::CreateRole,
+        Action::ReadRole,
+        Action::DeleteRole,
+        Action::AddPermissionToKey,
+        Action::RemovePermissionFromKey,
+        Action::AddRoleToKey,
+        Action::RemoveRoleFromKey,
+        Action::AddPermissionToRole,
+        Action::RemovePermissionFromRole,
+    ];
+
+    /// The resource part of a grant: `api`, `ratelimit`, `identity` or `rbac`.
+    pub const fn resource(self) -> &'static str {
+        use Action::*;
+        match self {
+            CreateApi | ReadApi | DeleteApi | UpdateApi | CreateKey | ReadKey | UpdateKey
+            | DeleteKey | VerifyKey | EncryptKey | DecryptKey => "api",
+            Limit | ReadOverride | SetOverride | DeleteOverride => "ratelimit",
+            CreateIdentity | ReadIdentity | UpdateIdentity | DeleteIdentity => "identity",
+            CreatePermission
+            | ReadPermission
+            | DeletePermission
+            | CreateRole
+            | ReadRole
+            | DeleteRole
+            | AddPermissionToKey
+            | RemovePermissionFromKey
+            | AddRoleToKey
+            | RemoveRoleFromKey
+            | AddPermissionToRole
+            | RemovePermissionFromRole => "rbac",
+        }
+    }
+
+    /// The action part of a grant, as Unkey spells it.
+    pub const fn name(self) -> &'static str {
+        use Action::*;
+        match self {
+            CreateApi => "create_api",
+            ReadApi => "read_api",
+            DeleteApi => "delete_api",
+            UpdateApi => "update_api",
+            CreateKey => "create_key",
+            ReadKey => "read_key",
+            UpdateKey => "update_key",
+            DeleteKey => "delete_key",
+            VerifyKey => "verify_key",
+            EncryptKey => "encrypt_key",
+            DecryptKey => "decrypt_key",
+            Limit => "limit",
+            ReadOverride => "read_override",
+            SetOverride => "set_override",
+            DeleteOverride => "delete_override",
+            CreateIdentity => "create_identity",
+            ReadIdentity => "read_identity",
+            UpdateIdentity => "update_identity",
+            DeleteIdentity => "delete_identity",
+            CreatePermission => "create_permission",
+            ReadPermission => "read_permission",
+            DeletePermission => "delete_permission",
+            CreateRole => "create_role",
+            ReadRole => "read_role",
+            DeleteRole => "delete_role",
+            AddPermissionToKey => "add_permission_to_key",
+            RemovePermissionFromKey => "remove_permission_from_key",
+            AddRoleToKey => "add_role_to_key",
+            RemoveRoleFromKey => "remove_role_from_key",
+            AddPermissionToRole => "add_permission_to_role",
+            RemovePermissionFromRole => "remove_permission_from_role",
+        }
+    }
+
+    /// The grant on every id: `<resource>.*.<action>`.
+    pub fn wildcard_grant(self) -> String {
+        format!("{}.*.{}", self.resource(), self.name())
+    }
+}
+
+/// Every root-key permission the API knows, as wildcard grants; a bootstrap root key
 /// gets all of them.
-pub const ALL_ROOT_PERMISSIONS: &[&str] = &[
-    "api.*.create_api",
-    "api.*.read_api",
-    "api.*.delete_api",
-    "api.*.update_api",
-    "api.*.create_key",
-    "api.*.read_key",
-    "api.*.update_key",
-    "api.*.delete_key",
-    "api.*.verify_key",
-    "api.*.encrypt_key",
-    "api.*.decrypt_key",
-    "ratelimit.*.limit",
-    "ratelimit.*.read_override",
-    "ratelimit.*.set_override",
-    "ratelimit.*.delete_override",
-    "identity.*.create_identity",
-    "identity.*.read_identity",
-    "identity.*.update_identity",
-    "identity.*.delete_identity",
-    "rbac.*.create_permission",
-    "rbac.*.read_permission",
-    "rbac.*.delete_permission",
-    "rbac.*.create_role",
-    "rbac.*.read_role",
-    "rbac.*.delete_role",
-    "rbac.*.add_permission_to_key",
-    "rbac.*.remove_permission_from_key",
-    "rbac.*.add_role_to_key",
-    "rbac.*.remove_role_from_key",
-    "rbac.*.add_permission_to_role",
-    "rbac.*.remove_permission_from_role",
-];
+pub fn all_root_permissions() -> Vec<String> {
+    Action::ALL.iter().map(|a| a.wildcard_grant()).collect()
+}
 
 /// Extracts the bearer token. Missing is a 400 and so is a header of the wrong shape:
 /// both are client mistakes, distinct from a token we do not know (401).
@@ -72,8 +183,8 @@ pub struct RootScope {
 
 /// Does `grant` (`<resource>.<id or *>.<action>`) cover `resource` `id` `action`?
 /// `id: None` asks for the wildcard grant. Compares in place, allocating nothing.
-fn grant_covers(grant: &str, resource: &str, id: Option<&str>, action: &str) -> bool {
-    match grant_target(grant, resource, action) {
+fn grant_covers(grant: &str, action: Action, id: Option<&str>) -> bool {
+    match grant_target(grant, action) {
         Some("*") => true,
         Some(m) => id == Some(m),
         None => false,
@@ -81,11 +192,11 @@ fn grant_covers(grant: &str, resource: &str, id: Option<&str>, action: &str) -> 
 }
 
 /// The id part of `<resource>.<id>.<action>`, if `grant` is for that resource and action.
-fn grant_target<'g>(grant: &'g str, resource: &str, action: &str) -> Option<&'g str> {
+fn grant_target(grant: &str, action: Action) -> Option<&str> {
     grant
-        .strip_prefix(resource)
+        .strip_prefix(action.resource())
         .and_then(|g| g.strip_prefix('.'))
-        .and_then(|g| g.strip_suffix(action))
+        .and_then(|g| g.strip_suffix(action.name()))
         .and_then(|g| g.strip_suffix('.'))
 }
 
@@ -119,24 +230,24 @@ impl RootScope {
         &self.snapshot.permissions
     }
 
-    /// May act on `resource` `id` (or on every id when `id` is `None` and the grant is `*`).
-    pub fn allows(&self, resource: &str, id: Option<&str>, action: &str) -> bool {
+    /// May do `action` on `id` (or on every id when `id` is `None` and the grant is `*`).
+    pub fn allows(&self, action: Action, id: Option<&str>) -> bool {
         self.permissions()
             .iter()
-            .any(|g| grant_covers(g, resource, id, action))
+            .any(|g| grant_covers(g, action, id))
     }
 
     /// Holds the action for at least one id: decides 403 versus a per-item answer.
-    pub fn allows_any(&self, resource: &str, action: &str) -> bool {
+    pub fn allows_any(&self, action: Action) -> bool {
         self.permissions()
             .iter()
-            .any(|g| grant_target(g, resource, action).is_some_and(|m| !m.is_empty()))
+            .any(|g| grant_target(g, action).is_some_and(|m| !m.is_empty()))
     }
 
     /// 403 unless the key may verify keys of at least one API. Checked before the key is
     /// looked up; whether it may verify *this* key's API is part of the decision itself.
     pub fn require_verifier(&self) -> Result<(), ApiError> {
-        if self.allows_any("api", "verify_key") {
+        if self.allows_any(Action::VerifyKey) {
             Ok(())
         } else {
             Err(ApiError::forbidden(
@@ -146,13 +257,15 @@ impl RootScope {
     }
 
     /// 403 unless the key may act on `id` (or on all, for `None`).
-    pub fn require(&self, resource: &str, id: Option<&str>, action: &str) -> Result<(), ApiError> {
-        if self.allows(resource, id, action) {
+    pub fn require(&self, action: Action, id: Option<&str>) -> Result<(), ApiError> {
+        if self.allows(action, id) {
             Ok(())
         } else {
-            let target = id.unwrap_or("*");
             Err(ApiError::forbidden(format!(
-                "The root key lacks the permission '{resource}.{target}.{action}'."
+                "The root key lacks the permission '{}.{}.{}'.",
+                action.resource(),
+                id.unwrap_or("*"),
+                action.name()
             )))
         }
     }
@@ -183,23 +296,36 @@ pub(crate) mod tests {
     #[test]
     fn wildcard_and_specific_grants() {
         let s = scope(&["api.*.verify_key", "api.api_1.create_key"]);
-        assert!(s.allows("api", Some("api_9"), "verify_key"));
-        assert!(s.allows("api", Some("api_1"), "create_key"));
-        assert!(!s.allows("api", Some("api_2"), "create_key"));
-        assert!(!s.allows("api", None, "create_key"));
-        assert!(s.allows_any("api", "create_key"));
-        assert!(!s.allows_any("api", "delete_key"));
-        assert_eq!(
-            s.require("api", Some("api_2"), "create_key")
-                .unwrap_err()
-                .status,
-            403
-        );
+        assert!(s.allows(Action::VerifyKey, Some("api_9")));
+        assert!(s.allows(Action::CreateKey, Some("api_1")));
+        assert!(!s.allows(Action::CreateKey, Some("api_2")));
+        assert!(!s.allows(Action::CreateKey, None));
+        assert!(s.allows_any(Action::CreateKey));
+        assert!(!s.allows_any(Action::DeleteKey));
+        let denied = s.require(Action::CreateKey, Some("api_2")).unwrap_err();
+        assert_eq!(denied.status, 403);
+        assert!(denied.detail.contains("'api.api_2.create_key'"));
         // Prefixes and suffixes must match whole segments.
-        assert!(!scope(&["apis.*.verify_key"]).allows("api", Some("x"), "verify_key"));
-        assert!(!scope(&["api.*.verify_keys"]).allows("api", Some("x"), "verify_key"));
-        assert!(!scope(&["api..verify_key"]).allows_any("api", "verify_key"));
-        assert!(!scope(&["api.x.verify_key"]).allows("api", Some("y"), "verify_key"));
+        assert!(!scope(&["apis.*.verify_key"]).allows(Action::VerifyKey, Some("x")));
+        assert!(!scope(&["api.*.verify_keys"]).allows(Action::VerifyKey, Some("x")));
+        assert!(!scope(&["api..verify_key"]).allows_any(Action::VerifyKey));
+        assert!(!scope(&["api.x.verify_key"]).allows(Action::VerifyKey, Some("y")));
+    }
+
+    #[test]
+    fn every_action_has_one_distinct_grant() {
+        let all = all_root_permissions();
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), Action::ALL.len());
+        let s = scope(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        for a in Action::ALL {
+            assert!(s.allows(a, Some("any_id")), "{a:?}");
+            let only = scope(&[&a.wildcard_grant()]);
+            let others = Action::ALL.iter().filter(|b| **b != a);
+            assert!(others.into_iter().all(|b| !only.allows(*b, None)), "{a:?}");
+        }
     }
 
     #[test]

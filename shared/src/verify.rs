@@ -10,7 +10,7 @@ use crate::admission::{Admission, Charge, CreditCharge};
 use crate::api::keys::{
     VerifyCode, VerifyKeyRequest, VerifyKeyResponseData, VerifyRatelimit, VerifyRatelimitData,
 };
-use crate::auth::RootScope;
+use crate::auth::{Action, RootScope};
 use crate::error::ApiError;
 use crate::permission::Query;
 use crate::ratelimit::{CounterId, CounterOwner, LimitSpec};
@@ -316,7 +316,7 @@ pub fn plan<'k>(
             if !k.deleted
                 && !k.is_root_key()
                 && k.workspace_id == caller.workspace_id()
-                && caller.allows("api", Some(&k.api_id), "verify_key") =>
+                && caller.allows(Action::VerifyKey, Some(&k.api_id)) =>
         {
             k
         }

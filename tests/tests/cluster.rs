@@ -335,6 +335,22 @@ async fn counters_are_exact_across_nodes() {
         .ok(&n2, "/v2/keys.getKey", json!({"keyId": both_id}))
         .await;
     assert_eq!(k["credits"]["remaining"], 90, "{k}");
+
+    // A list reads every key's live balance from Redis in one round trip, each its own.
+    let page = cl
+        .ok(
+            &n2,
+            "/v2/apis.listKeys",
+            json!({"apiId": api, "limit": 100}),
+        )
+        .await;
+    let remaining = |id: &str| {
+        page.as_array()
+            .and_then(|keys| keys.iter().find(|k| k["keyId"] == id))
+            .map(|k| k["credits"]["remaining"].clone())
+    };
+    assert_eq!(remaining(&both_id), Some(json!(90)), "{page}");
+    assert_eq!(remaining(&metered_id), Some(json!(0)), "{page}");
 }
 
 /// Polls `done` until it holds; fails the test with `what` after 5 s.

@@ -60,6 +60,36 @@ impl Cluster {
         self.observe("peek", result)
     }
 
+    /// The live balances of many keys in one round trip, in the order asked.
+    pub async fn peek_many(
+        &self,
+        key_ids: &[&str],
+    ) -> Result<Vec<Option<CreditBalance>>, ClusterError> {
+        type Fields = (Option<u64>, Option<i64>);
+        if key_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in key_ids {
+            pipe.cmd("HMGET")
+                .arg(self.balance_key(id))
+                .arg("r")
+                .arg("t");
+        }
+        let result = pipe.query_async::<Vec<Fields>>(&mut self.conn()).await;
+        let rows = self.observe("peek", result.map_err(ClusterError::from))?;
+        Ok(rows
+            .into_iter()
+            .map(|(r, t)| match (r, t) {
+                (Some(remaining), Some(last_refill_at)) => Some(CreditBalance {
+                    remaining,
+                    last_refill_at,
+                }),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Changes a balance from its live value, atomically against spends on every node,
     /// then writes it through to the database. `change` gets the live balance (or
     /// `stored` when Redis holds none) and returns the new one, or `None` for unlimited.

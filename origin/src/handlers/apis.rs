@@ -6,11 +6,16 @@ use keyway_core::api::Empty;
 use keyway_core::api::apis::{
     ApiData, ApiIdRequest, CreateApiRequest, CreateApiResponseData, ListKeysRequest,
 };
+use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
-use super::{api_not_found, authorize, authorize_all, page_limit, paginate};
+use super::paginate;
 use crate::http::{ApiResult, AppError, Json, ok, ok_list};
 use crate::ids;
+use crate::service::access::{authorize, authorize_all};
+use crate::service::resources::api_for;
+use crate::service::validate::page_limit;
+use crate::service::{not_found, views};
 use crate::state::AppState;
 use crate::store::{ApiRow, HashFilter};
 
@@ -23,7 +28,7 @@ pub async fn create_api(
     v.length("body.name", &req.name, 3, 256);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "api", "create_api")?;
+    authorize_all(&caller, Action::CreateApi)?;
     let api = ApiRow {
         id: ids::new_id("api"),
         workspace_id: caller.workspace_id().to_string(),
@@ -47,12 +52,7 @@ pub async fn get_api(
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
     let caller = state.authenticate(&headers).await?;
-    authorize(&caller, "api", Some(&req.api_id), "read_api", api_not_found)?;
-    let api = state
-        .store
-        .find_api(caller.workspace_id(), &req.api_id)
-        .await?
-        .ok_or_else(|| AppError(api_not_found()))?;
+    let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;
     ok(ApiData {
         id: api.id,
         name: api.name,
@@ -66,18 +66,7 @@ pub async fn delete_api(
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
     let caller = state.authenticate(&headers).await?;
-    authorize(
-        &caller,
-        "api",
-        Some(&req.api_id),
-        "delete_api",
-        api_not_found,
-    )?;
-    let api = state
-        .store
-        .find_api(caller.workspace_id(), &req.api_id)
-        .await?
-        .ok_or_else(|| AppError(api_not_found()))?;
+    let api = api_for(&state, &caller, &req.api_id, Action::DeleteApi).await?;
     state.store.delete_api(&api.id, ids::now_ms()).await?;
     state.invalidate(HashFilter::Api(&api.id)).await?;
     ok(Empty {})
@@ -97,13 +86,8 @@ pub async fn list_keys(
     let limit = page_limit(req.limit, 100)?;
     let caller = state.authenticate(&headers).await?;
     // Listing keys reads the API as well as its keys: Unkey requires both grants.
-    authorize(&caller, "api", Some(&req.api_id), "read_key", api_not_found)?;
-    authorize(&caller, "api", Some(&req.api_id), "read_api", api_not_found)?;
-    let api = state
-        .store
-        .find_api(caller.workspace_id(), &req.api_id)
-        .await?
-        .ok_or_else(|| AppError(api_not_found()))?;
+    authorize(&caller, Action::ReadKey, Some(&req.api_id), not_found::api)?;
+    let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;
     let rows = state
         .store
         .list_keys(
@@ -114,11 +98,5 @@ pub async fn list_keys(
         )
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let mut keys = Vec::with_capacity(rows.len());
-    for row in &rows {
-        if let Some(k) = super::keys::load_key_data(&state, row).await? {
-            keys.push(k);
-        }
-    }
-    ok_list(keys, cursor)
+    ok_list(views::keys_data(&state, &rows).await?, cursor)
 }

@@ -7,37 +7,26 @@ use keyway_core::api::identities::{
     CreateIdentityRequest, CreateIdentityResponseData, IdentityRef, ListRequest,
     UpdateIdentityRequest,
 };
-use keyway_core::api::keys::{IdentityData, RatelimitData};
-use keyway_core::snapshot::raw_meta;
-use keyway_core::validate::{Issues, is_external_id_byte};
+use keyway_core::api::keys::IdentityData;
+use keyway_core::auth::Action;
+use keyway_core::validate::Issues;
 
-use super::keys::{new_ratelimits, validate_ratelimits};
-use super::{authorize_all, identity_not_found, meta_text, page_limit, paginate};
+use super::paginate;
 use crate::http::{ApiResult, AppError, Json, ok, ok_list};
 use crate::ids;
+use crate::service::access::authorize_all;
+use crate::service::not_found;
+use crate::service::validate::{self, page_limit};
+use crate::service::views::{self, meta_text, new_ratelimits};
 use crate::state::AppState;
-use crate::store::{HashFilter, IdentityRow, to_u64};
+use crate::store::{HashFilter, IdentityRow};
 
+/// One identity with its rate limits.
 async fn identity_data(state: &AppState, row: IdentityRow) -> Result<IdentityData, AppError> {
-    let limits: Vec<RatelimitData> = state
-        .store
-        .identity_ratelimits(&row.id)
+    views::identities_data(state, vec![row])
         .await?
-        .into_iter()
-        .map(|(id, name, limit, duration, auto_apply)| RatelimitData {
-            id,
-            name,
-            limit: to_u64(limit),
-            duration: to_u64(duration),
-            auto_apply: auto_apply != 0,
-        })
-        .collect();
-    Ok(IdentityData {
-        id: row.id,
-        external_id: row.external_id,
-        meta: raw_meta(row.meta.as_deref()),
-        ratelimits: (!limits.is_empty()).then_some(limits),
-    })
+        .pop()
+        .ok_or_else(|| AppError(not_found::identity()))
 }
 
 fn validate_ref(v: &mut Issues, identity: &str) {
@@ -50,26 +39,16 @@ pub async fn create_identity(
     Json(req): Json<CreateIdentityRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
-    v.length("body.externalId", &req.external_id, 1, 255);
-    v.pattern(
-        "body.externalId",
-        &req.external_id,
-        is_external_id_byte,
-        "letters, digits and _ . -",
-    );
-    if let Some(m) = &req.meta {
-        v.check(m.len() <= 100, "body.meta", || {
-            "may have at most 100 properties".into()
-        });
-    }
-    validate_ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+    validate::external_id(&mut v, "body.externalId", &req.external_id);
+    validate::meta(&mut v, "body.meta", req.meta.as_ref());
+    validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "identity", "create_identity")?;
+    authorize_all(&caller, Action::CreateIdentity)?;
     let row = IdentityRow {
         id: ids::new_id("id"),
         external_id: req.external_id.clone(),
-        meta: meta_text(&req.meta),
+        meta: meta_text(req.meta.as_ref()),
     };
     state
         .store
@@ -94,12 +73,12 @@ pub async fn get_identity(
     validate_ref(&mut v, &req.identity);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "identity", "read_identity")?;
+    authorize_all(&caller, Action::ReadIdentity)?;
     let row = state
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(identity_not_found()))?;
+        .ok_or_else(|| AppError(not_found::identity()))?;
     ok(identity_data(&state, row).await?)
 }
 
@@ -110,7 +89,7 @@ pub async fn list_identities(
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "identity", "read_identity")?;
+    authorize_all(&caller, Action::ReadIdentity)?;
     let rows = state
         .store
         .list_identities(
@@ -121,11 +100,7 @@ pub async fn list_identities(
         )
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push(identity_data(&state, row).await?);
-    }
-    ok_list(out, cursor)
+    ok_list(views::identities_data(&state, rows).await?, cursor)
 }
 
 pub async fn update_identity(
@@ -135,15 +110,15 @@ pub async fn update_identity(
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
-    validate_ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+    validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "identity", "update_identity")?;
+    authorize_all(&caller, Action::UpdateIdentity)?;
     let row = state
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(identity_not_found()))?;
+        .ok_or_else(|| AppError(not_found::identity()))?;
     let limits = req
         .ratelimits
         .as_ref()
@@ -153,7 +128,7 @@ pub async fn update_identity(
         .update_identity(
             caller.workspace_id(),
             &row.id,
-            req.meta.as_ref().map(|_| meta_text(&req.meta)),
+            req.meta.as_ref().map(|m| meta_text(Some(m))),
             limits.as_deref(),
             ids::now_ms(),
         )
@@ -163,7 +138,7 @@ pub async fn update_identity(
         .store
         .find_identity(caller.workspace_id(), &row.id)
         .await?
-        .ok_or_else(|| AppError(identity_not_found()))?;
+        .ok_or_else(|| AppError(not_found::identity()))?;
     ok(identity_data(&state, updated).await?)
 }
 
@@ -176,12 +151,12 @@ pub async fn delete_identity(
     validate_ref(&mut v, &req.identity);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "identity", "delete_identity")?;
+    authorize_all(&caller, Action::DeleteIdentity)?;
     let row = state
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(identity_not_found()))?;
+        .ok_or_else(|| AppError(not_found::identity()))?;
     // Collect the affected keys before the delete unlinks them.
     let hashes = state
         .store

@@ -101,7 +101,8 @@ async fn forwarded(
 ) -> Result<keyway_core::api::keys::VerifyKeyResponseData, AppError> {
     let query = verify_options(&fwd.request)?;
     let caller = state.authenticate_hash(&fwd.root_key_hash).await?;
-    super::verify::verify(state, &caller, &fwd.key_hash, &fwd.request, query.as_ref()).await
+    crate::service::verify::verify(state, &caller, &fwd.key_hash, &fwd.request, query.as_ref())
+        .await
 }
 
 pub async fn events(

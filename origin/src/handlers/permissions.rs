@@ -6,38 +6,29 @@ use keyway_core::api::Empty;
 use keyway_core::api::identities::ListRequest;
 use keyway_core::api::permissions::{
     CreatePermissionRequest, CreatePermissionResponseData, CreateRoleRequest,
-    CreateRoleResponseData, PermissionData, PermissionRef, RoleData, RoleRef,
+    CreateRoleResponseData, PermissionRef, RoleData, RoleRef,
 };
+use keyway_core::auth::Action;
 use keyway_core::error::ApiError;
-use keyway_core::validate::{Issues, is_slug_byte};
+use keyway_core::validate::Issues;
 
-use super::{
-    authorize_all, page_limit, paginate, permission_data, permission_not_found, role_not_found,
-};
+use super::paginate;
 use crate::http::{ApiResult, AppError, Json, ok, ok_list};
 use crate::ids;
+use crate::service::access::authorize_all;
+use crate::service::not_found;
+use crate::service::validate::{self, page_limit};
+use crate::service::views::{self, permission_data};
 use crate::state::AppState;
 use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
 
+/// One role with its permissions.
 async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
-    let perms: Vec<PermissionData> = state
-        .store
-        .role_permissions(&r.id)
+    let name = r.name.clone();
+    views::roles_data(state, vec![r])
         .await?
-        .into_iter()
-        .map(permission_data)
-        .collect();
-    Ok(RoleData {
-        id: r.id,
-        name: r.name,
-        description: r.description,
-        permissions: (!perms.is_empty()).then_some(perms),
-    })
-}
-
-fn slug_rules(v: &mut Issues, loc: &str, slug: &str) {
-    v.length(loc, slug, 1, 128);
-    v.pattern(loc, slug, is_slug_byte, "letters, digits and _ : - . *");
+        .pop()
+        .ok_or_else(|| AppError(not_found::role(&name)))
 }
 
 pub async fn create_permission(
@@ -47,10 +38,10 @@ pub async fn create_permission(
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.name", &req.name, 1, 512);
-    slug_rules(&mut v, "body.slug", &req.slug);
+    validate::slug(&mut v, "body.slug", &req.slug);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "create_permission")?;
+    authorize_all(&caller, Action::CreatePermission)?;
     let row = PermissionRow {
         id: ids::new_id("perm"),
         name: req.name,
@@ -82,12 +73,12 @@ pub async fn get_permission(
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "read_permission")?;
+    authorize_all(&caller, Action::ReadPermission)?;
     let p = state
         .store
         .find_permission(caller.workspace_id(), &req.permission)
         .await?
-        .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
+        .ok_or_else(|| AppError(not_found::permission(&req.permission)))?;
     ok(permission_data(p))
 }
 
@@ -98,7 +89,7 @@ pub async fn list_permissions(
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "read_permission")?;
+    authorize_all(&caller, Action::ReadPermission)?;
     let rows = state
         .store
         .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
@@ -116,12 +107,12 @@ pub async fn delete_permission(
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "delete_permission")?;
+    authorize_all(&caller, Action::DeletePermission)?;
     let p = state
         .store
         .find_permission(caller.workspace_id(), &req.permission)
         .await?
-        .ok_or_else(|| AppError(permission_not_found(&req.permission)))?;
+        .ok_or_else(|| AppError(not_found::permission(&req.permission)))?;
     let hashes = state
         .store
         .hashes_where(HashFilter::Permission(&p.id))
@@ -140,14 +131,14 @@ pub async fn create_role(
     v.length("body.name", &req.name, 1, 128);
     if let Some(perms) = &req.permissions {
         for (i, p) in perms.iter().enumerate() {
-            slug_rules(&mut v, &format!("body.permissions[{i}]"), p);
+            validate::slug(&mut v, &format!("body.permissions[{i}]"), p);
         }
     }
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "create_role")?;
+    authorize_all(&caller, Action::CreateRole)?;
     if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
-        authorize_all(&caller, "rbac", "add_permission_to_role")?;
+        authorize_all(&caller, Action::AddPermissionToRole)?;
     }
     let row = RoleRow {
         id: ids::new_id("role"),
@@ -160,8 +151,7 @@ pub async fn create_role(
         .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
         .await
     {
-        Ok(Ok(())) => ok(CreateRoleResponseData { role_id: row.id }),
-        Ok(Err(missing)) => Err(AppError(permission_not_found(&missing))),
+        Ok(()) => ok(CreateRoleResponseData { role_id: row.id }),
         Err(StoreError::Conflict) => Err(AppError(ApiError::conflict(
             "unkey/data/role_already_exists",
             format!("A role named '{}' already exists.", row.name),
@@ -179,12 +169,12 @@ pub async fn get_role(
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "read_role")?;
+    authorize_all(&caller, Action::ReadRole)?;
     let r = state
         .store
         .find_role(caller.workspace_id(), &req.role)
         .await?
-        .ok_or_else(|| AppError(role_not_found(&req.role)))?;
+        .ok_or_else(|| AppError(not_found::role(&req.role)))?;
     ok(role_data(&state, r).await?)
 }
 
@@ -195,17 +185,13 @@ pub async fn list_roles(
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "read_role")?;
+    authorize_all(&caller, Action::ReadRole)?;
     let rows = state
         .store
         .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(role_data(&state, r).await?);
-    }
-    ok_list(out, cursor)
+    ok_list(views::roles_data(&state, rows).await?, cursor)
 }
 
 pub async fn delete_role(
@@ -217,12 +203,12 @@ pub async fn delete_role(
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    authorize_all(&caller, "rbac", "delete_role")?;
+    authorize_all(&caller, Action::DeleteRole)?;
     let r = state
         .store
         .find_role(caller.workspace_id(), &req.role)
         .await?
-        .ok_or_else(|| AppError(role_not_found(&req.role)))?;
+        .ok_or_else(|| AppError(not_found::role(&req.role)))?;
     let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
     state.store.delete_role(&r.id).await?;
     state.forget(hashes.iter().map(String::as_str)).await;

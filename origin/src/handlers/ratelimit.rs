@@ -7,25 +7,19 @@ use keyway_core::api::ratelimit::{
     OverrideData, OverrideRef, SetOverrideRequest, SetOverrideResponseData,
 };
 use keyway_core::api::{Empty, int64};
-use keyway_core::auth::RootScope;
-use keyway_core::error::ApiError;
+use keyway_core::auth::{Action, RootScope};
 use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec};
 use keyway_core::validate::{Issues, parse_json};
 use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
-use super::{page_limit, paginate};
+use super::paginate;
 use crate::http::{ApiResult, AppError, Json, RawBody, ok, ok_list, request_id, started};
 use crate::ids;
 use crate::overrides::OverrideCache;
+use crate::service::not_found;
+use crate::service::validate::page_limit;
 use crate::state::AppState;
 use crate::store::OverrideRow;
-
-fn override_not_found() -> ApiError {
-    ApiError::not_found(
-        "unkey/data/ratelimit_override_not_found",
-        "No override exists for this namespace and identifier.",
-    )
-}
 
 fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
     v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
@@ -34,10 +28,8 @@ fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
     v.range(&format!("{loc}duration"), r.duration, 1000, 2_592_000_000);
 }
 
-fn require_limit(caller: &RootScope, namespace: &str, action: &str) -> Result<(), AppError> {
-    caller
-        .require("ratelimit", Some(namespace), action)
-        .map_err(AppError)
+fn require_limit(caller: &RootScope, namespace: &str, action: Action) -> Result<(), AppError> {
+    caller.require(action, Some(namespace)).map_err(AppError)
 }
 
 /// Runs limits as one unit, honouring overrides, and records one event per limit.
@@ -114,7 +106,7 @@ pub async fn limit(
     validate_limit(&mut v, "body.", &req);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    require_limit(&caller, &req.namespace, "limit")?;
+    require_limit(&caller, &req.namespace, Action::Limit)?;
     let (passed, mut checks) = run(&state, &caller, std::slice::from_ref(&req)).await?;
     let c = checks.remove(0);
     ok(LimitResponseData {
@@ -145,7 +137,7 @@ pub async fn multi_limit(
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
     for r in &reqs {
-        require_limit(&caller, &r.namespace, "limit")?;
+        require_limit(&caller, &r.namespace, Action::Limit)?;
     }
     let (passed, limits) = run(&state, &caller, &reqs).await?;
     ok(MultiLimitResponseData { passed, limits })
@@ -172,7 +164,7 @@ pub async fn set_override(
     v.range("body.duration", req.duration, 1000, 2_592_000_000);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    require_limit(&caller, &req.namespace, "set_override")?;
+    require_limit(&caller, &req.namespace, Action::SetOverride)?;
     let row = OverrideRow {
         id: ids::new_id("rlo"),
         namespace: req.namespace,
@@ -197,12 +189,12 @@ pub async fn get_override(
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    require_limit(&caller, &req.namespace, "read_override")?;
+    require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let o = state
         .store
         .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
-        .ok_or_else(|| AppError(override_not_found()))?;
+        .ok_or_else(|| AppError(not_found::ratelimit_override()))?;
     ok(OverrideData {
         override_id: o.id,
         duration: o.duration,
@@ -221,7 +213,7 @@ pub async fn list_overrides(
     v.finish()?;
     let limit = page_limit(req.limit, 10)?;
     let caller = state.authenticate(&headers).await?;
-    require_limit(&caller, &req.namespace, "read_override")?;
+    require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let rows = state
         .store
         .list_overrides(
@@ -253,12 +245,12 @@ pub async fn delete_override(
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
-    require_limit(&caller, &req.namespace, "delete_override")?;
+    require_limit(&caller, &req.namespace, Action::DeleteOverride)?;
     let o = state
         .store
         .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
-        .ok_or_else(|| AppError(override_not_found()))?;
+        .ok_or_else(|| AppError(not_found::ratelimit_override()))?;
     state.store.delete_override(&o.id).await?;
     forget_overrides(&state, &caller, &req.namespace).await;
     ok(Empty {})

@@ -7,7 +7,7 @@
 
 use sqlx::Row;
 
-use keyway_core::auth::ALL_ROOT_PERMISSIONS;
+use keyway_core::auth::all_root_permissions;
 use keyway_core::key::{KeyHash, start_of};
 
 use super::keys::NewKey;
@@ -93,8 +93,7 @@ impl Store {
             root_permissions: permissions,
             ..NewKey::default()
         };
-        // Roles are empty, so insert_key cannot report a missing one.
-        let _ = self.insert_key(&new).await?;
+        self.insert_key(&new).await?;
         Ok(id)
     }
 
@@ -134,7 +133,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<(String, Bootstrap)> {
         let ws = self.ensure_workspace(now).await?;
-        let all: Vec<String> = ALL_ROOT_PERMISSIONS.iter().map(|s| s.to_string()).collect();
+        let all = all_root_permissions();
         if let Some(key) = root_key {
             let hash = KeyHash::of(key);
             let existing: Option<(String, Option<i64>)> =

@@ -1,16 +1,28 @@
 //! Identities: the owners of keys, with shared rate limits.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::keys::{NewRatelimit, insert_ratelimits};
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, placeholders, to_u64};
 
 #[derive(Debug, Clone)]
 pub struct IdentityRow {
     pub id: String,
     pub external_id: String,
     pub meta: Option<String>,
+}
+
+/// A rate limit an identity's keys share.
+#[derive(Debug, Clone)]
+pub struct RatelimitRow {
+    pub id: String,
+    pub name: String,
+    pub limit: u64,
+    pub duration: u64,
+    pub auto_apply: bool,
 }
 
 fn identity_row(r: &AnyRow) -> StoreResult<IdentityRow> {
@@ -81,25 +93,36 @@ impl Store {
         rows.iter().map(identity_row).collect()
     }
 
-    pub async fn identity_ratelimits(
+    /// The rate limits of each identity, in one query, ordered by name.
+    pub async fn identities_ratelimits(
         &self,
-        identity_id: &str,
-    ) -> StoreResult<Vec<(String, String, i64, i64, i64)>> {
-        let rows = sqlx::query("SELECT id, name, lim, duration, auto_apply FROM ratelimits WHERE identity_id = $1 ORDER BY name")
-            .bind(identity_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("name")?,
-                    r.try_get("lim")?,
-                    r.try_get("duration")?,
-                    r.try_get("auto_apply")?,
-                ))
-            })
-            .collect()
+        identity_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<RatelimitRow>>> {
+        if identity_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT identity_id, id, name, lim, duration, auto_apply FROM ratelimits
+              WHERE identity_id IN ({}) ORDER BY name",
+            placeholders(identity_ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in identity_ids {
+            query = query.bind(*id);
+        }
+        let mut out: HashMap<String, Vec<RatelimitRow>> = HashMap::new();
+        for r in query.fetch_all(&self.pool).await? {
+            out.entry(r.try_get("identity_id")?)
+                .or_default()
+                .push(RatelimitRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    limit: to_u64(r.try_get("lim")?),
+                    duration: to_u64(r.try_get("duration")?),
+                    auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
+                });
+        }
+        Ok(out)
     }
 
     pub async fn update_identity(

@@ -4,7 +4,7 @@ use keyway_core::credits::{CreditBalance, Refill};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreResult, flag, to_i64};
+use super::{Missing, Store, StoreResult, flag, to_i64};
 use crate::ids;
 
 /// Everything createKey (and rerollKey) writes.
@@ -103,7 +103,7 @@ async fn ensure_permissions(
     slugs: &[String],
     now: i64,
     create_missing: bool,
-) -> StoreResult<Result<Vec<String>, Missing>> {
+) -> StoreResult<Vec<String>> {
     let mut out = Vec::with_capacity(slugs.len());
     for slug in slugs {
         let found: Option<String> =
@@ -114,7 +114,7 @@ async fn ensure_permissions(
                 .await?;
         let id = match found {
             Some(id) => id,
-            None if !create_missing => return Ok(Err(Missing::Permission(slug.clone()))),
+            None if !create_missing => return Err(Missing::Permission(slug.clone()).into()),
             None => {
                 let id = ids::new_id("perm");
                 sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
@@ -130,15 +130,15 @@ async fn ensure_permissions(
         };
         out.push(id);
     }
-    Ok(Ok(out))
+    Ok(out)
 }
 
-/// Resolves role names to ids; `Err(name)` names the first that does not exist.
+/// Resolves role names (or ids) to ids; the first that does not exist is the error.
 async fn resolve_roles(
     tx: &mut Transaction<'static, Any>,
     workspace_id: &str,
     names: &[String],
-) -> StoreResult<Result<Vec<String>, String>> {
+) -> StoreResult<Vec<String>> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         let found: Option<String> = sqlx::query_scalar(
@@ -150,10 +150,10 @@ async fn resolve_roles(
         .await?;
         match found {
             Some(id) => out.push(id),
-            None => return Ok(Err(name.clone())),
+            None => return Err(Missing::Role(name.clone()).into()),
         }
     }
-    Ok(Ok(out))
+    Ok(out)
 }
 
 /// The join tables a key links into; the statement differs only in table and column.
@@ -190,21 +190,10 @@ async fn link(
     Ok(())
 }
 
-/// What a key-level write could not find.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Missing {
-    Role(String),
-    /// A permission that would have to be created by a caller who may not create one.
-    Permission(String),
-}
-
 impl Store {
-    pub async fn insert_key(&self, k: &NewKey) -> StoreResult<Result<(), Missing>> {
+    pub async fn insert_key(&self, k: &NewKey) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let roles = match resolve_roles(&mut tx, &k.workspace_id, &k.roles).await? {
-            Ok(r) => r,
-            Err(name) => return Ok(Err(Missing::Role(name))),
-        };
+        let roles = resolve_roles(&mut tx, &k.workspace_id, &k.roles).await?;
         sqlx::query(
             "INSERT INTO keys (id, hash, start, workspace_id, for_workspace_id, api_id, keyspace_id, identity_id, name, meta,
                                enabled, expires, remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at)
@@ -231,18 +220,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_ratelimits(&mut tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
-        let perms = match ensure_permissions(
+        let perms = ensure_permissions(
             &mut tx,
             &k.workspace_id,
             &k.permissions,
             k.created_at,
             k.create_permissions,
         )
-        .await?
-        {
-            Ok(ids) => ids,
-            Err(missing) => return Ok(Err(missing)),
-        };
+        .await?;
         link(&mut tx, Link::Permissions, &k.id, &perms).await?;
         link(&mut tx, Link::Roles, &k.id, &roles).await?;
         for p in &k.root_permissions {
@@ -253,7 +238,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// A live (not deleted) key of the workspace.
@@ -332,7 +317,7 @@ impl Store {
         workspace_id: &str,
         u: &KeyUpdate,
         now: i64,
-    ) -> StoreResult<Result<(), Missing>> {
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let mut sets: Vec<(&str, Bind)> = Vec::new();
         if let Some(v) = &u.name {
@@ -394,19 +379,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let ids =
-                match ensure_permissions(&mut tx, workspace_id, perms, now, u.create_permissions)
-                    .await?
-                {
-                    Ok(ids) => ids,
-                    Err(missing) => return Ok(Err(missing)),
-                };
+                ensure_permissions(&mut tx, workspace_id, perms, now, u.create_permissions).await?;
             link(&mut tx, Link::Permissions, key_id, &ids).await?;
         }
         if let Some(roles) = &u.roles {
-            let ids = match resolve_roles(&mut tx, workspace_id, roles).await? {
-                Ok(ids) => ids,
-                Err(name) => return Ok(Err(Missing::Role(name))),
-            };
+            let ids = resolve_roles(&mut tx, workspace_id, roles).await?;
             sqlx::query("DELETE FROM keys_roles WHERE key_id = $1")
                 .bind(key_id)
                 .execute(&mut *tx)
@@ -414,7 +391,7 @@ impl Store {
             link(&mut tx, Link::Roles, key_id, &ids).await?;
         }
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Writes an absolute credit balance (the ledger's write-behind and updateCredits).
@@ -476,7 +453,7 @@ impl Store {
         op: SetOp,
         now: i64,
         create_missing: bool,
-    ) -> StoreResult<Result<(), Missing>> {
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         match op {
             SetOp::Add | SetOp::Set => {
@@ -487,12 +464,7 @@ impl Store {
                         .await?;
                 }
                 let ids =
-                    match ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
-                        .await?
-                    {
-                        Ok(ids) => ids,
-                        Err(missing) => return Ok(Err(missing)),
-                    };
+                    ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing).await?;
                 link(&mut tx, Link::Permissions, key_id, &ids).await?;
             }
             SetOp::Remove => {
@@ -515,7 +487,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     pub async fn change_key_roles(
@@ -525,12 +497,9 @@ impl Store {
         names: &[String],
         op: SetOp,
         now: i64,
-    ) -> StoreResult<Result<(), Missing>> {
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let ids = match resolve_roles(&mut tx, workspace_id, names).await? {
-            Ok(ids) => ids,
-            Err(name) => return Ok(Err(Missing::Role(name))),
-        };
+        let ids = resolve_roles(&mut tx, workspace_id, names).await?;
         match op {
             SetOp::Add => link(&mut tx, Link::Roles, key_id, &ids).await?,
             SetOp::Set => {
@@ -556,7 +525,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The key's direct permissions.

@@ -16,8 +16,8 @@ mod snapshot;
 
 pub use apis::ApiRow;
 pub use bootstrap::{Bootstrap, RootKeyRow};
-pub use identities::IdentityRow;
-pub use keys::{HashFilter, KeyRow, KeyUpdate, Missing, NewKey, NewRatelimit, SetOp};
+pub use identities::{IdentityRow, RatelimitRow};
+pub use keys::{HashFilter, KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
 pub use ratelimits::OverrideRow;
 pub use rbac::{PermissionRow, RoleRow};
 
@@ -29,6 +29,9 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("unique constraint violated")]
     Conflict,
+    /// A write named something that does not exist; nothing was written.
+    #[error("{0}")]
+    Missing(Missing),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     /// Stored data that cannot mean anything: an error to log and count, never a default.
@@ -46,6 +49,25 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a write could not find. The transaction is dropped, so nothing half-done remains.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    #[error("no role {0:?}")]
+    Role(String),
+    /// A permission that would have to be created by a caller who may not create one.
+    #[error("no permission {0:?}, and it may not be created")]
+    Permission(String),
+    /// A permission named by id or slug that does not exist.
+    #[error("no permission {0:?}")]
+    PermissionRef(String),
+}
+
+impl From<Missing> for StoreError {
+    fn from(m: Missing) -> Self {
+        StoreError::Missing(m)
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -91,6 +113,14 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `$1, $2, …, $n`: the placeholders of an `IN (…)` list.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn flag(b: bool) -> i64 {

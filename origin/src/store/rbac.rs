@@ -3,7 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreResult};
+use std::collections::HashMap;
+
+use super::{Missing, Store, StoreResult, placeholders};
 
 #[derive(Debug, Clone)]
 pub struct PermissionRow {
@@ -105,20 +107,20 @@ impl Store {
         Ok(())
     }
 
-    /// Creates a role with existing permissions (by id or slug); `Err(reference)` names
-    /// the first permission that does not exist.
+    /// Creates a role with existing permissions (by id or slug); the first that does not
+    /// exist is a `Missing::PermissionRef`.
     pub async fn insert_role(
         &self,
         workspace_id: &str,
         role: &RoleRow,
         permissions: &[String],
         now: i64,
-    ) -> StoreResult<Result<(), String>> {
+    ) -> StoreResult<()> {
         let mut ids = Vec::with_capacity(permissions.len());
         for p in permissions {
             match self.find_permission(workspace_id, p).await? {
                 Some(found) => ids.push(found.id),
-                None => return Ok(Err(p.clone())),
+                None => return Err(Missing::PermissionRef(p.clone()).into()),
             }
         }
         let mut tx = self.pool.begin().await?;
@@ -140,7 +142,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// By id or name.
@@ -157,15 +159,31 @@ impl Store {
         row.as_ref().map(role_row).transpose()
     }
 
-    pub async fn role_permissions(&self, role_id: &str) -> StoreResult<Vec<PermissionRow>> {
-        let rows = sqlx::query(
-            "SELECT p.id, p.name, p.slug, p.description FROM permissions p
-               JOIN roles_permissions rp ON rp.permission_id = p.id WHERE rp.role_id = $1 ORDER BY p.slug",
-        )
-        .bind(role_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(permission_row).collect()
+    /// The permissions of each role, in one query; a role without any is absent.
+    pub async fn roles_permissions(
+        &self,
+        role_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<PermissionRow>>> {
+        if role_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT rp.role_id, p.id, p.name, p.slug, p.description FROM permissions p
+               JOIN roles_permissions rp ON rp.permission_id = p.id
+              WHERE rp.role_id IN ({}) ORDER BY p.slug",
+            placeholders(role_ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in role_ids {
+            query = query.bind(*id);
+        }
+        let mut out: HashMap<String, Vec<PermissionRow>> = HashMap::new();
+        for r in query.fetch_all(&self.pool).await? {
+            out.entry(r.try_get("role_id")?)
+                .or_default()
+                .push(permission_row(&r)?);
+        }
+        Ok(out)
     }
 
     pub async fn list_roles(

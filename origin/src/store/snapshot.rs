@@ -12,48 +12,52 @@ use keyway_core::snapshot::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, to_u64};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use super::{Store, StoreError, StoreResult, placeholders, to_u64};
 
 const T: &str = "CAST(NULL AS TEXT)";
 const N: &str = "CAST(NULL AS BIGINT)";
 
-fn snapshot_sql() -> String {
-    // Columns: kind, t1..t9 (text), n1..n9 (bigint).
+/// The snapshot query for the keys `filter` selects (a condition on `keys k`).
+fn snapshot_sql(filter: &str) -> String {
+    // Columns: owner (the key id), kind, t1..t9 (text), n1..n9 (bigint).
     format!(
-        "SELECT 'k' AS kind, k.id AS t1, k.api_id AS t2, k.keyspace_id AS t3, k.workspace_id AS t4,
+        "SELECT k.id AS owner, 'k' AS kind, k.id AS t1, k.api_id AS t2, k.keyspace_id AS t3, k.workspace_id AS t4,
                 k.for_workspace_id AS t5, k.name AS t6, k.meta AS t7, k.identity_id AS t8, k.refill_interval AS t9,
                 k.enabled AS n1, k.expires AS n2, k.remaining AS n3, k.refill_amount AS n4, k.refill_day AS n5,
                 k.last_refill_at AS n6, k.deleted_at AS n7, k.created_at AS n8, a.deleted_at AS n9
-           FROM keys k LEFT JOIN apis a ON a.id = k.api_id WHERE k.hash = $1
+           FROM keys k LEFT JOIN apis a ON a.id = k.api_id WHERE {filter}
          UNION ALL
-         SELECT 'p', p.slug, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'p', p.slug, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN keys_permissions kp ON kp.key_id = k.id JOIN permissions p ON p.id = kp.permission_id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'p', p.slug, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'p', p.slug, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN keys_roles kr ON kr.key_id = k.id JOIN roles_permissions rp ON rp.role_id = kr.role_id
            JOIN permissions p ON p.id = rp.permission_id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'r', r.name, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'r', r.name, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN keys_roles kr ON kr.key_id = k.id JOIN roles r ON r.id = kr.role_id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'P', g.permission, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'P', g.permission, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN root_key_permissions g ON g.key_id = k.id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'i', i.id, i.external_id, i.meta, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'i', i.id, i.external_id, i.meta, {T}, {T}, {T}, {T}, {T}, {T}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN identities i ON i.id = k.identity_id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'l', l.id, l.name, 'key', {T}, {T}, {T}, {T}, {T}, {T}, l.lim, l.duration, l.auto_apply, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'l', l.id, l.name, 'key', {T}, {T}, {T}, {T}, {T}, {T}, l.lim, l.duration, l.auto_apply, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN ratelimits l ON l.key_id = k.id
-          WHERE k.hash = $1
+          WHERE {filter}
          UNION ALL
-         SELECT 'l', l.id, l.name, 'identity', {T}, {T}, {T}, {T}, {T}, {T}, l.lim, l.duration, l.auto_apply, {N}, {N}, {N}, {N}, {N}, {N}
+         SELECT k.id, 'l', l.id, l.name, 'identity', {T}, {T}, {T}, {T}, {T}, {T}, l.lim, l.duration, l.auto_apply, {N}, {N}, {N}, {N}, {N}, {N}
            FROM keys k JOIN ratelimits l ON l.identity_id = k.identity_id
-          WHERE k.hash = $1 AND k.identity_id IS NOT NULL"
+          WHERE {filter} AND k.identity_id IS NOT NULL"
     )
 }
 
@@ -71,17 +75,50 @@ fn required<T>(value: Option<T>, what: &str) -> StoreResult<T> {
     value.ok_or_else(|| StoreError::Corrupt(format!("snapshot row without {what}")))
 }
 
+/// The hot path's query, built once.
+static BY_HASH: LazyLock<String> = LazyLock::new(|| snapshot_sql("k.hash = $1"));
+
 impl Store {
     pub async fn load_snapshot(&self, hash: &KeyHash) -> StoreResult<Option<KeySnapshot>> {
-        let rows = sqlx::query(&snapshot_sql())
+        let rows = sqlx::query(&BY_HASH)
             .bind(hash.as_str())
             .fetch_all(&self.pool)
             .await?;
-        assemble(&rows)
+        assemble(rows.iter())
+    }
+
+    /// The snapshots of many keys in one query, by key id; absent keys are left out.
+    pub async fn load_snapshots(
+        &self,
+        key_ids: &[&str],
+    ) -> StoreResult<HashMap<String, KeySnapshot>> {
+        if key_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = snapshot_sql(&format!("k.id IN ({})", placeholders(key_ids.len())));
+        let mut query = sqlx::query(&sql);
+        for id in key_ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut by_key: HashMap<String, Vec<&AnyRow>> = HashMap::new();
+        for r in &rows {
+            by_key
+                .entry(required(text(r, "owner")?, "owner")?)
+                .or_default()
+                .push(r);
+        }
+        let mut out = HashMap::with_capacity(by_key.len());
+        for (id, rows) in by_key {
+            if let Some(snap) = assemble(rows.into_iter())? {
+                out.insert(id, snap);
+            }
+        }
+        Ok(out)
     }
 }
 
-fn assemble(rows: &[AnyRow]) -> StoreResult<Option<KeySnapshot>> {
+fn assemble<'r>(rows: impl Iterator<Item = &'r AnyRow>) -> StoreResult<Option<KeySnapshot>> {
     let mut key_row = None;
     let mut permissions = Vec::new();
     let mut roles = Vec::new();

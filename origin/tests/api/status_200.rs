@@ -395,3 +395,94 @@ both!(ratelimit_routes, |srv| {
     // All or nothing: the passing limit took nothing.
     assert_eq!(m["data"]["limits"][0]["remaining"], 5);
 });
+
+// Lists load a page's snapshots, balances, role permissions and identity limits in one
+// query each; every item must still get its own rows, equal to what the single read says.
+both!(lists_give_each_item_its_own_rows, |srv| {
+    let api = srv.create_api().await;
+    for (ext, limit) in [("acme", 5), ("globex", 7), ("initech", 9)] {
+        srv.ok(
+            "/v2/identities.createIdentity",
+            json!({"externalId": ext, "ratelimits": [{"name": "rps", "limit": limit, "duration": 1000}]}),
+        )
+        .await;
+    }
+    for (name, perms) in [
+        ("reader", vec!["docs.read"]),
+        ("writer", vec!["docs.read", "docs.write"]),
+    ] {
+        for p in &perms {
+            let _ = srv
+                .call(
+                    "/v2/permissions.createPermission",
+                    json!({"name": p, "slug": p}),
+                )
+                .await;
+        }
+        srv.ok(
+            "/v2/permissions.createRole",
+            json!({"name": name, "permissions": perms}),
+        )
+        .await;
+    }
+    let mut keys = Vec::new();
+    for i in 0..4u64 {
+        let mut body = json!({
+            "name": format!("key-{i}"),
+            "permissions": [format!("p.{i}")],
+            "credits": {"remaining": 10 + i},
+            "roles": [if i % 2 == 0 { "reader" } else { "writer" }],
+        });
+        if i < 3 {
+            body["externalId"] = json!(["acme", "globex", "initech"][i as usize]);
+        }
+        let (_, key) = srv.create_key_in(&api, body).await;
+        // Spend i credits, so each live balance differs from the stored one.
+        for _ in 0..i {
+            srv.verify(json!({"key": key})).await;
+        }
+        keys.push(key);
+    }
+    let (status, page) = srv
+        .call("/v2/apis.listKeys", json!({"apiId": api, "limit": 100}))
+        .await;
+    assert_eq!(status, 200);
+    let listed = page["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 4);
+    for item in listed {
+        let one = srv
+            .ok("/v2/keys.getKey", json!({"keyId": item["keyId"]}))
+            .await;
+        assert_eq!(item, &one);
+        let i: u64 = item["name"].as_str().unwrap()[4..].parse().unwrap();
+        assert_eq!(item["credits"]["remaining"], 10);
+        assert_eq!(
+            item["permissions"].as_array().unwrap().len(),
+            if i.is_multiple_of(2) { 2 } else { 3 }
+        );
+    }
+
+    let (_, roles) = srv
+        .call("/v2/permissions.listRoles", json!({"limit": 10}))
+        .await;
+    for r in roles["data"].as_array().unwrap() {
+        let one = srv
+            .ok("/v2/permissions.getRole", json!({"role": r["name"]}))
+            .await;
+        assert_eq!(r, &one);
+    }
+    let (_, ids) = srv
+        .call("/v2/identities.listIdentities", json!({"limit": 10}))
+        .await;
+    let ids = ids["data"].as_array().unwrap();
+    assert_eq!(ids.len(), 3);
+    for i in ids {
+        let one = srv
+            .ok(
+                "/v2/identities.getIdentity",
+                json!({"identity": i["externalId"]}),
+            )
+            .await;
+        assert_eq!(i, &one);
+    }
+});

@@ -1,0 +1,371 @@
+//! Keys themselves: create, read, update, delete, reroll.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyway_core::api::keys::{
+    CreateKeyRequest, CreateKeyResponseData, DeleteKeyRequest, GetKeyRequest, RerollKeyRequest,
+    UpdateKeyRequest, WhoamiRequest,
+};
+use keyway_core::api::{Empty, Patch};
+use keyway_core::auth::Action;
+use keyway_core::credits::{CreditBalance, Refill};
+use keyway_core::error::ApiError;
+use keyway_core::key::{DEFAULT_BYTE_LENGTH, KeyHash};
+use keyway_core::snapshot::LimitOwner;
+use keyway_core::validate::Issues;
+
+use crate::http::{ApiResult, AppError, Json, ok};
+use crate::ids;
+use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
+use crate::service::resources::{api_for, key_for};
+use crate::service::views::{self, meta_text, new_ratelimits, refill_of};
+use crate::service::{not_found, validate};
+use crate::state::AppState;
+use crate::store::{KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
+
+/// One key's response shape, or "not found" if it was deleted meanwhile.
+async fn key_data(
+    state: &AppState,
+    row: KeyRow,
+) -> Result<keyway_core::api::keys::KeyData, AppError> {
+    views::keys_data(state, std::slice::from_ref(&row))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError(not_found::key()))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<CreateKeyRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.id("body.apiId", &req.api_id);
+    if let Some(p) = &req.prefix {
+        v.check(
+            keyway_core::key::validate_prefix(p).is_ok(),
+            "body.prefix",
+            || "must be 1 to 16 letters, digits or underscores".into(),
+        );
+    }
+    if let Some(n) = &req.name {
+        v.length("body.name", n, 1, 255);
+    }
+    if let Some(b) = req.byte_length {
+        v.range("body.byteLength", b, 16, 255);
+    }
+    if let Some(e) = &req.external_id {
+        validate::external_id(&mut v, "body.externalId", e);
+    }
+    validate::meta(&mut v, "body.meta", req.meta.as_ref());
+    validate::roles(&mut v, "body.roles", req.roles.as_ref());
+    validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
+    if let Some(e) = req.expires {
+        validate::expires(&mut v, "body.expires", e);
+    }
+    if let Some(c) = &req.credits
+        && let Some(r) = &c.refill
+    {
+        validate::refill(&mut v, "body.credits.refill", r);
+        v.check(c.remaining.is_some(), "body.credits.refill", || {
+            "needs credits.remaining to be set".into()
+        });
+    }
+    validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+    v.finish()?;
+
+    let caller = state.authenticate(&headers).await?;
+    require_grant_changes(
+        &caller,
+        req.permissions
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|_| SetOp::Add),
+        req.roles
+            .as_ref()
+            .filter(|r| !r.is_empty())
+            .map(|_| SetOp::Add),
+    )?;
+    let api = api_for(&state, &caller, &req.api_id, Action::CreateKey).await?;
+
+    let now = ids::now_ms();
+    let byte_length = req.byte_length.map_or(DEFAULT_BYTE_LENGTH, |b| {
+        usize::try_from(b).unwrap_or(DEFAULT_BYTE_LENGTH)
+    });
+    let minted = ids::mint_key(req.prefix.as_deref(), byte_length)
+        .map_err(|e| AppError(ApiError::invalid_input(e.to_string(), Vec::new())))?;
+    let identity_id = match &req.external_id {
+        Some(ext) => Some(
+            state
+                .store
+                .upsert_identity(caller.workspace_id(), ext, now)
+                .await?,
+        ),
+        None => None,
+    };
+    let key_id = ids::new_id("key");
+    let credits = req.credits.filter(|c| c.remaining.is_some());
+    let new = NewKey {
+        id: key_id.clone(),
+        hash: minted.hash.as_str().to_string(),
+        start: minted.start.clone(),
+        workspace_id: caller.workspace_id().to_string(),
+        for_workspace_id: None,
+        api_id: Some(api.id.clone()),
+        keyspace_id: Some(api.keyspace_id.clone()),
+        identity_id,
+        name: req.name.clone(),
+        meta: meta_text(req.meta.as_ref()),
+        enabled: req.enabled.unwrap_or(true),
+        expires: req.expires,
+        remaining: credits.and_then(|c| c.remaining),
+        refill: credits.and_then(|c| c.refill.as_ref().map(refill_of)),
+        created_at: now,
+        ratelimits: new_ratelimits(req.ratelimits.as_ref()),
+        permissions: req.permissions.clone().unwrap_or_default(),
+        create_permissions: may_create_permissions(&caller),
+        roles: req.roles.clone().unwrap_or_default(),
+        root_permissions: Vec::new(),
+    };
+    state.store.insert_key(&new).await?;
+    // A "not found" for this hash may be cached from before the key existed.
+    state.forget([minted.hash.as_str()]).await;
+    ok(CreateKeyResponseData {
+        key_id,
+        key: minted.key,
+    })
+}
+
+pub async fn get_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<GetKeyRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    let row = key_for(&state, &caller, &req.key_id, Action::ReadKey).await?;
+    ok(key_data(&state, row).await?)
+}
+
+pub async fn whoami(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<WhoamiRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.key", req.key.expose(), 1, 512);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    let hash = req.key.hash();
+    let row = state
+        .store
+        .find_key_by_hash(hash.as_str())
+        .await?
+        .filter(|r| r.workspace_id == caller.workspace_id() && r.api_id.is_some())
+        .ok_or_else(|| AppError(not_found::key()))?;
+    authorize(
+        &caller,
+        Action::ReadKey,
+        row.api_id.as_deref(),
+        not_found::key,
+    )?;
+    ok(key_data(&state, row).await?)
+}
+
+pub async fn delete_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<DeleteKeyRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    let row = key_for(&state, &caller, &req.key_id, Action::DeleteKey).await?;
+    let now = ids::now_ms();
+    if req.permanent {
+        state.store.hard_delete_key(&row.id).await?;
+    } else {
+        state.store.soft_delete_key(&row.id, now).await?;
+    }
+    state.forget([row.hash.as_str()]).await;
+    ok(Empty {})
+}
+
+pub async fn update_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<UpdateKeyRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    if let Patch::Value(n) = &req.name {
+        v.length("body.name", n, 1, 255);
+    }
+    if let Patch::Value(e) = &req.external_id {
+        validate::external_id(&mut v, "body.externalId", e);
+    }
+    if let Patch::Value(m) = &req.meta {
+        validate::meta(&mut v, "body.meta", Some(m));
+    }
+    if let Patch::Value(e) = req.expires {
+        validate::expires(&mut v, "body.expires", e);
+    }
+    if let Patch::Value(c) = &req.credits
+        && let Patch::Value(r) = &c.refill
+    {
+        validate::refill(&mut v, "body.credits.refill", r);
+    }
+    validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+    validate::roles(&mut v, "body.roles", req.roles.as_ref());
+    validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
+    v.finish()?;
+
+    let caller = state.authenticate(&headers).await?;
+    require_grant_changes(
+        &caller,
+        req.permissions.as_ref().map(|_| SetOp::Set),
+        req.roles.as_ref().map(|_| SetOp::Set),
+    )?;
+    let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
+    let now = ids::now_ms();
+    let identity_id = match &req.external_id {
+        Patch::Absent => None,
+        Patch::Null => Some(None),
+        Patch::Value(ext) => Some(Some(
+            state
+                .store
+                .upsert_identity(caller.workspace_id(), ext, now)
+                .await?,
+        )),
+    };
+    // Credits: `null` makes the key unlimited; `remaining` goes through the ledger so a
+    // pending write-behind cannot overwrite it.
+    let (remaining, refill): (Option<Option<u64>>, Option<Option<Refill>>) = match &req.credits {
+        Patch::Absent => (None, None),
+        Patch::Null => (Some(None), Some(None)),
+        Patch::Value(c) => (
+            c.remaining.as_option().map(|r| r.copied()),
+            c.refill.as_option().map(|r| r.map(refill_of)),
+        ),
+    };
+    let update = KeyUpdate {
+        name: req.name.as_option().map(|o| o.cloned()),
+        meta: req.meta.as_option().map(|o| meta_text(o)),
+        expires: req.expires.as_option().map(|o| o.copied()),
+        enabled: req.enabled,
+        identity_id,
+        refill,
+        ratelimits: req
+            .ratelimits
+            .as_ref()
+            .map(|_| new_ratelimits(req.ratelimits.as_ref())),
+        permissions: req.permissions.clone(),
+        roles: req.roles.clone(),
+        create_permissions: may_create_permissions(&caller),
+    };
+    state
+        .store
+        .update_key(&row.id, caller.workspace_id(), &update, now)
+        .await?;
+    if let Some(remaining) = remaining {
+        state
+            .change_credits(&row.id, None, |_| {
+                remaining.map(|r| CreditBalance {
+                    remaining: r,
+                    last_refill_at: now,
+                })
+            })
+            .await?;
+    }
+    state.forget([row.hash.as_str()]).await;
+    ok(Empty {})
+}
+
+pub async fn reroll_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<RerollKeyRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    validate::expires(&mut v, "body.expiration", req.expiration);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    let row = key_for(&state, &caller, &req.key_id, Action::CreateKey).await?;
+    let snap = state
+        .store
+        .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
+        .await?
+        .ok_or_else(|| AppError(not_found::key()))?;
+    let now = ids::now_ms();
+    let prefix = row.start.rsplit_once('_').map(|(p, _)| p.to_string());
+    let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH)
+        .map_err(|e| AppError(ApiError::internal(e.to_string())))?;
+    let live = state.live_credits(&row.id).await?;
+    let new_id = ids::new_id("key");
+    let new = NewKey {
+        id: new_id.clone(),
+        hash: minted.hash.as_str().to_string(),
+        start: minted.start.clone(),
+        workspace_id: caller.workspace_id().to_string(),
+        for_workspace_id: None,
+        api_id: row.api_id.clone(),
+        keyspace_id: Some(snap.keyspace_id.clone()),
+        identity_id: snap.identity.as_ref().map(|i| i.id.clone()),
+        name: snap.name.clone(),
+        meta: snap.meta.clone(),
+        enabled: snap.enabled,
+        expires: snap.expires,
+        remaining: snap.credits.map(|c| live.unwrap_or(c.balance).remaining),
+        refill: snap.credits.and_then(|c| c.refill),
+        created_at: now,
+        ratelimits: snap
+            .ratelimits
+            .iter()
+            .filter(|r| r.owner == LimitOwner::Key)
+            .map(|r| NewRatelimit {
+                name: r.name.clone(),
+                limit: r.limit,
+                duration: r.duration_ms,
+                auto_apply: r.auto_apply,
+            })
+            .collect(),
+        permissions: state
+            .store
+            .key_permissions(&row.id)
+            .await?
+            .into_iter()
+            .map(|p| p.slug)
+            .collect(),
+        // The copy grants nothing new: these permissions exist already.
+        create_permissions: true,
+        roles: state
+            .store
+            .key_roles(&row.id)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+        root_permissions: Vec::new(),
+    };
+    state.store.insert_key(&new).await?;
+    let old_expires = now.saturating_add(req.expiration);
+    let expire = KeyUpdate {
+        expires: Some(Some(old_expires)),
+        ..KeyUpdate::default()
+    };
+    state
+        .store
+        .update_key(&row.id, caller.workspace_id(), &expire, now)
+        .await?;
+    state
+        .cache
+        .invalidate([row.hash.as_str(), minted.hash.as_str()]);
+    ok(CreateKeyResponseData {
+        key_id: new_id,
+        key: minted.key,
+    })
+}

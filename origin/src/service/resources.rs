@@ -1,0 +1,42 @@
+//! Finding a key or an API of the caller's workspace that the caller may act on.
+//! Authorization comes first where the id is all it needs, so a caller without the grant
+//! learns nothing about what exists.
+
+use keyway_core::auth::{Action, RootScope};
+
+use super::access::authorize;
+use super::not_found;
+use crate::http::AppError;
+use crate::state::AppState;
+use crate::store::{ApiRow, KeyRow};
+
+/// A live key of the caller's workspace that the caller may `action` (on the key's API).
+pub async fn key_for(
+    state: &AppState,
+    caller: &RootScope,
+    key_id: &str,
+    action: Action,
+) -> Result<KeyRow, AppError> {
+    let row = state
+        .store
+        .find_key(caller.workspace_id(), key_id)
+        .await?
+        .ok_or_else(|| AppError(not_found::key()))?;
+    authorize(caller, action, row.api_id.as_deref(), not_found::key)?;
+    Ok(row)
+}
+
+/// A live API of the caller's workspace that the caller may `action`.
+pub async fn api_for(
+    state: &AppState,
+    caller: &RootScope,
+    api_id: &str,
+    action: Action,
+) -> Result<ApiRow, AppError> {
+    authorize(caller, action, Some(api_id), not_found::api)?;
+    state
+        .store
+        .find_api(caller.workspace_id(), api_id)
+        .await?
+        .ok_or_else(|| AppError(not_found::api()))
+}

@@ -1,0 +1,47 @@
+//! The verification flow: look up, decide, admit against counters, count and record.
+
+use keyway_core::api::keys::{VerifyKeyRequest, VerifyKeyResponseData};
+use keyway_core::auth::RootScope;
+use keyway_core::key::KeyHash;
+use keyway_core::permission::Query;
+use keyway_core::verify::{EventContext, Plan, plan};
+use keyway_core::wire::{Event, ServedBy};
+
+use crate::http::{AppError, request_id, started};
+use crate::ids;
+use crate::state::AppState;
+
+/// Verifies a key (by hash) for a caller; shared by the public route and the edge's
+/// forwarded verifications.
+pub async fn verify(
+    state: &AppState,
+    caller: &RootScope,
+    hash: &KeyHash,
+    req: &VerifyKeyRequest,
+    query: Option<&Query>,
+) -> Result<VerifyKeyResponseData, AppError> {
+    caller.require_verifier()?;
+    let (snapshot, _) = state.lookup(hash).await?;
+    let now = ids::now_ms();
+    let verdict = match plan(snapshot.as_deref(), req, query, caller, now)? {
+        Plan::Decided(v) => v,
+        Plan::Admit(pending) => {
+            let admission = state.admit(&pending.charge(), now).await?;
+            pending.finish(admission)
+        }
+    };
+    state.metrics.verified(verdict.data.code);
+    let request_id = request_id();
+    state
+        .events
+        .record(Event::Verification(verdict.event(EventContext {
+            time_ms: now,
+            request_id: &request_id,
+            caller,
+            snapshot: snapshot.as_deref(),
+            request: req,
+            latency_us: u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
+            served_by: ServedBy::Origin,
+        })));
+    Ok(verdict.data)
+}
