@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Worker bundle (edge/build/index.js + index_bg.wasm) with worker-build.
+# Builds a Worker bundle (<crate>/build/index.js + index_bg.wasm) with worker-build.
+# Usage: edge/build.sh [crate dir, relative to the workspace root; default edge]
 #
 # worker-build normally downloads wasm-bindgen, esbuild and wasm-opt from GitHub. Where
 # those binaries are already here (offline machines, CI), point it at them; elsewhere it
@@ -7,7 +8,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
-cd "$here"
+cd "$root/${1:-edge}"
 
 if command -v wasm-bindgen >/dev/null 2>&1; then
   export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-8}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -p keyway-origin --bin keyway >/dev/null
+cargo build --release -p keyway-origin --bin keyway -p keyway-lab >/dev/null
 bash edge/build.sh >/dev/null 2>&1
 
 dir=$(mktemp -d)
@@ -17,32 +17,9 @@ secret="edge_bench_$RANDOM$RANDOM"
 env KEYWAY_ROOT_KEY=$root KEYWAY_EDGE_SECRET=$secret KEYWAY_LOG=warn target/release/keyway serve \
   --listen 127.0.0.1:18080 --database "sqlite://$dir/k.db" 2>"$dir/keyway.log" &
 keyway=$!
-cp edge/build/index.js edge/build/index_bg.wasm "$dir/"
-cat >"$dir/edge.capnp" <<CAPNP
-using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .edge),
-    (name = "loopback", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [(name = "http", address = "127.0.0.1:18788", http = (), service = "main")],
-);
-const edge :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2025-09-01",
-  globalOutbound = "loopback",
-  bindings = [
-    (name = "KEYWAY_ORIGIN_URL", text = "http://127.0.0.1:18080"),
-    (name = "KEYWAY_EDGE_SECRET", text = "$secret"),
-    (name = "KEYWAY_FRESH_SECONDS", text = "600"),
-    (name = "KEYWAY_STALE_SECONDS", text = "600"),
-    (name = "KEYWAY_ROUTE", text = "edge"),
-  ],
-);
-CAPNP
+# The same workerd config the lab runs (keyway-testkit writes both).
+KEYWAY_EDGE_SECRET=$secret target/release/keyway-lab edge-config --dir "$dir" \
+  --listen 127.0.0.1:18788 --origin-url http://127.0.0.1:18080 >/dev/null
 trap 'kill $keyway ${workerd:-} 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do curl -sf localhost:18080/v2/liveness >/dev/null && break; sleep 0.1; done
 api=$(curl -sf localhost:18080/v2/apis.createApi -H "Authorization: Bearer $root" -d '{"name":"bench"}' | sed 's/.*"apiId":"\([^"]*\)".*/\1/')
@@ -51,7 +28,7 @@ key=$(curl -sf localhost:18080/v2/keys.createKey -H "Authorization: Bearer $root
 body="{\"key\":\"$key\",\"permissions\":\"api.read AND api.write\"}"
 
 t0=$(date +%s%N)
-node_modules/.bin/workerd serve "$dir/edge.capnp" --experimental 2>"$dir/workerd.log" &
+node_modules/.bin/workerd serve "$dir/workerd.capnp" --experimental 2>"$dir/workerd.log" &
 workerd=$!
 until curl -sf -o /dev/null localhost:18788/v2/keys.verifyKey -H "Authorization: Bearer $root" -d "$body"; do sleep 0.02; done
 t1=$(date +%s%N)

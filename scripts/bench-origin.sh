@@ -6,14 +6,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -p keyway-origin --bin keyway --example hello_world >/dev/null
+cargo build --release -p keyway-origin --bin keyway -p keyway-lab >/dev/null
 
 dir=$(mktemp -d)
 root="root_bench_$RANDOM$RANDOM"
 env KEYWAY_ROOT_KEY=$root KEYWAY_LOG=warn ${KEYWAY_BENCH_ENV:-} target/release/keyway serve --listen 127.0.0.1:18080 \
   --database "sqlite://$dir/k.db" 2>"$dir/keyway.log" &
 keyway=$!
-target/release/examples/hello_world 127.0.0.1:18081 &
+target/release/keyway-lab hello-axum 127.0.0.1:18081 >/dev/null &
 hello=$!
 trap 'kill $keyway $hello 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 50); do curl -sf localhost:18080/v2/liveness >/dev/null && break; sleep 0.1; done

@@ -23,7 +23,6 @@ pub struct Options {
     pub rate: f64,
     pub connections: usize,
     pub rounds: usize,
-    pub skip_build: bool,
     pub command: String,
 }
 
@@ -58,21 +57,15 @@ struct Origin {
 }
 
 pub async fn run(opts: &Options) -> Result<Report> {
-    let root = parts::workspace_root();
     load::oha_available()?;
-    if !opts.skip_build {
-        parts::build(&root)?;
-    }
     let dir = tempfile::tempdir()?;
-    let redis = parts::start_redis()?;
-    let redis_url = format!("redis://{}", redis.addr);
+    let redis = keyway_testkit::Redis::start()?;
+    let redis_url = redis.url();
     let root_key = format!("root_lab_{}", std::process::id());
     let http = reqwest::Client::new();
     let mut origins = Vec::new();
     for (name, redis_url) in [("single", None), ("cluster", Some(redis_url.as_str()))] {
         let part = parts::start_origin(
-            &root,
-            name,
             &OriginSettings {
                 database: &dir.path().join(format!("{name}.db")),
                 root_key: &root_key,

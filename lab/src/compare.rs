@@ -52,7 +52,7 @@ pub async fn compare(opts: &Options) -> Result<Report> {
     let root = parts::workspace_root();
     if !opts.skip_build {
         let s = ui.add(ProgressBar::new_spinner());
-        s.set_message("building the release origin, hello-world and edge bundle");
+        s.set_message("building the edge bundle and the Rust hello-world Worker");
         s.enable_steady_tick(Duration::from_millis(120));
         let r = root.clone();
         tokio::task::spawn_blocking(move || parts::build(&r)).await??;
@@ -82,7 +82,7 @@ pub async fn compare(opts: &Options) -> Result<Report> {
 
     let memory = if opts.memory_keys > 0 {
         let dir = tempfile::tempdir()?;
-        Some(crate::memory::run(&root, dir.path(), opts.memory_keys, &ui).await?)
+        Some(crate::memory::run(dir.path(), opts.memory_keys, &ui).await?)
     } else {
         None
     };
@@ -129,8 +129,6 @@ async fn start(root: &Path) -> Result<Bench> {
     let root_key = format!("root_lab_{:032x}", rand::random::<u128>());
     let db = dir.path().join("lab.db");
     let origin = parts::start_origin(
-        root,
-        "origin",
         &OriginSettings {
             database: &db,
             root_key: &root_key,
@@ -142,8 +140,6 @@ async fn start(root: &Path) -> Result<Bench> {
     )?;
     // The cold origin shares the database; it starts second so migrations have run.
     let cold = parts::start_origin(
-        root,
-        "origin-cold",
         &OriginSettings {
             database: &db,
             root_key: &root_key,
@@ -153,7 +149,7 @@ async fn start(root: &Path) -> Result<Bench> {
         },
         &dir.path().join("origin-cold.log"),
     )?;
-    let hello_axum = parts::start_hello_axum(root)?;
+    let hello_axum = parts::start_hello_axum()?;
     let cache = CacheService::start().await?;
     let http = reqwest::Client::new();
     let keys = seed::seed(&Api {
@@ -201,15 +197,8 @@ async fn run_profile(
     let origin_for_edge = reach(b.origin.addr, profile.edge_origin_ms, &mut proxies).await?;
     let workers: Vec<EdgeWorker> = scenarios::EDGE_WORKERS
         .iter()
-        .map(|(name, tiers, route)| {
-            Ok(EdgeWorker {
-                name,
-                addr: parts::free_port()?,
-                tiers,
-                route,
-            })
-        })
-        .collect::<Result<_>>()?;
+        .map(|(name, tiers, route)| EdgeWorker { name, tiers, route })
+        .collect();
     b.cache.set_read_delay(profile.cache_read);
     b.cache.clear();
     let workerd_dir = b.dir.path().join(format!("workerd-{}", profile.name));
@@ -219,7 +208,6 @@ async fn run_profile(
         edge_secret: &b.secret,
         cache_service: b.cache.addr,
         workers: &workers,
-        hello: parts::free_port()?,
     };
     let workerd = parts::start_workerd(&b.root, &workerd_dir, &settings)?;
 
@@ -232,12 +220,9 @@ async fn run_profile(
             Server::HelloAxum => b.hello_axum.addr,
             Server::Origin => b.origin.addr,
             Server::OriginCold => b.cold.addr,
-            Server::HelloWorkerd => settings.hello,
-            Server::Edge(name) => workers
-                .iter()
-                .find(|w| w.name == name)
-                .map(|w| w.addr)
-                .context("unknown edge worker")?,
+            Server::HelloWorkerd => workerd.addr(parts::HELLO_JS).context("no JS hello")?,
+            Server::HelloRustWorker => workerd.addr(parts::HELLO_RUST).context("no Rust hello")?,
+            Server::Edge(name) => workerd.addr(name).context("unknown edge worker")?,
         };
         let one_way = if sc.server.at_edge() {
             profile.client_edge_ms

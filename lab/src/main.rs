@@ -7,6 +7,7 @@ mod chart;
 mod cluster;
 mod compare;
 mod delay;
+mod hello;
 mod load;
 mod memory;
 mod parts;
@@ -21,6 +22,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+// The origin runs inside this binary (`keyway-lab origin`), so it gets the allocator the
+// `keyway` binary has; the hello-world gets the same, so the comparison is of work alone.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -57,7 +63,7 @@ enum Cmd {
         /// Requests per second of the fixed-rate runs outside `local`.
         #[arg(long)]
         rate: Option<f64>,
-        /// Use the binaries and bundle already built.
+        /// Use the Worker bundles already built.
         #[arg(long)]
         skip_build: bool,
         /// Run only these scenarios (comma-separated): for profiling, not for a report.
@@ -83,14 +89,35 @@ enum Cmd {
         /// Requests per second of the latency runs.
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
-        /// Use the binaries already built.
-        #[arg(long)]
-        skip_build: bool,
     },
     /// Checks that a report is complete and well-formed (never that a timing was met).
     Check {
         /// The folder holding report.json.
         dir: PathBuf,
+    },
+    /// The origin's own command line (`keyway`), as the lab runs it:
+    /// `keyway-lab origin serve ...`.
+    #[command(disable_help_flag = true)]
+    Origin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// The axum hello-world baseline; prints `listening on <addr>`.
+    HelloAxum {
+        #[arg(default_value = "127.0.0.1:18081")]
+        addr: String,
+    },
+    /// Writes a workerd config serving the edge bundle (edge/build) on one address, for
+    /// scripts/bench-edge.sh: `<dir>/workerd.capnp`.
+    EdgeConfig {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        origin_url: String,
+        #[arg(long, env = "KEYWAY_EDGE_SECRET", hide_env_values = true)]
+        secret: String,
     },
 }
 
@@ -191,7 +218,6 @@ fn run() -> Result<()> {
             seconds,
             rounds,
             rate,
-            skip_build,
         } => {
             let out = out_dir(out, quick);
             let opts = cluster::Options {
@@ -200,7 +226,6 @@ fn run() -> Result<()> {
                 rate,
                 connections: 32,
                 rounds: rounds.unwrap_or(if quick { 1 } else { 3 }).max(1),
-                skip_build,
                 command: command_line(),
             };
             let rt = runtime()?;
@@ -216,6 +241,24 @@ fn run() -> Result<()> {
                 report.stateful_p50_added_ms, report.stateful_throughput_ratio
             );
             println!("report: {}/cluster.md, cluster.json", out.display());
+            Ok(())
+        }
+        Cmd::Origin { args } => {
+            keyway_origin::cli::run(std::iter::once("keyway".into()).chain(args))
+        }
+        Cmd::HelloAxum { addr } => hello::serve(&addr),
+        Cmd::EdgeConfig {
+            dir,
+            listen,
+            origin_url,
+            secret,
+        } => {
+            let root = parts::workspace_root();
+            keyway_testkit::workerd::copy_bundle(&root.join("edge/build"), &dir.join("edge"))?;
+            let config = keyway_testkit::WorkerdConfig::new()
+                .worker(parts::edge_worker("edge", &origin_url, &secret, "edge").listen(&listen));
+            std::fs::write(dir.join("workerd.capnp"), config.render())?;
+            println!("{}", dir.join("workerd.capnp").display());
             Ok(())
         }
         Cmd::Check { dir } => {

@@ -25,17 +25,10 @@ pub struct MemoryReport {
     pub warm_seconds: f64,
 }
 
-pub async fn run(
-    root: &Path,
-    dir: &Path,
-    keys: usize,
-    ui: &indicatif::MultiProgress,
-) -> Result<MemoryReport> {
+pub async fn run(dir: &Path, keys: usize, ui: &indicatif::MultiProgress) -> Result<MemoryReport> {
     let db = dir.join("memory.db");
     let root_key = "root_lab_memory_only";
     let origin = parts::start_origin(
-        root,
-        "origin-memory",
         &OriginSettings {
             database: &db,
             root_key,

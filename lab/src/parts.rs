@@ -1,93 +1,68 @@
-//! The real parts, built and started as processes: the release origin, the axum
-//! hello-world, and workerd serving the edge bundle and a hello-world Worker.
+//! The real parts, started as processes through `keyway-testkit`: the origin, the axum
+//! hello-world, Redis, and workerd serving the edge bundle and two hello-world Workers.
+//!
+//! The origin and the axum hello-world are this binary run again (`keyway-lab origin`,
+//! `keyway-lab hello-axum`): the lab is built with the profile it is run with (release,
+//! as the README says), so what it measures is the origin's own code in that profile,
+//! with the `keyway` binary's allocator, and no test or run needs a nested cargo build
+//! for them. Only the Worker bundles are built here: a wasm32 build through worker-build
+//! cannot be a cargo dependency.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use keyway_testkit::process::{OnDrop, Process, watch_lines};
+use keyway_testkit::workerd::{Worker, copy_bundle};
+use keyway_testkit::{OriginCommand, Workerd, WorkerdConfig};
 
-/// A child process that is stopped when dropped, so no part outlives the lab.
+pub use keyway_testkit::workspace_root;
+
+/// A started process and the address it listens on; it stops when dropped, so no part
+/// outlives the lab.
 pub struct Part {
-    pub name: &'static str,
     pub addr: SocketAddr,
-    child: Child,
+    process: Process,
 }
 
 impl Part {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid().unwrap_or(0)
     }
 }
 
-impl Drop for Part {
-    fn drop(&mut self) {
-        // SIGTERM first: the origin drains and flushes; workerd exits at once.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The Rust hello-world Worker's crate, built like the edge.
+const HELLO_RUST_DIR: &str = "lab/hello-worker";
 
-pub fn free_port() -> Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?)
-}
-
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// Builds the release origin, the hello-world and the edge bundle: the lab measures
-/// what a user would deploy, never a debug build.
+/// Builds the two Worker bundles: the edge and the Rust hello-world.
 pub fn build(root: &Path) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(
-        Command::new(cargo).current_dir(root).args([
-            "build",
-            "--release",
-            "-p",
-            "keyway-origin",
-            "--bin",
-            "keyway",
-            "--example",
-            "hello_world",
-        ]),
-        "building the origin",
-    )?;
-    run(
-        Command::new("bash")
+    for (dir, what) in [
+        ("edge", "building the edge bundle (edge/build.sh)"),
+        (
+            HELLO_RUST_DIR,
+            "building the Rust hello-world Worker (edge/build.sh lab/hello-worker)",
+        ),
+    ] {
+        let out = Command::new("bash")
             .current_dir(root)
-            .arg("edge/build.sh")
-            .env_remove("CARGO_TARGET_DIR"),
-        "building the edge bundle (edge/build.sh)",
-    )?;
+            .args(["edge/build.sh", dir])
+            .env_remove("CARGO_TARGET_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .context(what)?;
+        if !out.status.success() {
+            bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
     Ok(())
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| what.to_string())?;
-    if !out.status.success() {
-        bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
+/// This binary, to run again as the origin or the axum hello-world.
+fn this_binary() -> Result<PathBuf> {
+    std::env::current_exe().context("finding the lab's own binary")
 }
 
 pub struct OriginSettings<'a> {
@@ -100,20 +75,10 @@ pub struct OriginSettings<'a> {
     pub redis_url: Option<&'a str>,
 }
 
-pub fn start_origin(
-    root: &Path,
-    name: &'static str,
-    s: &OriginSettings,
-    log: &Path,
-) -> Result<Part> {
-    let addr = free_port()?;
-    let mut cmd = Command::new(root.join("target/release/keyway"));
-    if let Some(url) = s.redis_url {
-        cmd.env("KEYWAY_REDIS_URL", url);
-    }
-    let child = cmd
-        .arg("serve")
-        .env("KEYWAY_LISTEN", addr.to_string())
+pub fn start_origin(s: &OriginSettings, log: &Path) -> Result<Part> {
+    let mut cmd = Command::new(this_binary()?);
+    cmd.arg("origin");
+    let mut origin = OriginCommand::from_command(cmd)
         .env(
             "KEYWAY_DATABASE_URL",
             format!("sqlite://{}", s.database.display()),
@@ -121,62 +86,45 @@ pub fn start_origin(
         .env("KEYWAY_ROOT_KEY", s.root_key)
         .env("KEYWAY_EDGE_SECRET", s.edge_secret)
         .env("KEYWAY_CACHE_CAPACITY", s.cache_capacity.to_string())
-        .env("KEYWAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()
-        .context("starting the origin (target/release/keyway)")?;
-    let part = Part { name, addr, child };
-    wait_http(&part, "/v2/liveness")?;
-    Ok(part)
-}
-
-/// A `redis-server` of the lab's own on a free port, keeping nothing on disk.
-pub fn start_redis() -> Result<Part> {
-    let addr = free_port()?;
-    let child = Command::new("redis-server")
-        .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting redis-server (Debian's redis-server package)")?;
-    let part = Part {
-        name: "redis",
-        addr,
-        child,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(part.addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("redis-server did not listen on {} within 10 s", part.addr);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        // Warnings only, as a loaded deployment would log, but the line with the address.
+        .env("KEYWAY_LOG", "warn,keyway_origin::server=info")
+        .log_file(log.to_path_buf())
+        .terminate_on_drop();
+    if let Some(url) = s.redis_url {
+        origin = origin.env("KEYWAY_REDIS_URL", url);
     }
-    Ok(part)
+    let started = origin.start()?;
+    Ok(Part {
+        addr: started.addr,
+        process: started.process,
+    })
 }
 
-pub fn start_hello_axum(root: &Path) -> Result<Part> {
-    let addr = free_port()?;
-    let child = Command::new(root.join("target/release/examples/hello_world"))
-        .arg(addr.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the axum hello-world")?;
-    let part = Part {
-        name: "hello-axum",
-        addr,
-        child,
-    };
-    wait_http(&part, "/")?;
-    Ok(part)
+/// The axum hello-world (`keyway-lab hello-axum`), on a port the OS chooses.
+pub fn start_hello_axum() -> Result<Part> {
+    let mut cmd = Command::new(this_binary()?);
+    cmd.args(["hello-axum", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut process = Process::spawn("hello-axum", &mut cmd, OnDrop::Terminate)?;
+    let stdout = process
+        .child_mut()
+        .and_then(|c| c.stdout.take())
+        .context("hello-axum's stdout")?;
+    let rx = watch_lines(stdout, "hello-axum".into(), None, |line| {
+        line.strip_prefix("listening on ").map(str::to_string)
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .context("the axum hello-world did not say where it listens")?
+        .parse()?;
+    Ok(Part { addr, process })
 }
 
-/// One Worker inside the workerd config: a socket name, its port and its settings.
+/// One edge Worker inside the workerd config: its name (and socket) and its settings.
 pub struct EdgeWorker {
     pub name: &'static str,
-    pub addr: SocketAddr,
     pub tiers: &'static str,
     pub route: &'static str,
 }
@@ -186,76 +134,45 @@ pub struct WorkerdSettings<'a> {
     pub edge_secret: &'a str,
     pub cache_service: SocketAddr,
     pub workers: &'a [EdgeWorker],
-    pub hello: SocketAddr,
 }
 
-/// The workerd config (embedded paths are relative to the config file): every edge Worker is the same bundle with its own
-/// settings and its own isolate, all in one workerd process, plus a JS hello-world.
-pub fn workerd_config(s: &WorkerdSettings) -> String {
-    let mut services = String::new();
-    let mut sockets = String::new();
-    let mut workers = String::new();
+/// The sockets of the two hello-world Workers.
+pub const HELLO_JS: &str = "hello";
+pub const HELLO_RUST: &str = "helloRust";
+
+/// The edge Worker's bindings as a deployment sets them (long cache times: the lab
+/// measures hits).
+pub fn edge_worker(name: &str, origin_url: &str, secret: &str, route: &str) -> Worker {
+    Worker::bundle(name, "edge")
+        .network()
+        .binding("KEYWAY_ORIGIN_URL", origin_url)
+        .binding("KEYWAY_EDGE_SECRET", secret)
+        .binding("KEYWAY_FRESH_SECONDS", 600)
+        .binding("KEYWAY_STALE_SECONDS", 600)
+        .binding("KEYWAY_ROUTE", route)
+}
+
+/// The workerd config: every edge Worker is the same bundle with its own settings and
+/// its own isolate, all in one workerd process, plus two hello-worlds: one in JS, and
+/// one in Rust through the same `worker` crate entry point as the edge.
+pub fn workerd_config(s: &WorkerdSettings) -> WorkerdConfig {
+    let mut config = WorkerdConfig::new();
     for w in s.workers {
-        services.push_str(&format!(
-            "    (name = \"{n}\", worker = .{n}),\n",
-            n = w.name
-        ));
-        sockets.push_str(&format!(
-            "    (name = \"{n}\", address = \"{a}\", http = (), service = \"{n}\"),\n",
-            n = w.name,
-            a = w.addr
-        ));
-        workers.push_str(&format!(
-            r#"const {n} :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "index.js"),
-    (name = "index_bg.wasm", wasm = embed "index_bg.wasm"),
-  ],
-  compatibilityDate = "2025-09-01",
-  globalOutbound = "loopback",
-  cacheApiOutbound = "cache",
-  bindings = [
-    (name = "KEYWAY_ORIGIN_URL", text = "{origin}"),
-    (name = "KEYWAY_EDGE_SECRET", text = "{secret}"),
-    (name = "KEYWAY_FRESH_SECONDS", text = "600"),
-    (name = "KEYWAY_STALE_SECONDS", text = "600"),
-    (name = "KEYWAY_ROUTE", text = "{route}"),
-    (name = "KEYWAY_EDGE_TIERS", text = "{tiers}"),
-  ],
-);
-"#,
-            n = w.name,
-            origin = s.origin_url,
-            secret = s.edge_secret,
-            route = w.route,
-            tiers = w.tiers,
-        ));
+        config = config.worker(
+            edge_worker(w.name, &s.origin_url, s.edge_secret, w.route)
+                .cache_api("cache")
+                .binding("KEYWAY_EDGE_TIERS", w.tiers),
+        );
     }
-    format!(
-        r#"using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-{services}    (name = "hello", worker = .hello),
-    (name = "loopback", network = (allow = ["public", "private", "local"])),
-    (name = "cache", external = (address = "{cache}", http = ())),
-  ],
-  sockets = [
-{sockets}    (name = "hello", address = "{hello}", http = (), service = "hello"),
-  ],
-);
-{workers}const hello :Workerd.Worker = (
-  modules = [(name = "hello.js", esModule = embed "hello.js")],
-  compatibilityDate = "2025-09-01",
-);
-"#,
-        cache = s.cache_service,
-        hello = s.hello,
-    )
+    config
+        .worker(Worker::js(HELLO_JS, "hello.js"))
+        .worker(Worker::bundle(HELLO_RUST, "hello-rust"))
+        .external("cache", s.cache_service)
 }
 
 /// The workerd hello-world: the least a Worker can do, answering JSON of the size of a
 /// verification answer.
-const HELLO_JS: &str = r#"export default {
+const HELLO_JS_SOURCE: &str = r#"export default {
   async fetch(request) {
     await request.arrayBuffer();
     return new Response('{"meta":{"requestId":"req_0"},"data":{"valid":true,"code":"VALID","keyId":"key_0"}}', {
@@ -265,53 +182,16 @@ const HELLO_JS: &str = r#"export default {
 };
 "#;
 
-pub fn start_workerd(root: &Path, dir: &Path, s: &WorkerdSettings) -> Result<Part> {
-    for f in ["index.js", "index_bg.wasm"] {
-        std::fs::copy(root.join("edge/build").join(f), dir.join(f))
-            .with_context(|| format!("copying edge/build/{f}; did edge/build.sh run?"))?;
-    }
-    std::fs::write(dir.join("hello.js"), HELLO_JS)?;
-    let config = dir.join("lab.capnp");
-    std::fs::write(&config, workerd_config(s))?;
-    let bin = root.join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
-    if !bin.exists() {
-        bail!("workerd is missing at {}: run `npm ci`", bin.display());
-    }
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .arg("--experimental")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("workerd.log"))?)
-        .spawn()
-        .context("starting workerd")?;
-    let part = Part {
-        name: "workerd",
-        addr: s.hello,
-        child,
-    };
-    if let Err(e) = wait_http(&part, "/") {
-        let log = std::fs::read_to_string(dir.join("workerd.log")).unwrap_or_default();
-        bail!("{e}; workerd said:\n{log}");
-    }
-    Ok(part)
-}
-
-fn wait_http(part: &Part, path: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = std::net::TcpStream::connect(part.addr) {
-            use std::io::{Read, Write};
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let req = format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n");
-            let mut head = [0u8; 12];
-            if s.write_all(req.as_bytes()).is_ok() && s.read_exact(&mut head).is_ok() {
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("{} did not answer on {} within 30 s", part.name, part.addr)
+/// Copies the bundles next to the config and starts workerd; every Worker listens on a
+/// port the OS chose (`Workerd::addr` by name).
+pub fn start_workerd(root: &Path, dir: &Path, s: &WorkerdSettings) -> Result<Workerd> {
+    copy_bundle(&root.join("edge/build"), &dir.join("edge"))?;
+    copy_bundle(
+        &root.join(HELLO_RUST_DIR).join("build"),
+        &dir.join("hello-rust"),
+    )?;
+    std::fs::write(dir.join("hello.js"), HELLO_JS_SOURCE)?;
+    Workerd::start(dir, &workerd_config(s))
 }
 
 /// Resident memory of a process, from /proc.

@@ -108,6 +108,12 @@ pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
     if let (Some(a), Some(b)) = (tput("edge-hit"), tput("hello-workerd")) {
         push("edge-hit / hello-workerd throughput".into(), a / b);
     }
+    if let (Some(a), Some(b)) = (tput("edge-hit"), tput("hello-rust-worker")) {
+        push("edge-hit / hello-rust-worker throughput".into(), a / b);
+    }
+    if let (Some(a), Some(b)) = (tput("hello-rust-worker"), tput("hello-workerd")) {
+        push("hello-rust-worker / hello-workerd throughput".into(), a / b);
+    }
     if let (Some(a), Some(b)) = (tput("edge-hit"), tput("origin-hot")) {
         push("edge-hit / origin-hot throughput".into(), a / b);
     }
@@ -272,6 +278,20 @@ pub fn targets(local: &[Row]) -> Vec<Target> {
             higher_is_better: true,
             met: v >= 0.80,
             baseline: None,
+        });
+    }
+    // Where the runtime's glue alone keeps a Rust Worker under 0.80 of the JS one, the
+    // issue's fallback target: 0.90 of a Rust Worker that does nothing.
+    if let (Some(a), Some(b)) = (tput("edge-hit"), tput("hello-rust-worker")) {
+        let v = a / b;
+        out.push(Target {
+            name: "edge-hit throughput / Rust Worker hello-world",
+            measured: v,
+            target: 0.90,
+            higher_is_better: true,
+            met: v >= 0.90,
+            baseline: tput("hello-workerd")
+                .map(|js| format!("Rust Worker hello-world / JS hello-world: {:.2}", b / js)),
         });
     }
     out
@@ -453,8 +473,8 @@ pub fn validate(
             problems.push(format!("{name}: no break-even"));
         }
     }
-    if r["targets"].as_array().is_none_or(|t| t.len() != 3) {
-        problems.push("the three targets are not all reported".into());
+    if r["targets"].as_array().is_none_or(|t| t.len() != 4) {
+        problems.push("the four targets are not all reported".into());
     }
     if !(r["memory"]["bytes_per_key"]
         .as_f64()

@@ -18,6 +18,8 @@ pub enum Server {
     /// A second origin on the same database with `KEYWAY_CACHE_CAPACITY=0`.
     OriginCold,
     HelloWorkerd,
+    /// A Rust Worker answering a fixed body through the `worker` crate entry point.
+    HelloRustWorker,
     /// An edge Worker, by its name in the workerd config.
     Edge(&'static str),
 }
@@ -25,7 +27,10 @@ pub enum Server {
 impl Server {
     /// Whether the caller reaches it over the client-edge link (else client-origin).
     pub fn at_edge(self) -> bool {
-        matches!(self, Server::HelloWorkerd | Server::Edge(_))
+        matches!(
+            self,
+            Server::HelloWorkerd | Server::HelloRustWorker | Server::Edge(_)
+        )
     }
 }
 
@@ -58,7 +63,7 @@ pub const EDGE_WORKERS: [(&str, &str, &str); 4] = [
     ("edgeProxy", "memory,cache", "origin"),
 ];
 
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     Scenario {
         name: "hello-axum",
         model: Model::Baseline,
@@ -74,6 +79,15 @@ pub const ALL: [Scenario; 10] = [
         server: Server::HelloWorkerd,
         ask: Ask::Plain,
         about: "JS hello-world Worker in the same workerd: the edge stack's limit",
+        expect_served_by: None,
+        expect_cache: None,
+    },
+    Scenario {
+        name: "hello-rust-worker",
+        model: Model::Baseline,
+        server: Server::HelloRustWorker,
+        ask: Ask::Plain,
+        about: "Rust hello-world Worker through the worker crate's entry point, same workerd: the floor of any Rust Worker",
         expect_served_by: None,
         expect_cache: None,
     },

@@ -51,10 +51,10 @@ fn quick_compare_and_cluster_write_complete_reports() {
         "check accepted a report with no rows"
     );
 
-    // The cluster part, on the binaries compare just built (run after it, not beside it,
-    // so the two do not measure each other).
+    // The cluster part (run after compare, not beside it, so the two do not measure each
+    // other).
     let cluster = Command::new(lab)
-        .args(["cluster", "--quick", "--skip-build", "--out"])
+        .args(["cluster", "--quick", "--out"])
         .arg(out.path())
         .output()
         .expect("running keyway-lab cluster --quick");

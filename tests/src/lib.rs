@@ -1,31 +1,30 @@
-//! A kit for end-to-end tests: start the real origin binary and the real edge Worker (in
-//! workerd, through `wrangler dev`), each on a free loopback port, and stop them again.
+//! End-to-end tests' parts: the origin (through `keyway-testkit`) and the edge Worker in
+//! workerd, through `wrangler dev` as a developer runs it, plus a JSON client for both.
 //!
-//! Nothing here skips: if a process cannot start, the test fails and says how to fix it.
+//! The origin binary is this package's `keyway-tests-origin`, which runs exactly the
+//! `keyway` command line; tests name it with `env!("CARGO_BIN_EXE_keyway-tests-origin")`
+//! (cargo sets that only for the tests themselves, so the library takes it as an
+//! argument). Nothing here skips: if a process cannot start, the test fails and says how
+//! to fix it.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use keyway_testkit::process::{OnDrop, Process, watch_lines};
+use keyway_testkit::{OriginCommand, OriginProcess};
 use serde_json::{Value, json};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+pub use keyway_testkit::process::http_status;
+pub use keyway_testkit::{random_hex, workspace_root};
 
-/// Builds what the processes run, once per test binary: the origin binary and the
-/// Worker bundle. Building here (not in each test) keeps parallel tests from racing.
-pub fn build_once() {
+/// Builds the Worker bundle once per test binary. It is a wasm32 build through
+/// worker-build and wasm-bindgen, which cargo cannot build as a dependency of a test (an
+/// artifact dependency is unstable), so it is the one build a test still starts.
+pub fn build_worker_once() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        build_origin_once();
         let root = workspace_root();
         let status = Command::new("bash").arg("edge/build.sh").current_dir(&root).status().expect("bash edge/build.sh");
         assert!(
@@ -35,168 +34,71 @@ pub fn build_once() {
     });
 }
 
-/// Builds the origin binary alone, once per test binary (tests without the Worker).
-pub fn build_origin_once() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "keyway-origin", "--bin", "keyway"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo build of the origin");
-        assert!(status.success(), "building the origin failed");
-    });
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-pub fn random_hex() -> String {
-    format!(
-        "{:016x}",
-        (rand_seed() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    )
-}
-
-fn rand_seed() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        ^ u128::from(std::process::id())
-}
-
-/// Keeps reading a child's output (a full pipe would block it) and reports a line.
-fn watch_lines(
-    stream: impl std::io::Read + Send + 'static,
-    label: &'static str,
-    want: impl Fn(&str) -> Option<String> + Send + 'static,
-) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if std::env::var_os("KEYWAY_TEST_LOGS").is_some() {
-                eprintln!("[{label}] {line}");
-            }
-            if !sent && let Some(v) = want(&line) {
-                let _ = tx.send(v);
-                sent = true;
-            }
-        }
-    });
-    rx
-}
-
 pub struct Origin {
     pub url: String,
     pub root_key: String,
     pub secret: String,
     pub dir: tempfile::TempDir,
-    child: Option<Child>,
+    process: OriginProcess,
 }
 
 impl Origin {
-    pub fn start(extra: &[&str]) -> Origin {
-        build_once();
+    /// An origin on a fresh SQLite database of its own. `bin` is
+    /// `env!("CARGO_BIN_EXE_keyway-tests-origin")`.
+    pub fn start(bin: &str, extra: &[&str]) -> Origin {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root_key = format!("root_{}", random_hex());
-        let secret = format!("edge_{}", random_hex());
         let db = format!("sqlite://{}", dir.path().join("keyway.db").display());
-        let (child, url) = spawn_origin(&db, &root_key, &secret, extra);
-        Origin {
-            url,
-            root_key,
-            secret,
-            dir,
-            child: Some(child),
-        }
+        let root_key = format!("root_{}", random_hex());
+        Origin::start_in(bin, dir, &db, &root_key, extra)
     }
 
     /// An origin on a database of the caller's (several replicas share one), with the
     /// given root key.
-    pub fn start_on(db: &str, root_key: &str, extra: &[&str]) -> Origin {
-        build_origin_once();
+    pub fn start_on(bin: &str, db: &str, root_key: &str, extra: &[&str]) -> Origin {
         let dir = tempfile::tempdir().expect("tempdir");
+        Origin::start_in(bin, dir, db, root_key, extra)
+    }
+
+    fn start_in(
+        bin: &str,
+        dir: tempfile::TempDir,
+        db: &str,
+        root_key: &str,
+        extra: &[&str],
+    ) -> Origin {
         let secret = format!("edge_{}", random_hex());
-        let (child, url) = spawn_origin(db, root_key, &secret, extra);
+        let process = OriginCommand::new(bin)
+            .args(extra)
+            .env("KEYWAY_DATABASE_URL", db)
+            .env("KEYWAY_ROOT_KEY", root_key)
+            .env("KEYWAY_EDGE_SECRET", &secret)
+            .start()
+            .expect("the origin starts");
         Origin {
-            url,
+            url: process.url.clone(),
             root_key: root_key.to_string(),
             secret,
             dir,
-            child: Some(child),
+            process,
         }
     }
 
     /// `kill -9`: no flush, no goodbye.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.process.kill();
     }
 
     /// SIGTERM and wait.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-        }
+        self.process.process.stop(Duration::from_secs(20));
     }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn spawn_origin(db: &str, root_key: &str, secret: &str, extra: &[&str]) -> (Child, String) {
-    let bin = workspace_root().join("target/debug/keyway");
-    let mut child = Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .args(extra)
-        .env("KEYWAY_DATABASE_URL", db)
-        .env("KEYWAY_ROOT_KEY", root_key)
-        .env("KEYWAY_EDGE_SECRET", secret)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let rx = watch_lines(child.stderr.take().expect("stderr"), "origin", |line| {
-        let v: Value = serde_json::from_str(line).ok()?;
-        (v["fields"]["message"] == "listening")
-            .then(|| v["fields"]["addr"].as_str().map(str::to_string))?
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the origin did not start listening within 30 s");
-    (child, format!("http://{addr}"))
 }
 
 /// The edge Worker in workerd, through `wrangler dev`.
 pub struct Edge {
     pub url: String,
     pub persist: tempfile::TempDir,
-    child: Option<Child>,
+    _process: Process,
 }
 
 impl Edge {
@@ -211,7 +113,7 @@ impl Edge {
         fresh_seconds: f64,
         stale_seconds: f64,
     ) -> Edge {
-        build_once();
+        build_worker_once();
         let root = workspace_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         assert!(
@@ -220,7 +122,6 @@ impl Edge {
             root.display()
         );
         let persist = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let vars = [
             format!("KEYWAY_ORIGIN_URL:{origin_url}"),
             format!("KEYWAY_EDGE_SECRET:{secret}"),
@@ -229,45 +130,48 @@ impl Edge {
             "KEYWAY_ORIGIN_TIMEOUT_MS:2000".to_string(),
         ];
         let mut cmd = Command::new(&wrangler);
-        cmd.args([
-            "dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--persist-to",
-        ])
-        .arg(persist.path())
-        .args([
-            "--inspector-port",
-            &free_port().to_string(),
-            "--show-interactive-dev-session=false",
-        ]);
+        // Port 0 for the Worker and the inspector: wrangler binds what the OS gives and
+        // says where in its "Ready on" line.
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", "0", "--persist-to"])
+            .arg(persist.path())
+            .args([
+                "--inspector-port",
+                "0",
+                "--show-interactive-dev-session=false",
+            ]);
         for v in &vars {
             cmd.args(["--var", v]);
         }
-        // Its own process group: wrangler starts workerd as a child, and killing only
-        // wrangler would leave workerd running after the test.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .current_dir(&root)
+        cmd.current_dir(&root)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        // Its own process group: wrangler starts workerd as a child, and stopping only
+        // wrangler would leave workerd running after the test.
+        let mut process = Process::spawn_group("wrangler dev", &mut cmd, OnDrop::Terminate)
             .expect("start wrangler dev");
-        let rx = watch_lines(child.stdout.take().expect("stdout"), "wrangler", |line| {
-            line.contains("Ready on").then(String::new)
+        let child = process.child_mut().expect("child");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let rx = watch_lines(stdout, "wrangler".into(), None, |line| {
+            let at = line.find("Ready on http://")? + "Ready on ".len();
+            Some(
+                line[at..]
+                    .split_whitespace()
+                    .next()?
+                    .trim_end_matches('/')
+                    .to_string(),
+            )
         });
-        let _err = watch_lines(child.stderr.take().expect("stderr"), "wrangler!", |_| None);
-        rx.recv_timeout(Duration::from_secs(120))
+        let _err = watch_lines(stderr, "wrangler!".into(), None, |_| None);
+        let url = rx.recv_timeout(Duration::from_secs(120))
             .expect("wrangler dev did not report 'Ready on' within 120 s (set KEYWAY_TEST_LOGS=1 to see its output)");
         let edge = Edge {
-            url: format!("http://127.0.0.1:{port}"),
+            url,
             persist,
-            child: Some(child),
+            _process: process,
         };
         edge.wait_until_serving();
         edge
@@ -310,39 +214,6 @@ impl Edge {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let group = format!("-{}", c.id());
-            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// A plain HTTP/1.1 GET, for readiness polling outside any async runtime.
-pub fn http_status(url: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let mut s = std::net::TcpStream::connect(host).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    String::from_utf8_lossy(&buf)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// A JSON client for either process.

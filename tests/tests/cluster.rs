@@ -8,110 +8,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use keyway_tests::{Client, Origin, free_port, random_hex};
+use keyway_testkit::{Backend, Redis, TestDb};
+use keyway_tests::{Client, Origin, random_hex};
 use serde_json::{Value, json};
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-        };
-        r.restart();
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts (again) on the same port, empty, as the machine's Redis comes back after a
-    /// restart: it keeps nothing on disk.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (Debian's redis-server package)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A fresh PostgreSQL database, dropped at the end.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("keyway_cluster_{}", random_hex());
-        let admin = sqlx::PgPool::connect(&format!("{PG}/postgres"))
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{PG}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
+const KEYWAY: &str = env!("CARGO_BIN_EXE_keyway-tests-origin");
 
 struct Cluster {
     nodes: Vec<Origin>,
     c: Client,
     redis: Redis,
-    db: Database,
+    db: TestDb,
     prefix: String,
     next: AtomicUsize,
 }
@@ -120,8 +32,10 @@ impl Cluster {
     /// Three origins started at the same moment on an empty database: the migrations and
     /// the bootstrap must cope with each other.
     async fn start(extra: &[&str]) -> Cluster {
-        let db = Database::create().await;
-        let redis = Redis::start();
+        let db = TestDb::new(Backend::Postgres)
+            .await
+            .expect("a PostgreSQL database");
+        let redis = Redis::start().expect("redis-server (Debian's redis-server package)");
         let root = format!("root_{}", random_hex());
         let prefix = format!("keyway-test-{}:", random_hex());
         let mut args: Vec<String> = vec![
@@ -133,13 +47,12 @@ impl Cluster {
             "200".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        keyway_tests::build_origin_once();
         let starts: Vec<_> = (0..3)
             .map(|_| {
-                let (url, root, args) = (db.url(), root.clone(), args.clone());
+                let (url, root, args) = (db.url.clone(), root.clone(), args.clone());
                 std::thread::spawn(move || {
                     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    Origin::start_on(&url, &root, &args)
+                    Origin::start_on(KEYWAY, &url, &root, &args)
                 })
             })
             .collect();
@@ -171,9 +84,9 @@ impl Cluster {
 
     /// `keyway root-keys …` against the cluster's database and Redis, as an operator runs it.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(keyway_tests::workspace_root().join("target/debug/keyway"))
+        let out = Command::new(KEYWAY)
             .args(args)
-            .env("KEYWAY_DATABASE_URL", self.db.url())
+            .env("KEYWAY_DATABASE_URL", &self.db.url)
             .env("KEYWAY_REDIS_URL", self.redis.url())
             .env("KEYWAY_REDIS_PREFIX", &self.prefix)
             .output()
@@ -616,7 +529,7 @@ async fn redis_down_never_over_admits() {
 
     // Redis comes back empty: balances are seeded from the database, which holds what
     // the write-behind wrote (20 left), and the queued notice arrives.
-    cl.redis.restart();
+    cl.redis.restart().expect("redis-server restarts");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut valid = 0;
     loop {

@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keyway_tests::{Client, Edge, free_port, random_hex, workspace_root};
+use keyway_tests::{Client, Edge, random_hex, workspace_root};
 use serde_json::json;
 
 const IMAGE: &str = "localhost/keyway:e2e";
@@ -67,17 +67,15 @@ struct Container {
 impl Container {
     fn run(volume: &std::path::Path, root_key: &str, secret: &str) -> Container {
         let name = format!("keyway-e2e-{}", random_hex());
-        let port = free_port();
-        let metrics_port = free_port();
         let out = podman(&[
             "run",
             "-d",
             "--name",
             &name,
             "-p",
-            &format!("127.0.0.1:{port}:8080"),
+            "127.0.0.1::8080",
             "-p",
-            &format!("127.0.0.1:{metrics_port}:9090"),
+            "127.0.0.1::9090",
             "-v",
             &format!("{}:/data", volume.display()),
             "-e",
@@ -89,7 +87,13 @@ impl Container {
             IMAGE,
         ]);
         ok(&out, "podman run");
-        let url = format!("http://127.0.0.1:{port}");
+        // The host ports are podman's choice; it says which.
+        let host_port = |port: &str| {
+            let addr = ok(&podman(&["port", &name, port]), "podman port");
+            addr.lines().next().unwrap_or_default().to_string()
+        };
+        let url = format!("http://{}", host_port("8080"));
+        let metrics_url = format!("http://{}", host_port("9090"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while keyway_tests::http_status(&format!("{url}/v2/liveness")) != Some(200) {
             assert!(
@@ -102,7 +106,7 @@ impl Container {
         Container {
             name,
             url,
-            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
+            metrics_url,
         }
     }
 

@@ -16,7 +16,7 @@ const STALE_SECONDS: f64 = 60.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_end_to_end() {
-    let mut origin = Origin::start(&[]);
+    let mut origin = Origin::start(env!("CARGO_BIN_EXE_keyway-tests-origin"), &[]);
     let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
     let c = Client::new(&origin.root_key);
     let e = edge.url.as_str();

@@ -421,7 +421,7 @@ async fn credit_writes_survive_a_refusing_database() {
                 .await,
         );
     }
-    let pool = srv.db.pool().await;
+    let pool = srv.db.pool().await.unwrap();
     sqlx::query(
         "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
          BEGIN SELECT RAISE(ABORT, 'refused'); END",
@@ -552,7 +552,7 @@ both!(undecodable_snapshot_is_an_error, |srv| {
             json!({"credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}}}),
         )
         .await;
-    let pool = srv.db.pool().await;
+    let pool = srv.db.pool().await.unwrap();
     sqlx::query("UPDATE keys SET refill_interval = 'fortnightly' WHERE id = $1")
         .bind(&key_id)
         .execute(&pool)

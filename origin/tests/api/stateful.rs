@@ -88,7 +88,7 @@ both!(
                 >= 1.0
         );
         // Change the row behind the server's back, as another replica would.
-        let db = srv.db.pool().await;
+        let db = srv.db.pool().await.unwrap();
         sqlx::query("UPDATE keys SET enabled = 0 WHERE id = $1")
             .bind(&key_id)
             .execute(&db)
@@ -151,7 +151,7 @@ both!(
         )
         .await;
         // Nothing has been flushed yet: the intervals are a minute.
-        let db = srv.db.pool().await;
+        let db = srv.db.pool().await.unwrap();
         let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_verifications")
             .fetch_one(&db)
             .await
@@ -204,7 +204,7 @@ both!(
             srv.verify(json!({"key": key})).await;
         }
         assert_eq!(srv.signal_and_wait("KILL"), None);
-        let db = srv.db.pool().await;
+        let db = srv.db.pool().await.unwrap();
         let remaining: i64 = sqlx::query_scalar("SELECT remaining FROM keys WHERE id = $1")
             .bind(&key_id)
             .fetch_one(&db)
@@ -227,7 +227,7 @@ both!(
         srv.verify(json!({"key": key, "tags": ["path=/v1/x"]}))
             .await;
         srv.verify(json!({"key": "sk_nope"})).await;
-        let db = srv.db.pool().await;
+        let db = srv.db.pool().await.unwrap();
         let mut n = 0i64;
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -255,7 +255,7 @@ both!(root_key_bootstrap_is_idempotent, |srv| {
     srv.create_api().await;
     assert_eq!(srv.signal_and_wait("TERM"), Some(0));
     srv.restart();
-    let db = srv.db.pool().await;
+    let db = srv.db.pool().await.unwrap();
     let roots: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE for_workspace_id IS NOT NULL")
             .fetch_one(&db)

@@ -1,0 +1,226 @@
+//! `keyway`: the origin's command line. It lives in the library so that every binary
+//! that runs the origin (the `keyway` binary, the end-to-end tests' and the lab's) runs
+//! exactly this code, and each can be built by cargo as an ordinary target.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+use keyway_core::secret::Secret;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, ServeConfig};
+use crate::{ids, server, store::Store};
+
+#[derive(Parser)]
+#[command(
+    name = "keyway",
+    version,
+    about = "Keyway: API-key verification, wire-compatible with Unkey v2"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the origin server.
+    Serve(ServeConfig),
+    /// Manage root keys.
+    #[command(subcommand)]
+    RootKeys(RootKeys),
+    /// Exit 0 if the server on KEYWAY_LISTEN's port answers its liveness check.
+    Healthcheck {
+        #[arg(long, env = "KEYWAY_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct Database {
+    #[arg(
+        long = "database",
+        env = "KEYWAY_DATABASE_URL",
+        default_value = "sqlite://keyway.db",
+        hide_env_values = true
+    )]
+    url: Secret,
+}
+
+impl Database {
+    async fn open(&self) -> anyhow::Result<Store> {
+        Store::connect(self.url.expose(), 2).await
+    }
+}
+
+#[derive(Subcommand)]
+enum RootKeys {
+    /// Create a root key and print it (once).
+    Create {
+        /// A grant such as `api.*.verify_key`; repeat for more. Default: every permission.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        database: Database,
+    },
+    /// List live root keys: id, start, name, creation time and grants. Never the key.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: Database,
+    },
+    /// Revoke a root key by id. Running servers refuse it within their cache's fresh
+    /// time (`KEYWAY_CACHE_FRESH_SECONDS`, 10 s by default); in cluster mode (with the
+    /// servers' `KEYWAY_REDIS_URL`) at once.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        database: Database,
+        /// The cluster's Redis: tell every running server to drop the key now.
+        #[arg(long = "redis", env = "KEYWAY_REDIS_URL", hide_env_values = true)]
+        redis: Option<Secret>,
+        #[arg(long, env = "KEYWAY_REDIS_PREFIX", default_value = "keyway:")]
+        redis_prefix: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("KEYWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+/// Parses `args` (the first is the program name, as in `std::env::args_os`) and runs the
+/// command on a multi-threaded runtime.
+pub fn run<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(execute(cli))
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => {
+            init_logging(config.log_format);
+            server::serve(config).await
+        }
+        Command::RootKeys(RootKeys::Create {
+            permissions,
+            name,
+            database,
+        }) => {
+            init_logging(LogFormat::Human);
+            let store = database.open().await?;
+            let now = ids::now_ms();
+            let workspace = store.ensure_workspace(now).await?;
+            let grants = if permissions.is_empty() {
+                keyway_core::auth::all_root_permissions()
+            } else {
+                permissions
+            };
+            let minted = ids::mint_key(Some("root"), 24)?;
+            store
+                .insert_root_key(&workspace, minted.key.expose(), name, grants, now)
+                .await?;
+            println!("{}", minted.key.expose());
+            store.close().await;
+            Ok(())
+        }
+        Command::RootKeys(RootKeys::List { json, database }) => {
+            init_logging(LogFormat::Human);
+            let store = database.open().await?;
+            let keys = store.list_root_keys().await?;
+            store.close().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+            } else {
+                for k in keys {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        k.id,
+                        k.start,
+                        k.name.as_deref().unwrap_or("-"),
+                        rfc3339(k.created_at),
+                        k.permissions.join(",")
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::RootKeys(RootKeys::Revoke {
+            id,
+            database,
+            redis,
+            redis_prefix,
+        }) => {
+            init_logging(LogFormat::Human);
+            let store = database.open().await?;
+            let revoked = store.revoke_root_key(&id, ids::now_ms()).await?;
+            store.close().await;
+            let Some(hash) = revoked else {
+                anyhow::bail!("no live root key has the id {id}")
+            };
+            println!("revoked {id}");
+            if let Some(url) = redis {
+                let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
+                let cluster =
+                    crate::cluster::Cluster::connect(url.expose(), &redis_prefix, metrics).await?;
+                if crate::cluster::notices::announce(&cluster, &hash).await {
+                    println!("every running server was told to drop it");
+                } else {
+                    anyhow::bail!(
+                        "revoked, but redis did not take the notice: servers refuse the key within their fresh time"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Healthcheck { listen } => healthcheck(listen).await,
+    }
+}
+
+/// Unix ms as an RFC 3339 time in UTC.
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.to_rfc3339())
+}
+
+/// A liveness probe with no curl in the image: a raw HTTP/1.1 GET over loopback.
+async fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port());
+    let mut stream = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
+    stream
+        .write_all(b"GET /v2/liveness HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        stream.read_to_end(&mut buf),
+    )
+    .await??;
+    if buf.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!("liveness check failed")
+    }
+}
