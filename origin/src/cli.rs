@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the origin server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Manage root keys.
     #[command(subcommand)]
     RootKeys(RootKeys),
@@ -118,7 +118,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => {
             init_logging(config.log_format);
-            server::serve(config).await
+            server::serve(*config).await
         }
         Command::RootKeys(RootKeys::Create {
             permissions,

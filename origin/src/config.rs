@@ -13,6 +13,82 @@ pub enum LogFormat {
     Json,
 }
 
+/// What becomes of analytics events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventMode {
+    /// Raw rows and the per-minute, hour, day and month rollups.
+    #[value(name = "raw+rollup")]
+    RawAndRollup,
+    /// The rollups only: counts survive, single requests do not.
+    Rollup,
+    /// Nothing is recorded.
+    Off,
+}
+
+impl EventMode {
+    pub fn raw(self) -> bool {
+        self == EventMode::RawAndRollup
+    }
+
+    pub fn rollup(self) -> bool {
+        self != EventMode::Off
+    }
+}
+
+/// How long analytics rows are kept, in days per table; 0 keeps them forever.
+#[derive(Debug, Clone, Args)]
+pub struct Retention {
+    /// Days raw events (`key_verifications`, `ratelimit_events`) are kept.
+    #[arg(
+        long = "retention-raw-days",
+        env = "KEYWAY_RETENTION_RAW_DAYS",
+        default_value_t = 7.0
+    )]
+    pub raw_days: f64,
+    /// Days per-minute rollups are kept.
+    #[arg(
+        long = "retention-minute-days",
+        env = "KEYWAY_RETENTION_MINUTE_DAYS",
+        default_value_t = 7.0
+    )]
+    pub minute_days: f64,
+    /// Days per-hour rollups are kept.
+    #[arg(
+        long = "retention-hour-days",
+        env = "KEYWAY_RETENTION_HOUR_DAYS",
+        default_value_t = 30.0
+    )]
+    pub hour_days: f64,
+    /// Days per-day rollups are kept.
+    #[arg(
+        long = "retention-day-days",
+        env = "KEYWAY_RETENTION_DAY_DAYS",
+        default_value_t = 365.0
+    )]
+    pub day_days: f64,
+    /// Days per-month rollups are kept.
+    #[arg(
+        long = "retention-month-days",
+        env = "KEYWAY_RETENTION_MONTH_DAYS",
+        default_value_t = 365.0
+    )]
+    pub month_days: f64,
+    /// Seconds between retention passes.
+    #[arg(
+        long = "retention-interval-seconds",
+        env = "KEYWAY_RETENTION_INTERVAL_SECONDS",
+        default_value_t = 60.0
+    )]
+    pub interval_seconds: f64,
+    /// Rows deleted per statement: small, so no delete holds the database for long.
+    #[arg(
+        long = "retention-batch",
+        env = "KEYWAY_RETENTION_BATCH",
+        default_value_t = 5_000
+    )]
+    pub batch: u32,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address to listen on.
@@ -84,6 +160,13 @@ pub struct ServeConfig {
     /// Events buffered in memory at most; beyond it events are counted as dropped.
     #[arg(long, env = "KEYWAY_EVENT_BUFFER", default_value_t = 100_000)]
     pub event_buffer: usize,
+
+    /// Analytics: `raw+rollup`, `rollup` (counts only) or `off`.
+    #[arg(long, env = "KEYWAY_EVENTS", value_enum, default_value = "raw+rollup")]
+    pub events: EventMode,
+
+    #[command(flatten)]
+    pub retention: Retention,
 
     /// Database connections.
     #[arg(long, env = "KEYWAY_DB_CONNECTIONS", default_value_t = 8)]

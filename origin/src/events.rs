@@ -17,6 +17,7 @@ use keyway_core::wire::Event;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::config::EventMode;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -70,6 +71,9 @@ pub struct EventSink {
 impl EventSink {
     pub fn record(&self, event: Event) {
         let b = &self.buffer;
+        if b.config.mode == EventMode::Off {
+            return;
+        }
         let before = b.pending.fetch_add(1, Ordering::AcqRel);
         if before >= b.config.capacity || b.closed.load(Ordering::Relaxed) {
             b.pending.fetch_sub(1, Ordering::AcqRel);
@@ -96,6 +100,7 @@ pub struct BatchConfig {
     pub capacity: usize,
     pub batch_size: usize,
     pub interval: Duration,
+    pub mode: EventMode,
 }
 
 impl EventBatcher {
@@ -146,7 +151,7 @@ async fn run(store: Store, buffer: Arc<Buffer>) {
                 .metrics
                 .event_buffer_depth
                 .set(gauge(buffer.pending.load(Ordering::Relaxed) + left));
-            write(&store, events, &buffer.metrics).await;
+            write(&store, events, buffer.config.mode, &buffer.metrics).await;
             left -= n;
             events = rest;
         }
@@ -164,11 +169,11 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn write(store: &Store, batch: Vec<Event>, metrics: &Metrics) {
+async fn write(store: &Store, batch: Vec<Event>, mode: EventMode, metrics: &Metrics) {
     let n = batch.len();
     // Retry a few times: losing a batch to one locked-database moment would be silly.
     for attempt in 0..3u32 {
-        match store.insert_events(&batch).await {
+        match store.insert_events(&batch, mode).await {
             Ok(()) => {
                 metrics.events_written.inc_by(n as u64);
                 return;

@@ -18,6 +18,8 @@ pub mod ledger;
 pub mod limiter;
 pub mod metrics;
 pub mod overrides;
+pub mod retention;
+pub mod rollup;
 pub mod routes;
 pub mod server;
 pub mod service;

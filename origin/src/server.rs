@@ -63,6 +63,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
             capacity: config.event_buffer,
             batch_size: config.event_batch_size.max(1),
             interval: Duration::from_millis(config.event_flush_ms.max(10)),
+            mode: config.events,
         },
         Arc::clone(&metrics),
     );
@@ -110,6 +111,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = state.store.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(&state, &config, stop_rx.clone());
+    let retention = crate::retention::spawn(store.clone(), &config.retention, stop_rx.clone());
 
     let metrics_on = match config.metrics_listen {
         Some(addr) => {
@@ -145,6 +147,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!("stopped accepting; flushing credits and events");
     let _ = stop_tx.send(true);
     let _ = background.await;
+    let _ = retention.await;
     let unwritten = flush_credits_for_shutdown(&state, config.shutdown_flush()).await;
     let AppState(inner) = state;
     drop(inner);

@@ -1,19 +1,38 @@
-//! Analytics events, written in batches.
+//! Analytics events, written in batches: the raw rows, and the rollups added to what
+//! their tables hold.
 
 use keyway_core::wire::Event;
 
 use super::{Store, StoreResult, flag, to_i64};
+use crate::config::EventMode;
+use crate::rollup::{Granularity, Rollups, tags_json};
 
 /// Rows per INSERT: well under SQLite's bound-parameter limit at 11 columns.
 const ROWS_PER_STATEMENT: usize = 500;
 
 impl Store {
-    /// Writes all events in one transaction, so a batch lands whole or not at all.
-    pub async fn insert_events(&self, events: &[Event]) -> StoreResult<()> {
+    /// Writes a batch in one transaction, so it lands whole or not at all: the raw rows
+    /// and the rollups, as `mode` says.
+    pub async fn insert_events(&self, events: &[Event], mode: EventMode) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        if mode.raw() {
+            self.insert_raw(&mut tx, events).await?;
+        }
+        if mode.rollup() {
+            self.upsert_rollups(&mut tx, &Rollups::of(events)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_raw(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[Event],
+    ) -> StoreResult<()> {
         let (verifications, ratelimits): (Vec<&Event>, Vec<&Event>) = events
             .iter()
             .partition(|e| matches!(e, Event::Verification(_)));
-        let mut tx = self.pool.begin().await?;
         for chunk in verifications.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ",
@@ -31,12 +50,12 @@ impl Store {
                         .bind(v.identity_id.clone())
                         .bind(v.outcome.as_str())
                         .bind(to_i64(v.spent_credits))
-                        .bind(serde_json::to_string(&v.tags).unwrap_or_else(|_| "[]".into()))
+                        .bind(tags_json(&v.tags))
                         .bind(to_i64(v.latency_us))
                         .bind(v.served_by.as_str());
                 }
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         for chunk in ratelimits.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
@@ -57,10 +76,98 @@ impl Store {
                         .bind(r.served_by.as_str());
                 }
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// Adds each rollup row to the stored one (or inserts it). Rows are unique within a
+    /// batch, which PostgreSQL's ON CONFLICT requires of one statement.
+    async fn upsert_rollups(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        rollups: &Rollups,
+    ) -> StoreResult<()> {
+        for g in Granularity::ALL {
+            let rows: Vec<_> = rollups.verifications(g).iter().collect();
+            let table = format!("key_verifications_{}", g.suffix());
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut sql = format!(
+                    "INSERT INTO {table} (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) VALUES "
+                );
+                push_placeholders(&mut sql, chunk.len(), 9, self.is_sqlite);
+                sql.push_str(&format!(
+                    " ON CONFLICT (time, workspace_id, api_id, key_id, identity_id, outcome, tags) DO UPDATE SET count = {table}.count + excluded.count, spent_credits = {table}.spent_credits + excluded.spent_credits"
+                ));
+                let mut q = sqlx::query(&sql);
+                for (k, t) in chunk {
+                    q = q
+                        .bind(k.time)
+                        .bind(k.workspace_id.clone())
+                        .bind(k.api_id.clone())
+                        .bind(k.key_id.clone())
+                        .bind(k.identity_id.clone())
+                        .bind(k.outcome)
+                        .bind(k.tags.clone())
+                        .bind(t.count)
+                        .bind(t.spent_credits);
+                }
+                q.execute(&mut **tx).await?;
+            }
+            let rows: Vec<_> = rollups.ratelimits(g).iter().collect();
+            let table = format!("ratelimits_{}", g.suffix());
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut sql = format!(
+                    "INSERT INTO {table} (time, workspace_id, namespace, identifier, passed, count) VALUES "
+                );
+                push_placeholders(&mut sql, chunk.len(), 6, self.is_sqlite);
+                sql.push_str(&format!(
+                    " ON CONFLICT (time, workspace_id, namespace, identifier, passed) DO UPDATE SET count = {table}.count + excluded.count"
+                ));
+                let mut q = sqlx::query(&sql);
+                for (k, n) in chunk {
+                    q = q
+                        .bind(k.time)
+                        .bind(k.workspace_id.clone())
+                        .bind(k.namespace.clone())
+                        .bind(k.identifier.clone())
+                        .bind(flag(k.passed))
+                        .bind(**n);
+                }
+                q.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Deletes up to `limit` rows of an analytics table older than `before` (unix ms);
+    /// returns how many went. `table` is one of the analytics tables (never user input).
+    pub async fn delete_older_than(
+        &self,
+        table: &str,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        // SQLite and PostgreSQL have no DELETE ... LIMIT in common; both can delete by
+        // their physical row id from a limited select.
+        let row_id = if self.is_sqlite { "rowid" } else { "ctid" };
+        let p = if self.is_sqlite {
+            ["?", "?"]
+        } else {
+            ["$1", "$2"]
+        };
+        let sql = format!(
+            "DELETE FROM {table} WHERE {row_id} IN (SELECT {row_id} FROM {table} WHERE time < {} LIMIT {})",
+            p[0], p[1]
+        );
+        let done = sqlx::query(&sql)
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -5,6 +5,7 @@
 //! durability. Every test runs once per backend through the `both!` macro.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod analytics;
 mod cluster_script;
 mod fuzz;
 mod hardening;

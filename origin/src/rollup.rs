@@ -1,0 +1,260 @@
+//! Rollups of analytics events, aggregated in memory per flush: each batch of events
+//! becomes one row per time bucket and dimension set, which the store adds to what the
+//! table holds. Pure: bucketing and tallying, no I/O.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use keyway_core::wire::Event;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+impl Granularity {
+    pub const ALL: [Granularity; 4] = [
+        Granularity::Minute,
+        Granularity::Hour,
+        Granularity::Day,
+        Granularity::Month,
+    ];
+
+    /// The tables' suffix: `key_verifications_per_minute`, `ratelimits_per_day`, ...
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Granularity::Minute => "per_minute",
+            Granularity::Hour => "per_hour",
+            Granularity::Day => "per_day",
+            Granularity::Month => "per_month",
+        }
+    }
+
+    /// The start of the bucket holding `time_ms` (unix ms, UTC).
+    pub fn bucket(self, time_ms: i64) -> i64 {
+        const MINUTE: i64 = 60_000;
+        let floor = |size: i64| time_ms.div_euclid(size) * size;
+        match self {
+            Granularity::Minute => floor(MINUTE),
+            Granularity::Hour => floor(60 * MINUTE),
+            Granularity::Day => floor(24 * 60 * MINUTE),
+            Granularity::Month => DateTime::<Utc>::from_timestamp_millis(time_ms)
+                .and_then(|t| {
+                    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+                        .single()
+                })
+                .map_or_else(|| floor(24 * 60 * MINUTE), |t| t.timestamp_millis()),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Granularity::Minute => 0,
+            Granularity::Hour => 1,
+            Granularity::Day => 2,
+            Granularity::Month => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerificationKey {
+    pub time: i64,
+    pub workspace_id: String,
+    pub api_id: String,
+    pub key_id: String,
+    /// Empty for a key without an identity.
+    pub identity_id: String,
+    pub outcome: &'static str,
+    /// The tags as the raw table stores them (a JSON array).
+    pub tags: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub count: i64,
+    pub spent_credits: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RatelimitKey {
+    pub time: i64,
+    pub workspace_id: String,
+    pub namespace: String,
+    pub identifier: String,
+    pub passed: bool,
+}
+
+/// One batch's rollups, per granularity.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    verifications: [HashMap<VerificationKey, Tally>; 4],
+    ratelimits: [HashMap<RatelimitKey, i64>; 4],
+}
+
+/// Tags as stored: a JSON array in the order the caller sent them.
+pub fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
+}
+
+impl Rollups {
+    pub fn of(events: &[Event]) -> Rollups {
+        let mut r = Rollups::default();
+        for e in events {
+            r.add(e);
+        }
+        r
+    }
+
+    pub fn add(&mut self, event: &Event) {
+        match event {
+            Event::Verification(v) => {
+                let tags = tags_json(&v.tags);
+                let credits = i64::try_from(v.spent_credits).unwrap_or(i64::MAX);
+                for g in Granularity::ALL {
+                    let key = VerificationKey {
+                        time: g.bucket(v.time_ms),
+                        workspace_id: v.workspace_id.clone(),
+                        api_id: v.api_id.clone(),
+                        key_id: v.key_id.clone(),
+                        identity_id: v.identity_id.clone().unwrap_or_default(),
+                        outcome: v.outcome.as_str(),
+                        tags: tags.clone(),
+                    };
+                    let t = self.verifications[g.index()].entry(key).or_default();
+                    t.count += 1;
+                    t.spent_credits = t.spent_credits.saturating_add(credits);
+                }
+            }
+            Event::Ratelimit(r) => {
+                for g in Granularity::ALL {
+                    let key = RatelimitKey {
+                        time: g.bucket(r.time_ms),
+                        workspace_id: r.workspace_id.clone(),
+                        namespace: r.namespace.clone(),
+                        identifier: r.identifier.clone(),
+                        passed: r.passed,
+                    };
+                    *self.ratelimits[g.index()].entry(key).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    pub fn verifications(&self, g: Granularity) -> &HashMap<VerificationKey, Tally> {
+        &self.verifications[g.index()]
+    }
+
+    pub fn ratelimits(&self, g: Granularity) -> &HashMap<RatelimitKey, i64> {
+        &self.ratelimits[g.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_core::api::keys::VerifyCode;
+    use keyway_core::wire::{RatelimitEvent, ServedBy, VerificationEvent};
+    use proptest::prelude::*;
+
+    fn verification(time_ms: i64, key: &str, outcome: VerifyCode, credits: u64) -> Event {
+        Event::Verification(VerificationEvent {
+            time_ms,
+            request_id: "req".into(),
+            workspace_id: "ws".into(),
+            api_id: "api".into(),
+            key_id: key.into(),
+            identity_id: None,
+            outcome,
+            spent_credits: credits,
+            tags: vec!["a".into()],
+            latency_us: 10,
+            served_by: ServedBy::Origin,
+        })
+    }
+
+    #[test]
+    fn buckets_start_at_their_boundary() {
+        // 2026-11-24T13:47:31.250Z
+        let t = 1_795_528_051_250;
+        assert_eq!(Granularity::Minute.bucket(t), 1_795_528_020_000);
+        assert_eq!(Granularity::Hour.bucket(t), 1_795_525_200_000);
+        assert_eq!(Granularity::Day.bucket(t), 1_795_478_400_000);
+        // 2026-11-01T00:00:00Z
+        assert_eq!(Granularity::Month.bucket(t), 1_793_491_200_000);
+    }
+
+    #[test]
+    fn a_hot_key_is_one_row_per_bucket() {
+        let events: Vec<Event> = (0..1000)
+            .map(|i| verification(1_795_528_020_000 + i, "k1", VerifyCode::Valid, 2))
+            .chain([verification(
+                1_795_528_020_000,
+                "k1",
+                VerifyCode::UsageExceeded,
+                0,
+            )])
+            .collect();
+        let r = Rollups::of(&events);
+        for g in Granularity::ALL {
+            let rows = r.verifications(g);
+            assert_eq!(rows.len(), 2, "{g:?}");
+            let valid = rows
+                .iter()
+                .find(|(k, _)| k.outcome == "VALID")
+                .map(|(_, t)| *t);
+            assert_eq!(
+                valid,
+                Some(Tally {
+                    count: 1000,
+                    spent_credits: 2000
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn ratelimits_split_by_passed() {
+        let rl = |passed| {
+            Event::Ratelimit(RatelimitEvent {
+                time_ms: 0,
+                request_id: "r".into(),
+                workspace_id: "ws".into(),
+                namespace: "ns".into(),
+                identifier: "id".into(),
+                passed,
+                latency_us: 1,
+                served_by: ServedBy::Origin,
+            })
+        };
+        let r = Rollups::of(&[rl(true), rl(true), rl(false)]);
+        let rows = r.ratelimits(Granularity::Day);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.values().sum::<i64>(), 3);
+    }
+
+    proptest! {
+        #[test]
+        fn every_bucket_holds_its_time(t in -1_000_000_000_000_000i64..4_000_000_000_000i64) {
+            for g in Granularity::ALL {
+                let b = g.bucket(t);
+                prop_assert!(b <= t);
+                prop_assert!(t - b < 31 * 86_400_000, "{g:?}");
+                prop_assert_eq!(g.bucket(b), b);
+            }
+        }
+
+        #[test]
+        fn rollups_count_every_event(times in proptest::collection::vec(0i64..10_000_000_000, 0..200)) {
+            let events: Vec<Event> = times.iter().map(|t| verification(*t, "k", VerifyCode::Valid, 1)).collect();
+            let r = Rollups::of(&events);
+            for g in Granularity::ALL {
+                let total: i64 = r.verifications(g).values().map(|t| t.count).sum();
+                prop_assert_eq!(total, events.len() as i64);
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Analytics storage: the rollups count exactly what the raw table holds, the modes
+//! record what they say, and retention deletes only what is past its time.
+
+use serde_json::json;
+use sqlx::AnyPool;
+
+use crate::both;
+
+const ROLLUPS: [&str; 4] = ["per_minute", "per_hour", "per_day", "per_month"];
+
+async fn count(db: &AnyPool, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+both!(rollups_count_what_the_raw_table_holds, |srv| {
+    let (_, _, key) = srv.create_key(json!({"credits": {"remaining": 5}})).await;
+    let (_, _, tagged) = srv.create_key(json!({})).await;
+    for _ in 0..7 {
+        srv.verify(json!({"key": key})).await;
+    }
+    for i in 0..4 {
+        srv.verify(json!({"key": tagged, "tags": [format!("n={}", i % 2)]}))
+            .await;
+    }
+    let limit = json!({"namespace": "ns", "identifier": "u1", "limit": 2, "duration": 60000});
+    for _ in 0..5 {
+        srv.ok("/v2/ratelimit.limit", limit.clone()).await;
+    }
+    // SIGTERM flushes everything buffered.
+    assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+    let db = srv.db.pool().await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM key_verifications").await,
+        11
+    );
+    for r in ROLLUPS {
+        let t = format!("key_verifications_{r}");
+        assert_eq!(
+            count(&db, &format!("SELECT CAST(SUM(count) AS BIGINT) FROM {t}")).await,
+            11,
+            "{t}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT CAST(SUM(count) AS BIGINT) FROM {t} WHERE outcome = 'VALID'")
+            )
+            .await,
+            count(
+                &db,
+                "SELECT COUNT(*) FROM key_verifications WHERE outcome = 'VALID'"
+            )
+            .await,
+            "{t}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT CAST(SUM(count) AS BIGINT) FROM {t} WHERE outcome = 'USAGE_EXCEEDED'"
+                )
+            )
+            .await,
+            2,
+            "{t}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT CAST(SUM(spent_credits) AS BIGINT) FROM {t}")
+            )
+            .await,
+            count(
+                &db,
+                "SELECT CAST(SUM(spent_credits) AS BIGINT) FROM key_verifications"
+            )
+            .await,
+            "{t}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT CAST(SUM(count) AS BIGINT) FROM {t} WHERE tags = '[\"n=1\"]'")
+            )
+            .await,
+            2,
+            "{t}"
+        );
+        let rl = format!("ratelimits_{r}");
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT CAST(SUM(count) AS BIGINT) FROM {rl} WHERE passed = 1")
+            )
+            .await,
+            2,
+            "{rl}"
+        );
+        assert_eq!(
+            count(
+                &db,
+                &format!("SELECT CAST(SUM(count) AS BIGINT) FROM {rl} WHERE passed = 0")
+            )
+            .await,
+            3,
+            "{rl}"
+        );
+    }
+    // A hot key costs one row per bucket, not one per request (all 11 fit a day here,
+    // unless the test ran across midnight).
+    assert!(count(&db, "SELECT COUNT(*) FROM key_verifications_per_day").await <= 8);
+    db.close().await;
+});
+
+both!(
+    rollup_mode_keeps_counts_without_raw_rows,
+    &["--events", "rollup"],
+    |srv| {
+        let (_, _, key) = srv.create_key(json!({})).await;
+        for _ in 0..3 {
+            srv.verify(json!({"key": key})).await;
+        }
+        assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+        let db = srv.db.pool().await.unwrap();
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM key_verifications").await,
+            0
+        );
+        assert_eq!(
+            count(
+                &db,
+                "SELECT CAST(SUM(count) AS BIGINT) FROM key_verifications_per_hour"
+            )
+            .await,
+            3
+        );
+        db.close().await;
+    }
+);
+
+both!(off_records_nothing, &["--events", "off"], |srv| {
+    let (_, _, key) = srv.create_key(json!({})).await;
+    srv.verify(json!({"key": key})).await;
+    assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+    let db = srv.db.pool().await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM key_verifications").await,
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM key_verifications_per_minute").await,
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM ratelimits_per_minute").await,
+        0
+    );
+    db.close().await;
+});
+
+both!(
+    retention_deletes_only_rows_past_their_time,
+    &[
+        "--retention-interval-seconds",
+        "0.2",
+        "--retention-batch",
+        "2"
+    ],
+    |srv| {
+        let db = srv.db.pool().await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let day = 86_400_000i64;
+        // Raw and per-minute rows keep 7 days, per-hour 30, per-day and per-month 365.
+        let rows = [
+            ("key_verifications", 8, false),
+            ("key_verifications", 6, true),
+            ("ratelimit_events", 8, false),
+            ("key_verifications_per_minute", 8, false),
+            ("key_verifications_per_minute", 6, true),
+            ("key_verifications_per_hour", 31, false),
+            ("key_verifications_per_hour", 29, true),
+            ("ratelimits_per_day", 366, false),
+            ("ratelimits_per_day", 364, true),
+            ("key_verifications_per_month", 400, false),
+        ];
+        for (i, (table, age, _)) in rows.iter().enumerate() {
+            let time = now - age * day;
+            let sql = match *table {
+                "key_verifications" => format!(
+                    "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ({time}, 'r{i}', 'ws', 'api', 'k', NULL, 'VALID', 0, '[]', 1, 'origin')"
+                ),
+                "ratelimit_events" => format!(
+                    "INSERT INTO ratelimit_events (time, request_id, workspace_id, namespace, identifier, passed, latency_us, served_by) VALUES ({time}, 'r{i}', 'ws', 'ns', 'id', 1, 1, 'origin')"
+                ),
+                t if t.starts_with("ratelimits_") => format!(
+                    "INSERT INTO {t} (time, workspace_id, namespace, identifier, passed, count) VALUES ({time}, 'ws', 'ns', 'id{i}', 1, 1)"
+                ),
+                t => format!(
+                    "INSERT INTO {t} (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) VALUES ({time}, 'ws', 'api', 'k{i}', '', 'VALID', '[]', 1, 0)"
+                ),
+            };
+            sqlx::query(&sql).execute(&db).await.unwrap();
+        }
+        // Enough old raw rows that a batch of 2 needs several statements.
+        for i in 0..5 {
+            sqlx::query(&format!(
+                "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ({}, 'old{i}', 'ws', 'api', 'k', NULL, 'VALID', 0, '[]', 1, 'origin')",
+                now - 10 * day
+            ))
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        let kept = rows.iter().filter(|r| r.2).count() as i64;
+        let tables = [
+            "key_verifications",
+            "ratelimit_events",
+            "key_verifications_per_minute",
+            "key_verifications_per_hour",
+            "ratelimits_per_day",
+            "key_verifications_per_month",
+        ];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let mut total = 0;
+            for t in tables {
+                total += count(&db, &format!("SELECT COUNT(*) FROM {t}")).await;
+            }
+            if total == kept {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "retention left {total} rows, expected {kept}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        for (table, age, keep) in rows {
+            if keep {
+                let time = now - age * day;
+                assert_eq!(
+                    count(
+                        &db,
+                        &format!("SELECT COUNT(*) FROM {table} WHERE time = {time}")
+                    )
+                    .await,
+                    1,
+                    "{table} row aged {age} days must stay"
+                );
+            }
+        }
+        db.close().await;
+    }
+);
