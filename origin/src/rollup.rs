@@ -60,17 +60,19 @@ impl Granularity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct VerificationKey {
+/// A rollup row's dimensions, borrowed from the batch's events: aggregating allocates
+/// nothing per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerificationKey<'a> {
     pub time: i64,
-    pub workspace_id: String,
-    pub api_id: String,
-    pub key_id: String,
+    pub workspace_id: &'a str,
+    pub api_id: &'a str,
+    pub key_id: &'a str,
     /// Empty for a key without an identity.
-    pub identity_id: String,
+    pub identity_id: &'a str,
     pub outcome: &'static str,
     /// The tags as the raw table stores them (a JSON array).
-    pub tags: String,
+    pub tags: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,20 +81,27 @@ pub struct Tally {
     pub spent_credits: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RatelimitKey {
+impl Tally {
+    fn add(&mut self, count: i64, spent_credits: i64) {
+        self.count += count;
+        self.spent_credits = self.spent_credits.saturating_add(spent_credits);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RatelimitKey<'a> {
     pub time: i64,
-    pub workspace_id: String,
-    pub namespace: String,
-    pub identifier: String,
+    pub workspace_id: &'a str,
+    pub namespace: &'a str,
+    pub identifier: &'a str,
     pub passed: bool,
 }
 
 /// One batch's rollups, per granularity.
 #[derive(Debug, Default)]
-pub struct Rollups {
-    verifications: [HashMap<VerificationKey, Tally>; 4],
-    ratelimits: [HashMap<RatelimitKey, i64>; 4],
+pub struct Rollups<'a> {
+    verifications: [HashMap<VerificationKey<'a>, Tally>; 4],
+    ratelimits: [HashMap<RatelimitKey<'a>, i64>; 4],
 }
 
 /// Tags as stored: a JSON array in the order the caller sent them.
@@ -100,55 +109,86 @@ pub fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
-impl Rollups {
-    pub fn of(events: &[Event]) -> Rollups {
+/// Each event's tags as stored, computed once for the raw rows and the rollups alike
+/// (empty for rate-limit events, which have none).
+pub fn tags_of(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Verification(v) => tags_json(&v.tags),
+            Event::Ratelimit(_) => String::new(),
+        })
+        .collect()
+}
+
+impl<'a> Rollups<'a> {
+    /// Tallies per minute, then folds the minute rows into hours, days and months: a
+    /// minute bucket lies wholly inside one of each, and there are far fewer rows than
+    /// events. `tags` is `tags_of(events)`.
+    pub fn of(events: &'a [Event], tags: &'a [String]) -> Rollups<'a> {
         let mut r = Rollups::default();
-        for e in events {
-            r.add(e);
+        let minute = Granularity::Minute.index();
+        for (e, tags) in events.iter().zip(tags) {
+            match e {
+                Event::Verification(v) => {
+                    let key = VerificationKey {
+                        time: Granularity::Minute.bucket(v.time_ms),
+                        workspace_id: &v.workspace_id,
+                        api_id: &v.api_id,
+                        key_id: &v.key_id,
+                        identity_id: v.identity_id.as_deref().unwrap_or_default(),
+                        outcome: v.outcome.as_str(),
+                        tags,
+                    };
+                    let credits = i64::try_from(v.spent_credits).unwrap_or(i64::MAX);
+                    r.verifications[minute]
+                        .entry(key)
+                        .or_default()
+                        .add(1, credits);
+                }
+                Event::Ratelimit(rl) => {
+                    let key = RatelimitKey {
+                        time: Granularity::Minute.bucket(rl.time_ms),
+                        workspace_id: &rl.workspace_id,
+                        namespace: &rl.namespace,
+                        identifier: &rl.identifier,
+                        passed: rl.passed,
+                    };
+                    *r.ratelimits[minute].entry(key).or_default() += 1;
+                }
+            }
+        }
+        for g in &Granularity::ALL[1..] {
+            let mut verifications: HashMap<VerificationKey<'a>, Tally> = HashMap::new();
+            for (k, t) in &r.verifications[minute] {
+                let key = VerificationKey {
+                    time: g.bucket(k.time),
+                    ..*k
+                };
+                verifications
+                    .entry(key)
+                    .or_default()
+                    .add(t.count, t.spent_credits);
+            }
+            let mut ratelimits: HashMap<RatelimitKey<'a>, i64> = HashMap::new();
+            for (k, n) in &r.ratelimits[minute] {
+                let key = RatelimitKey {
+                    time: g.bucket(k.time),
+                    ..*k
+                };
+                *ratelimits.entry(key).or_default() += n;
+            }
+            r.verifications[g.index()] = verifications;
+            r.ratelimits[g.index()] = ratelimits;
         }
         r
     }
 
-    pub fn add(&mut self, event: &Event) {
-        match event {
-            Event::Verification(v) => {
-                let tags = tags_json(&v.tags);
-                let credits = i64::try_from(v.spent_credits).unwrap_or(i64::MAX);
-                for g in Granularity::ALL {
-                    let key = VerificationKey {
-                        time: g.bucket(v.time_ms),
-                        workspace_id: v.workspace_id.clone(),
-                        api_id: v.api_id.clone(),
-                        key_id: v.key_id.clone(),
-                        identity_id: v.identity_id.clone().unwrap_or_default(),
-                        outcome: v.outcome.as_str(),
-                        tags: tags.clone(),
-                    };
-                    let t = self.verifications[g.index()].entry(key).or_default();
-                    t.count += 1;
-                    t.spent_credits = t.spent_credits.saturating_add(credits);
-                }
-            }
-            Event::Ratelimit(r) => {
-                for g in Granularity::ALL {
-                    let key = RatelimitKey {
-                        time: g.bucket(r.time_ms),
-                        workspace_id: r.workspace_id.clone(),
-                        namespace: r.namespace.clone(),
-                        identifier: r.identifier.clone(),
-                        passed: r.passed,
-                    };
-                    *self.ratelimits[g.index()].entry(key).or_default() += 1;
-                }
-            }
-        }
-    }
-
-    pub fn verifications(&self, g: Granularity) -> &HashMap<VerificationKey, Tally> {
+    pub fn verifications(&self, g: Granularity) -> &HashMap<VerificationKey<'a>, Tally> {
         &self.verifications[g.index()]
     }
 
-    pub fn ratelimits(&self, g: Granularity) -> &HashMap<RatelimitKey, i64> {
+    pub fn ratelimits(&self, g: Granularity) -> &HashMap<RatelimitKey<'a>, i64> {
         &self.ratelimits[g.index()]
     }
 }
@@ -198,7 +238,8 @@ mod tests {
                 0,
             )])
             .collect();
-        let r = Rollups::of(&events);
+        let tags = tags_of(&events);
+        let r = Rollups::of(&events, &tags);
         for g in Granularity::ALL {
             let rows = r.verifications(g);
             assert_eq!(rows.len(), 2, "{g:?}");
@@ -230,7 +271,9 @@ mod tests {
                 served_by: ServedBy::Origin,
             })
         };
-        let r = Rollups::of(&[rl(true), rl(true), rl(false)]);
+        let events = [rl(true), rl(true), rl(false)];
+        let tags = tags_of(&events);
+        let r = Rollups::of(&events, &tags);
         let rows = r.ratelimits(Granularity::Day);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows.values().sum::<i64>(), 3);
@@ -250,7 +293,8 @@ mod tests {
         #[test]
         fn rollups_count_every_event(times in proptest::collection::vec(0i64..10_000_000_000, 0..200)) {
             let events: Vec<Event> = times.iter().map(|t| verification(*t, "k", VerifyCode::Valid, 1)).collect();
-            let r = Rollups::of(&events);
+            let tags = tags_of(&events);
+        let r = Rollups::of(&events, &tags);
             for g in Granularity::ALL {
                 let total: i64 = r.verifications(g).values().map(|t| t.count).sum();
                 prop_assert_eq!(total, events.len() as i64);

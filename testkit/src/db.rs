@@ -17,7 +17,6 @@ pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 pub struct TestDb {
     pub url: String,
-    pub backend: Backend,
     pg_name: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -30,7 +29,6 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("keyway.db").display());
                 Ok(TestDb {
                     url,
-                    backend,
                     pg_name: None,
                     _dir: Some(dir),
                 })
@@ -50,7 +48,6 @@ impl TestDb {
                 admin.close().await;
                 Ok(TestDb {
                     url: format!("{PG_SERVER}/{name}"),
-                    backend,
                     pg_name: Some(name),
                     _dir: None,
                 })

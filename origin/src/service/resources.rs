@@ -3,6 +3,8 @@
 //! learns nothing about what exists.
 
 use keyway_core::auth::{Action, RootScope};
+use keyway_core::key::KeyHash;
+use keyway_core::snapshot::KeySnapshot;
 
 use super::access::authorize;
 use super::not_found;
@@ -24,6 +26,16 @@ pub async fn key_for(
         .ok_or_else(|| AppError(not_found::key()))?;
     authorize(caller, action, row.api_id.as_deref(), not_found::key)?;
     Ok(row)
+}
+
+/// The current snapshot of a key `key_for` found, read from the database (not the cache:
+/// the caller is about to change it).
+pub async fn snapshot_for(state: &AppState, row: &KeyRow) -> Result<KeySnapshot, AppError> {
+    state
+        .store
+        .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
+        .await?
+        .ok_or_else(|| AppError(not_found::key()))
 }
 
 /// A live API of the caller's workspace that the caller may `action`.

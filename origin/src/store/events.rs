@@ -5,7 +5,7 @@ use keyway_core::wire::Event;
 
 use super::{Store, StoreResult, flag, to_i64};
 use crate::config::EventMode;
-use crate::rollup::{Granularity, Rollups, tags_json};
+use crate::rollup::{Granularity, Rollups, tags_of};
 
 /// Rows per INSERT: well under SQLite's bound-parameter limit at 11 columns.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -14,12 +14,14 @@ impl Store {
     /// Writes a batch in one transaction, so it lands whole or not at all: the raw rows
     /// and the rollups, as `mode` says.
     pub async fn insert_events(&self, events: &[Event], mode: EventMode) -> StoreResult<()> {
+        let tags = tags_of(events);
         let mut tx = self.pool.begin().await?;
         if mode.raw() {
-            self.insert_raw(&mut tx, events).await?;
+            self.insert_raw(&mut tx, events, &tags).await?;
         }
         if mode.rollup() {
-            self.upsert_rollups(&mut tx, &Rollups::of(events)).await?;
+            self.upsert_rollups(&mut tx, &Rollups::of(events, &tags))
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -29,17 +31,19 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         events: &[Event],
+        tags: &[String],
     ) -> StoreResult<()> {
-        let (verifications, ratelimits): (Vec<&Event>, Vec<&Event>) = events
+        let (verifications, ratelimits): (Vec<_>, Vec<_>) = events
             .iter()
-            .partition(|e| matches!(e, Event::Verification(_)));
+            .zip(tags)
+            .partition(|(e, _)| matches!(e, Event::Verification(_)));
         for chunk in verifications.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ",
             );
             push_placeholders(&mut sql, chunk.len(), 11, self.is_sqlite);
             let mut q = sqlx::query(&sql);
-            for e in chunk {
+            for (e, tags) in chunk {
                 if let Event::Verification(v) = e {
                     q = q
                         .bind(v.time_ms)
@@ -50,7 +54,7 @@ impl Store {
                         .bind(v.identity_id.clone())
                         .bind(v.outcome.as_str())
                         .bind(to_i64(v.spent_credits))
-                        .bind(tags_json(&v.tags))
+                        .bind(tags.as_str())
                         .bind(to_i64(v.latency_us))
                         .bind(v.served_by.as_str());
                 }
@@ -63,7 +67,7 @@ impl Store {
             );
             push_placeholders(&mut sql, chunk.len(), 8, self.is_sqlite);
             let mut q = sqlx::query(&sql);
-            for e in chunk {
+            for (e, _) in chunk {
                 if let Event::Ratelimit(r) = e {
                     q = q
                         .bind(r.time_ms)
@@ -86,7 +90,7 @@ impl Store {
     async fn upsert_rollups(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        rollups: &Rollups,
+        rollups: &Rollups<'_>,
     ) -> StoreResult<()> {
         for g in Granularity::ALL {
             let rows: Vec<_> = rollups.verifications(g).iter().collect();
@@ -103,12 +107,12 @@ impl Store {
                 for (k, t) in chunk {
                     q = q
                         .bind(k.time)
-                        .bind(k.workspace_id.clone())
-                        .bind(k.api_id.clone())
-                        .bind(k.key_id.clone())
-                        .bind(k.identity_id.clone())
+                        .bind(k.workspace_id)
+                        .bind(k.api_id)
+                        .bind(k.key_id)
+                        .bind(k.identity_id)
                         .bind(k.outcome)
-                        .bind(k.tags.clone())
+                        .bind(k.tags)
                         .bind(t.count)
                         .bind(t.spent_credits);
                 }
@@ -128,9 +132,9 @@ impl Store {
                 for (k, n) in chunk {
                     q = q
                         .bind(k.time)
-                        .bind(k.workspace_id.clone())
-                        .bind(k.namespace.clone())
-                        .bind(k.identifier.clone())
+                        .bind(k.workspace_id)
+                        .bind(k.namespace)
+                        .bind(k.identifier)
                         .bind(flag(k.passed))
                         .bind(**n);
                 }

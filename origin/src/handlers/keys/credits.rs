@@ -6,14 +6,13 @@ use keyway_core::api::keys::{CreditOperation, KeyCreditsData, UpdateCreditsReque
 use keyway_core::auth::Action;
 use keyway_core::credits::CreditBalance;
 use keyway_core::error::{ApiError, ValidationIssue};
-use keyway_core::key::KeyHash;
 use keyway_core::validate::Issues;
 
 use crate::http::{ApiResult, AppError, Json, ok};
 use crate::ids;
-use crate::service::resources::key_for;
+use crate::service::resources::{key_for, snapshot_for};
+use crate::service::validate;
 use crate::service::views::refill_data;
-use crate::service::{not_found, validate};
 use crate::state::AppState;
 use crate::store::KeyUpdate;
 
@@ -32,11 +31,7 @@ pub async fn update_credits(
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
-    let snap = state
-        .store
-        .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
-        .await?
-        .ok_or_else(|| AppError(not_found::key()))?;
+    let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();
     if req.operation != CreditOperation::Set && snap.credits.is_none() {
         return Err(AppError(ApiError::invalid_input(

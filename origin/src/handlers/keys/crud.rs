@@ -10,14 +10,14 @@ use keyway_core::api::{Empty, Patch};
 use keyway_core::auth::Action;
 use keyway_core::credits::{CreditBalance, Refill};
 use keyway_core::error::ApiError;
-use keyway_core::key::{DEFAULT_BYTE_LENGTH, KeyHash};
+use keyway_core::key::DEFAULT_BYTE_LENGTH;
 use keyway_core::snapshot::LimitOwner;
 use keyway_core::validate::Issues;
 
 use crate::http::{ApiResult, AppError, Json, ok};
 use crate::ids;
 use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
-use crate::service::resources::{api_for, key_for};
+use crate::service::resources::{api_for, key_for, snapshot_for};
 use crate::service::views::{self, meta_text, new_ratelimits, refill_of};
 use crate::service::{not_found, validate};
 use crate::state::AppState;
@@ -295,11 +295,7 @@ pub async fn reroll_key(
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::CreateKey).await?;
-    let snap = state
-        .store
-        .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
-        .await?
-        .ok_or_else(|| AppError(not_found::key()))?;
+    let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();
     let prefix = row.start.rsplit_once('_').map(|(p, _)| p.to_string());
     let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH)
