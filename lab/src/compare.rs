@@ -78,6 +78,14 @@ pub async fn compare(opts: &Options) -> Result<Report> {
         .find(|p| p.profile.name == "local")
         .map(|p| report::targets(&p.rows))
         .unwrap_or_default();
+    let disk = crate::disk::measure(
+        &bench.http,
+        bench.origin.addr,
+        &bench.root_key,
+        &bench.dir.path().join("lab.db"),
+        Duration::from_secs(6),
+    )
+    .await?;
     drop(bench);
 
     let memory = if opts.memory_keys > 0 {
@@ -98,6 +106,7 @@ pub async fn compare(opts: &Options) -> Result<Report> {
         profiles,
         targets,
         memory,
+        disk: Some(disk),
     };
     write(&opts.out, &report)?;
     Ok(report)
@@ -272,6 +281,25 @@ async fn run_profile(
                 fixed,
                 &path_check,
             ));
+            if sc.name == "origin-hot" {
+                // The tail target compares with the hello-world at this same rate, not
+                // at its own half rate (a higher one).
+                let hello = oha(Shot {
+                    addr: b.hello_axum.addr,
+                    connections: conns,
+                    duration: Duration::from_secs_f64(opts.seconds),
+                    pace: Pace::Fixed { rate: half },
+                    ..base.clone()
+                })
+                .await?;
+                rows.push(row(
+                    &scenarios::HELLO_AT_ORIGIN_RATE,
+                    Pace::Fixed { rate: half },
+                    conns,
+                    hello,
+                    "hello-world",
+                ));
+            }
         } else {
             total.inc(1);
             // Enough connections for the rate at the longest round trip here, twice over.

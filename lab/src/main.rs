@@ -7,6 +7,7 @@ mod chart;
 mod cluster;
 mod compare;
 mod delay;
+mod disk;
 mod hello;
 mod load;
 mod memory;

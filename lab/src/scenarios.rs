@@ -63,6 +63,18 @@ pub const EDGE_WORKERS: [(&str, &str, &str); 4] = [
     ("edgeProxy", "memory,cache", "origin"),
 ];
 
+/// The axum hello-world paced at origin-hot's half rate, for the tail-latency ratio.
+/// Not in `ALL`: it runs right after origin-hot, at the rate origin-hot set.
+pub const HELLO_AT_ORIGIN_RATE: Scenario = Scenario {
+    name: "hello-axum-at-origin-rate",
+    model: Model::Baseline,
+    server: Server::HelloAxum,
+    ask: Ask::Plain,
+    about: "axum hello-world at origin-hot's half rate",
+    expect_served_by: None,
+    expect_cache: None,
+};
+
 pub const ALL: [Scenario; 11] = [
     Scenario {
         name: "hello-axum",

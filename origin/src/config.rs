@@ -89,6 +89,25 @@ pub struct Retention {
     pub batch: u32,
 }
 
+/// Bounds on one `analytics.get*` query.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyticsLimits {
+    /// Most rows one analytics query may return; more is a 422.
+    #[arg(
+        long = "analytics-max-rows",
+        env = "KEYWAY_ANALYTICS_MAX_ROWS",
+        default_value_t = 10_000
+    )]
+    pub max_rows: u64,
+    /// Milliseconds one analytics query may run before it is stopped with a 422.
+    #[arg(
+        long = "analytics-timeout-ms",
+        env = "KEYWAY_ANALYTICS_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub timeout_ms: u64,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address to listen on.
@@ -167,6 +186,9 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub retention: Retention,
+
+    #[command(flatten)]
+    pub analytics_limits: AnalyticsLimits,
 
     /// Database connections.
     #[arg(long, env = "KEYWAY_DB_CONNECTIONS", default_value_t = 8)]

@@ -6,6 +6,7 @@
 //! that feeds it snapshots and counters and turns its answers into HTTP.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod analytics;
 pub mod cache;
 pub mod cli;
 pub mod cluster;
@@ -18,8 +19,6 @@ pub mod ledger;
 pub mod limiter;
 pub mod metrics;
 pub mod overrides;
-pub mod retention;
-pub mod rollup;
 pub mod routes;
 pub mod server;
 pub mod service;

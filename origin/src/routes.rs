@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use axum::routing::{MethodRouter, get, post};
 
-use crate::handlers::{apis, identities, internal, keys, ops, permissions, ratelimit, verify};
+use crate::handlers::{
+    analytics, apis, identities, internal, keys, ops, permissions, ratelimit, verify,
+};
 use crate::http::{ContextLayer, MAX_BODY_BYTES};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -35,6 +37,15 @@ pub fn router(state: AppState, metrics: MetricsOn) -> Router {
         MetricsOn::Separate => routes,
     };
     routes
+        // analytics
+        .route(
+            "/v2/analytics.getVerifications",
+            post(analytics::get_verifications),
+        )
+        .route(
+            "/v2/analytics.getRatelimits",
+            post(analytics::get_ratelimits),
+        )
         // apis
         .route("/v2/apis.createApi", post(apis::create_api))
         .route("/v2/apis.getApi", post(apis::get_api))

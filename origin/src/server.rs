@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use keyway_core::secret::Secret;
 
+use crate::analytics::reader::Reader;
+use crate::analytics::{Analytics, retention};
 use crate::cache::SnapshotCache;
 use crate::cluster::notices::Notices;
 use crate::config::ServeConfig;
@@ -102,6 +104,10 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         metrics,
         edge_secret: config.edge_secret.clone().filter(|s| !s.is_empty()),
         cluster,
+        analytics: Analytics {
+            reader: Reader::connect(config.database_url.expose())?,
+            limits: config.analytics_limits.clone(),
+        },
     }));
     Ok(Built { state, batcher })
 }
@@ -111,7 +117,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let store = state.store.clone();
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(&state, &config, stop_rx.clone());
-    let retention = crate::retention::spawn(store.clone(), &config.retention, stop_rx.clone());
+    let retention = retention::spawn(store.clone(), &config.retention, stop_rx.clone());
 
     let metrics_on = match config.metrics_listen {
         Some(addr) => {

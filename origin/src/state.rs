@@ -36,6 +36,7 @@ pub struct Inner {
     /// Cluster mode (`--redis`): counters and balances in Redis, change notices to the
     /// other replicas. `None` on a single node.
     pub cluster: Option<Cluster>,
+    pub analytics: crate::analytics::Analytics,
 }
 
 /// The shared parts of cluster mode.

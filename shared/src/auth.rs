@@ -26,10 +26,14 @@ pub enum Action {
     VerifyKey,
     EncryptKey,
     DecryptKey,
+    /// `api.<id>.read_analytics`: `analytics.getVerifications` over that API's rows.
+    ReadAnalytics,
     Limit,
     ReadOverride,
     SetOverride,
     DeleteOverride,
+    /// `ratelimit.<namespace>.read_analytics`: `analytics.getRatelimits` over it.
+    ReadRatelimitAnalytics,
     CreateIdentity,
     ReadIdentity,
     UpdateIdentity,
@@ -50,7 +54,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order a bootstrap root key is granted them.
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Action::CreateApi,
         Action::ReadApi,
         Action::DeleteApi,
@@ -62,10 +66,12 @@ impl Action {
         Action::VerifyKey,
         Action::EncryptKey,
         Action::DecryptKey,
+        Action::ReadAnalytics,
         Action::Limit,
         Action::ReadOverride,
         Action::SetOverride,
         Action::DeleteOverride,
+        Action::ReadRatelimitAnalytics,
         Action::CreateIdentity,
         Action::ReadIdentity,
         Action::UpdateIdentity,
@@ -89,8 +95,10 @@ impl Action {
         use Action::*;
         match self {
             CreateApi | ReadApi | DeleteApi | UpdateApi | CreateKey | ReadKey | UpdateKey
-            | DeleteKey | VerifyKey | EncryptKey | DecryptKey => "api",
-            Limit | ReadOverride | SetOverride | DeleteOverride => "ratelimit",
+            | DeleteKey | VerifyKey | EncryptKey | DecryptKey | ReadAnalytics => "api",
+            Limit | ReadOverride | SetOverride | DeleteOverride | ReadRatelimitAnalytics => {
+                "ratelimit"
+            }
             CreateIdentity | ReadIdentity | UpdateIdentity | DeleteIdentity => "identity",
             CreatePermission
             | ReadPermission
@@ -122,6 +130,7 @@ impl Action {
             VerifyKey => "verify_key",
             EncryptKey => "encrypt_key",
             DecryptKey => "decrypt_key",
+            ReadAnalytics | ReadRatelimitAnalytics => "read_analytics",
             Limit => "limit",
             ReadOverride => "read_override",
             SetOverride => "set_override",
@@ -170,6 +179,14 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, ApiError> {
         return Err(ApiError::malformed_auth());
     }
     Ok(token)
+}
+
+/// The ids a root key holds an action on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    All,
+    Only(Vec<String>),
+    None,
 }
 
 /// An authenticated root key: the workspace it acts for and what it may do there.
@@ -244,6 +261,25 @@ impl RootScope {
             .any(|g| grant_target(g, action).is_some_and(|m| !m.is_empty()))
     }
 
+    /// The ids the key may do `action` on: every one (a `*` grant), these, or none.
+    pub fn targets(&self, action: Action) -> Targets {
+        let mut ids = Vec::new();
+        for g in self.permissions() {
+            match grant_target(g, action) {
+                Some("*") => return Targets::All,
+                Some(id) if !id.is_empty() => ids.push(id.to_string()),
+                _ => {}
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            Targets::None
+        } else {
+            Targets::Only(ids)
+        }
+    }
+
     /// 403 unless the key may verify keys of at least one API. Checked before the key is
     /// looked up; whether it may verify *this* key's API is part of the decision itself.
     pub fn require_verifier(&self) -> Result<(), ApiError> {
@@ -310,6 +346,25 @@ pub(crate) mod tests {
         assert!(!scope(&["api.*.verify_keys"]).allows(Action::VerifyKey, Some("x")));
         assert!(!scope(&["api..verify_key"]).allows_any(Action::VerifyKey));
         assert!(!scope(&["api.x.verify_key"]).allows(Action::VerifyKey, Some("y")));
+    }
+
+    #[test]
+    fn targets_list_the_granted_ids() {
+        let s = scope(&[
+            "api.api_2.read_analytics",
+            "api.api_1.read_analytics",
+            "api.api_1.read_key",
+        ]);
+        assert_eq!(
+            s.targets(Action::ReadAnalytics),
+            Targets::Only(vec!["api_1".into(), "api_2".into()])
+        );
+        assert_eq!(s.targets(Action::ReadRatelimitAnalytics), Targets::None);
+        let s = scope(&["api.api_1.read_analytics", "api.*.read_analytics"]);
+        assert_eq!(s.targets(Action::ReadAnalytics), Targets::All);
+        let s = scope(&["ratelimit.*.read_analytics"]);
+        assert_eq!(s.targets(Action::ReadRatelimitAnalytics), Targets::All);
+        assert_eq!(s.targets(Action::ReadAnalytics), Targets::None);
     }
 
     #[test]

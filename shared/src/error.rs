@@ -113,6 +113,21 @@ impl ApiError {
         }
     }
 
+    /// An analytics query we do not run: not SQL, not a SELECT, or something not allowed.
+    pub fn invalid_query(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(400, "Bad Request", kind, detail)
+    }
+
+    /// An analytics query over a limit: rows, bytes or time.
+    pub fn query_limit(detail: impl Into<String>) -> Self {
+        Self::new(
+            422,
+            "Unprocessable Entity",
+            "user/unprocessable_entity/query_resource_limit_exceeded",
+            detail,
+        )
+    }
+
     pub fn missing_auth() -> Self {
         Self::new(
             400,

@@ -19,7 +19,7 @@ let dir, server, unkey;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "keyway-sdk-"));
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--log-format", "json"], {
-    env: { ...process.env, KEYWAY_DATABASE_URL: `sqlite://${join(dir, "k.db")}`, KEYWAY_ROOT_KEY: rootKey },
+    env: { ...process.env, KEYWAY_DATABASE_URL: `sqlite://${join(dir, "k.db")}`, KEYWAY_ROOT_KEY: rootKey, KEYWAY_EVENT_FLUSH_MS: "50" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const addr = await new Promise((resolve, reject) => {
@@ -147,6 +147,30 @@ test("ratelimit.limit", async () => {
   assert.equal(denied.data.success, false);
   assert.equal(denied.data.remaining, 0);
   assert.equal(typeof denied.data.reset, "number");
+});
+
+test("analytics.getVerifications and analytics.getRatelimits", async () => {
+  const { data: api } = await unkey.apis.createApi({ name: "sdk-analytics" });
+  const { data: k } = await unkey.keys.createKey({ apiId: api.apiId });
+  for (let i = 0; i < 3; i++) await unkey.keys.verifyKey({ key: k.key, tags: ["plan=pro"] });
+  await unkey.ratelimit.limit({ namespace: "sdk-analytics", identifier: "u", limit: 1, duration: 60000 });
+  await unkey.ratelimit.limit({ namespace: "sdk-analytics", identifier: "u", limit: 1, duration: 60000 });
+  // Events land in batches; poll until the three verifications are readable.
+  const query = `SELECT outcome, SUM(count) AS total FROM key_verifications_per_minute_v1 WHERE key_id = '${k.keyId}' AND has(tags, 'plan=pro') GROUP BY outcome`;
+  let rows = [];
+  for (let i = 0; i < 100 && Number(rows[0]?.total ?? 0) < 3; i++) {
+    rows = (await unkey.analytics.getVerifications({ query })).data;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(rows, [{ outcome: "VALID", total: 3 }]);
+  const rl = await unkey.analytics.getRatelimits({
+    query: "SELECT SUM(passed) AS passed, SUM(total) AS total FROM ratelimits_per_hour_v1 WHERE namespace_id = 'sdk-analytics'",
+  });
+  assert.deepEqual(rl.data, [{ passed: 1, total: 2 }]);
+  await assert.rejects(
+    unkey.analytics.getVerifications({ query: "SELECT * FROM keys" }),
+    (e) => e.statusCode === 400 && /keys/.test(String(e.body ?? e.message)),
+  );
 });
 
 test("errors come back as typed SDK errors", async () => {

@@ -2,6 +2,7 @@
 //! authenticates, then acts through the service layer: a malformed body is a 400 even
 //! without credentials.
 
+pub mod analytics;
 pub mod apis;
 pub mod identities;
 pub mod internal;

@@ -4,8 +4,8 @@
 use keyway_core::wire::Event;
 
 use super::{Store, StoreResult, flag, to_i64};
+use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
-use crate::rollup::{Granularity, Rollups, tags_of};
 
 /// Rows per INSERT: well under SQLite's bound-parameter limit at 11 columns.
 const ROWS_PER_STATEMENT: usize = 500;

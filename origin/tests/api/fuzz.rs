@@ -86,6 +86,14 @@ fn templates(api: &str) -> Vec<(&'static str, Value)> {
             "/v2/keys.removeRoles",
             json!({"keyId": "key_fuzz", "roles": ["r"]}),
         ),
+        (
+            "/v2/analytics.getVerifications",
+            json!({"query": "SELECT outcome, SUM(count) AS n FROM key_verifications_per_hour_v1 WHERE time > now() - INTERVAL 1 DAY GROUP BY outcome"}),
+        ),
+        (
+            "/v2/analytics.getRatelimits",
+            json!({"query": "SELECT namespace_id, SUM(total) AS n FROM ratelimits_per_day_v1 GROUP BY namespace_id"}),
+        ),
         ("/v2/apis.createApi", json!({"name": "fuzz-api"})),
         ("/v2/apis.getApi", json!({"apiId": api})),
         (

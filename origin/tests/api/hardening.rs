@@ -350,6 +350,16 @@ async fn route_grants_table() {
             json!({}),
             g(&["rbac.*.read_role"]),
         ),
+        route(
+            "/v2/analytics.getVerifications",
+            json!({"query": "SELECT COUNT(*) AS n FROM key_verifications_v1"}),
+            g(&["api.API.read_analytics"]),
+        ),
+        route(
+            "/v2/analytics.getRatelimits",
+            json!({"query": "SELECT COUNT(*) AS n FROM ratelimits_v1"}),
+            g(&["ratelimit.ns.read_analytics"]),
+        ),
         // Deletions last: they remove what the rows above use.
         route(
             "/v2/ratelimit.deleteOverride",

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod analytics;
+mod analytics_query;
 mod cluster_script;
 mod fuzz;
 mod hardening;

@@ -5,6 +5,7 @@
 //! origin. Responses omit absent optional fields instead of sending `null`: the official
 //! SDKs validate strictly and a stray `null` fails them.
 
+pub mod analytics;
 pub mod apis;
 pub mod identities;
 pub mod int64;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::analytics::rollup::Granularity;
 use crate::config::Retention;
-use crate::rollup::Granularity;
 use crate::store::Store;
 
 const DAY_MS: f64 = 86_400_000.0;

@@ -1,0 +1,253 @@
+//! The public analytics tables, as Unkey names them, and what each one reads.
+//!
+//! A query never names a stored table. Each public name becomes a subquery over its
+//! stored table that selects only the public columns and only the caller's rows: its
+//! workspace, and the APIs (or namespaces) its root key may read. Everything a query can
+//! reach is inside those subqueries.
+
+/// Which rows a caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub workspace_id: String,
+    /// `None`: every API (or namespace) of the workspace; `Some`: only these.
+    pub only: Option<Vec<String>>,
+}
+
+/// One public table: its name, the stored table behind it and the columns it exposes.
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    pub stored: &'static str,
+    /// `public name = SQL over the stored row` (the stored table is aliased `t`).
+    columns: &'static [(&'static str, &'static str)],
+    /// The stored column a grant restricts (`api_id`, `namespace`).
+    restrict: &'static str,
+    /// Stored rollups of rate limits keep passed and rejected requests apart; Unkey's
+    /// public shape has one row with both counts.
+    group_by: Option<&'static str>,
+}
+
+/// The rows of one analytics route: verifications or rate limits.
+#[derive(Debug)]
+pub struct Catalog {
+    pub tables: &'static [Table],
+}
+
+impl Catalog {
+    pub fn find(&self, name: &str) -> Option<&'static Table> {
+        self.tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn names(&self) -> String {
+        self.tables
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The external id of the row's identity, looked up in the same workspace.
+const EXTERNAL_ID: &str = "COALESCE((SELECT i.external_id FROM identities i WHERE i.id = t.identity_id AND i.workspace_id = t.workspace_id), '')";
+
+const VERIFICATION_ROLLUP: &[(&str, &str)] = &[
+    ("time", "t.time"),
+    ("workspace_id", "t.workspace_id"),
+    ("key_space_id", "t.api_id"),
+    ("api_id", "t.api_id"),
+    ("identity_id", "t.identity_id"),
+    ("external_id", EXTERNAL_ID),
+    ("key_id", "t.key_id"),
+    ("outcome", "t.outcome"),
+    ("tags", "t.tags"),
+    ("count", "t.count"),
+    ("spent_credits", "t.spent_credits"),
+];
+
+const RATELIMIT_ROLLUP: &[(&str, &str)] = &[
+    ("time", "t.time"),
+    ("workspace_id", "t.workspace_id"),
+    ("namespace_id", "t.namespace"),
+    ("namespace", "t.namespace"),
+    ("identifier", "t.identifier"),
+    (
+        "passed",
+        "SUM(CASE WHEN t.passed = 1 THEN t.count ELSE 0 END)",
+    ),
+    ("total", "SUM(t.count)"),
+];
+
+const RATELIMIT_GROUP: &str = "t.time, t.workspace_id, t.namespace, t.identifier";
+
+pub static VERIFICATIONS: Catalog = Catalog {
+    tables: &[
+        Table {
+            name: "key_verifications_v1",
+            stored: "key_verifications",
+            columns: &[
+                ("request_id", "t.request_id"),
+                ("time", "t.time"),
+                ("workspace_id", "t.workspace_id"),
+                ("key_space_id", "t.api_id"),
+                ("api_id", "t.api_id"),
+                ("identity_id", "COALESCE(t.identity_id, '')"),
+                ("external_id", EXTERNAL_ID),
+                ("key_id", "t.key_id"),
+                ("outcome", "t.outcome"),
+                ("tags", "t.tags"),
+                ("spent_credits", "t.spent_credits"),
+                ("latency", "t.latency_us / 1000.0"),
+                ("served_by", "t.served_by"),
+            ],
+            restrict: "api_id",
+            group_by: None,
+        },
+        Table {
+            name: "key_verifications_per_minute_v1",
+            stored: "key_verifications_per_minute",
+            columns: VERIFICATION_ROLLUP,
+            restrict: "api_id",
+            group_by: None,
+        },
+        Table {
+            name: "key_verifications_per_hour_v1",
+            stored: "key_verifications_per_hour",
+            columns: VERIFICATION_ROLLUP,
+            restrict: "api_id",
+            group_by: None,
+        },
+        Table {
+            name: "key_verifications_per_day_v1",
+            stored: "key_verifications_per_day",
+            columns: VERIFICATION_ROLLUP,
+            restrict: "api_id",
+            group_by: None,
+        },
+        Table {
+            name: "key_verifications_per_month_v1",
+            stored: "key_verifications_per_month",
+            columns: VERIFICATION_ROLLUP,
+            restrict: "api_id",
+            group_by: None,
+        },
+    ],
+};
+
+pub static RATELIMITS: Catalog = Catalog {
+    tables: &[
+        Table {
+            name: "ratelimits_v1",
+            stored: "ratelimit_events",
+            columns: &[
+                ("request_id", "t.request_id"),
+                ("time", "t.time"),
+                ("workspace_id", "t.workspace_id"),
+                ("namespace_id", "t.namespace"),
+                ("namespace", "t.namespace"),
+                ("identifier", "t.identifier"),
+                ("passed", "t.passed"),
+                ("latency", "t.latency_us / 1000.0"),
+                ("served_by", "t.served_by"),
+            ],
+            restrict: "namespace",
+            group_by: None,
+        },
+        Table {
+            name: "ratelimits_per_minute_v1",
+            stored: "ratelimits_per_minute",
+            columns: RATELIMIT_ROLLUP,
+            restrict: "namespace",
+            group_by: Some(RATELIMIT_GROUP),
+        },
+        Table {
+            name: "ratelimits_per_hour_v1",
+            stored: "ratelimits_per_hour",
+            columns: RATELIMIT_ROLLUP,
+            restrict: "namespace",
+            group_by: Some(RATELIMIT_GROUP),
+        },
+        Table {
+            name: "ratelimits_per_day_v1",
+            stored: "ratelimits_per_day",
+            columns: RATELIMIT_ROLLUP,
+            restrict: "namespace",
+            group_by: Some(RATELIMIT_GROUP),
+        },
+        Table {
+            name: "ratelimits_per_month_v1",
+            stored: "ratelimits_per_month",
+            columns: RATELIMIT_ROLLUP,
+            restrict: "namespace",
+            group_by: Some(RATELIMIT_GROUP),
+        },
+    ],
+};
+
+/// `'it''s'`: a string literal. Only our own ids reach here, but quote them properly.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Table {
+    /// The subquery that stands for this table: public columns, the caller's rows.
+    pub fn subquery(&self, scope: &Scope) -> String {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, sql)| format!("{sql} AS {name}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!(
+            "SELECT {columns} FROM {} t WHERE t.workspace_id = {}",
+            self.stored,
+            literal(&scope.workspace_id)
+        );
+        if let Some(only) = &scope.only {
+            // An empty grant list never reaches here (it is a 403), but an empty IN ()
+            // would be a syntax error in PostgreSQL: make it match nothing instead.
+            if only.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                let ids = only.iter().map(|s| literal(s)).collect::<Vec<_>>();
+                sql.push_str(&format!(" AND t.{} IN ({})", self.restrict, ids.join(", ")));
+            }
+        }
+        if let Some(g) = self.group_by {
+            sql.push_str(&format!(" GROUP BY {g}"));
+        }
+        sql
+    }
+
+    pub fn column_names(&self) -> impl Iterator<Item = &'static str> {
+        self.columns.iter().map(|(n, _)| *n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subqueries_restrict_to_the_scope() {
+        let t = VERIFICATIONS.find("KEY_VERIFICATIONS_V1").unwrap();
+        let all = t.subquery(&Scope {
+            workspace_id: "ws_1".into(),
+            only: None,
+        });
+        assert!(all.contains("FROM key_verifications t WHERE t.workspace_id = 'ws_1'"));
+        assert!(!all.contains(" IN "));
+        let some = t.subquery(&Scope {
+            workspace_id: "ws_'x".into(),
+            only: Some(vec!["api_1".into(), "api_2".into()]),
+        });
+        assert!(some.contains("t.workspace_id = 'ws_''x'"));
+        assert!(some.ends_with("AND t.api_id IN ('api_1', 'api_2')"));
+        let none = t.subquery(&Scope {
+            workspace_id: "ws_1".into(),
+            only: Some(vec![]),
+        });
+        assert!(none.ends_with("AND 1 = 0"));
+    }
+}

@@ -1,0 +1,125 @@
+//! `analytics.*`: the caller's SQL over its own verification and rate-limit rows.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyway_core::api::analytics::QueryRequest;
+use keyway_core::auth::{Action, Targets};
+use keyway_core::error::ApiError;
+use keyway_core::validate::Issues;
+
+use crate::analytics::functions::Ctx;
+use crate::analytics::query::{self, QueryError};
+use crate::analytics::reader::ReadError;
+use crate::analytics::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
+use crate::http::{ApiResult, AppError, Json, ok};
+use crate::ids;
+use crate::state::AppState;
+
+pub async fn get_verifications(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<QueryRequest>,
+) -> ApiResult {
+    run(
+        &state,
+        &headers,
+        &req,
+        &VERIFICATIONS,
+        Action::ReadAnalytics,
+    )
+    .await
+}
+
+pub async fn get_ratelimits(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<QueryRequest>,
+) -> ApiResult {
+    run(
+        &state,
+        &headers,
+        &req,
+        &RATELIMITS,
+        Action::ReadRatelimitAnalytics,
+    )
+    .await
+}
+
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &QueryRequest,
+    catalog: &Catalog,
+    action: Action,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.query", &req.query, 1, usize::MAX);
+    v.finish()?;
+    let caller = state.authenticate(headers).await?;
+    let only = match caller.targets(action) {
+        Targets::All => None,
+        Targets::Only(ids) => Some(ids),
+        Targets::None => {
+            let (resource, what) = match action {
+                Action::ReadRatelimitAnalytics => ("ratelimit", "namespace"),
+                _ => ("api", "apiId"),
+            };
+            return Err(AppError(ApiError::forbidden(format!(
+                "The root key has no permission to read analytics ('{resource}.*.read_analytics' or '{resource}.<{what}>.read_analytics')."
+            ))));
+        }
+    };
+    let scope = Scope {
+        workspace_id: caller.workspace_id().to_string(),
+        only,
+    };
+    let analytics = &state.analytics;
+    let ctx = Ctx {
+        dialect: analytics.reader.dialect(),
+        now_ms: ids::now_ms(),
+    };
+    let max_rows = analytics.limits.max_rows;
+    let sql = query::plan(&req.query, catalog, &scope, ctx, max_rows).map_err(query_error)?;
+    let timeout = Duration::from_millis(analytics.limits.timeout_ms);
+    let rows = analytics
+        .reader
+        .run(&sql, max_rows, timeout)
+        .await
+        .map_err(read_error)?;
+    ok(rows)
+}
+
+fn query_error(e: QueryError) -> AppError {
+    let kind = match &e {
+        QueryError::Table { .. } => "user/bad_request/invalid_analytics_table",
+        QueryError::Function(_) => "user/bad_request/invalid_analytics_function",
+        QueryError::Invalid(_) => "user/bad_request/invalid_analytics_query",
+        QueryError::Limit(m) => return AppError(ApiError::query_limit(m.clone())),
+    };
+    AppError(ApiError::invalid_query(kind, e.to_string()))
+}
+
+fn read_error(e: ReadError) -> AppError {
+    match e {
+        ReadError::Rejected(m) => AppError(ApiError::invalid_query(
+            "user/bad_request/invalid_analytics_query",
+            m,
+        )),
+        ReadError::Limit(m) => AppError(ApiError::query_limit(m)),
+        ReadError::Database(e) => {
+            tracing::error!(error = %e, "analytics query failed");
+            match e {
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                    AppError(ApiError::unavailable(
+                        "The analytics database could not be reached; try again.",
+                    ))
+                }
+                _ => AppError(ApiError::internal(
+                    "The analytics query failed in the database.",
+                )),
+            }
+        }
+    }
+}
