@@ -23,10 +23,22 @@ pub struct DiskReport {
 
 const TABLES: [(&str, &str); 10] = [
     ("/v2/analytics.getVerifications", "key_verifications_v1"),
-    ("/v2/analytics.getVerifications", "key_verifications_per_minute_v1"),
-    ("/v2/analytics.getVerifications", "key_verifications_per_hour_v1"),
-    ("/v2/analytics.getVerifications", "key_verifications_per_day_v1"),
-    ("/v2/analytics.getVerifications", "key_verifications_per_month_v1"),
+    (
+        "/v2/analytics.getVerifications",
+        "key_verifications_per_minute_v1",
+    ),
+    (
+        "/v2/analytics.getVerifications",
+        "key_verifications_per_hour_v1",
+    ),
+    (
+        "/v2/analytics.getVerifications",
+        "key_verifications_per_day_v1",
+    ),
+    (
+        "/v2/analytics.getVerifications",
+        "key_verifications_per_month_v1",
+    ),
     ("/v2/analytics.getRatelimits", "ratelimits_v1"),
     ("/v2/analytics.getRatelimits", "ratelimits_per_minute_v1"),
     ("/v2/analytics.getRatelimits", "ratelimits_per_hour_v1"),
@@ -34,7 +46,13 @@ const TABLES: [(&str, &str); 10] = [
     ("/v2/analytics.getRatelimits", "ratelimits_per_month_v1"),
 ];
 
-async fn count(http: &reqwest::Client, origin: SocketAddr, root_key: &str, path: &str, table: &str) -> Result<u64> {
+async fn count(
+    http: &reqwest::Client,
+    origin: SocketAddr,
+    root_key: &str,
+    path: &str,
+    table: &str,
+) -> Result<u64> {
     let body: Value = http
         .post(format!("http://{origin}{path}"))
         .bearer_auth(root_key)
@@ -63,7 +81,10 @@ pub async fn measure(
     tokio::time::sleep(flush).await;
     let mut rows = Vec::new();
     for (path, table) in TABLES {
-        rows.push((table.to_string(), count(http, origin, root_key, path, table).await?));
+        rows.push((
+            table.to_string(),
+            count(http, origin, root_key, path, table).await?,
+        ));
     }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let wal = db.with_file_name(format!(

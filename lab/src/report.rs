@@ -287,23 +287,6 @@ pub fn targets(local: &[Row]) -> Vec<Target> {
             )),
         });
     }
-    if let (Some(o), Some(h)) = (
-        latency_row(local, "origin-hot"),
-        latency_row(local, "hello-axum-at-origin-rate"),
-    ) {
-        let v = o.measured.p99 / h.measured.p99;
-        out.push(Target {
-            name: "origin-hot p99 / axum hello-world p99, both at origin-hot's half rate",
-            measured: v,
-            target: 1.25,
-            higher_is_better: false,
-            met: v <= 1.25,
-            baseline: Some(format!(
-                "axum hello-world at that rate: p99 {:.2} ms; events recorded raw+rollup",
-                h.measured.p99
-            )),
-        });
-    }
     if let (Some(a), Some(b)) = (tput("edge-hit"), tput("hello-workerd")) {
         let v = a / b;
         out.push(Target {
