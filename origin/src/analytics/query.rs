@@ -94,7 +94,7 @@ pub fn plan(
         next_cte: 0,
     };
     rewriter.query(&mut query)?;
-    cap_rows(&mut query, max_rows)?;
+    cap_rows(&mut query, max_rows);
     Ok(query.to_string())
 }
 
@@ -140,12 +140,8 @@ fn literal_count(e: &Expr) -> Option<u64> {
     }
 }
 
-fn number(n: u64) -> Expr {
-    Expr::value(Value::Number(n.to_string(), false))
-}
-
 /// The outermost LIMIT: the user's, if lower, else one row over the cap.
-fn cap_rows(q: &mut Query, max_rows: u64) -> Result<(), QueryError> {
+fn cap_rows(q: &mut Query, max_rows: u64) {
     let cap = max_rows.saturating_add(1);
     let (limit, offset) = match q.limit_clause.take() {
         None => (None, None),
@@ -160,11 +156,10 @@ fn cap_rows(q: &mut Query, max_rows: u64) -> Result<(), QueryError> {
     };
     let wanted = limit.as_ref().and_then(literal_count).unwrap_or(u64::MAX);
     q.limit_clause = Some(LimitClause::LimitOffset {
-        limit: Some(number(wanted.min(cap))),
+        limit: Some(functions::number(wanted.min(cap))),
         offset,
         limit_by: Vec::new(),
     });
-    Ok(())
 }
 
 impl Rewriter<'_> {
@@ -441,34 +436,22 @@ impl Rewriter<'_> {
                         allowed: self.catalog.names(),
                     });
                 };
-                let mut alias = alias.take().unwrap_or_else(|| TableAlias {
+                let mut named = alias.take().unwrap_or_else(|| TableAlias {
                     explicit: true,
                     name: id.clone(),
                     columns: Vec::new(),
                     at: None,
                 });
-                self.table_alias(&mut alias);
+                self.table_alias(&mut named);
                 if let Some(cte) = self
                     .ctes
                     .iter()
                     .rev()
                     .find(|c| c.name.eq_ignore_ascii_case(&id.value))
                 {
+                    // The modifiers were refused above: only the name and alias remain.
                     *name = ObjectName::from(vec![self.quoted(cte.renamed.clone())]);
-                    let rebuilt = TableFactor::Table {
-                        name: name.clone(),
-                        alias: Some(alias),
-                        args: None,
-                        with_hints: Vec::new(),
-                        version: None,
-                        with_ordinality: false,
-                        partitions: Vec::new(),
-                        json_path: None,
-                        sample: None,
-                        index_directives: Vec::new(),
-                        inheritance: None,
-                    };
-                    *f = rebuilt;
+                    *alias = Some(named);
                     return Ok(());
                 }
                 let table = self
@@ -482,7 +465,7 @@ impl Rewriter<'_> {
                 *f = TableFactor::Derived {
                     lateral: false,
                     subquery,
-                    alias: Some(alias),
+                    alias: Some(named),
                     sample: None,
                 };
                 Ok(())
@@ -590,19 +573,13 @@ impl Rewriter<'_> {
                 }
             }
             Expr::Like {
+                negated,
                 any,
                 expr,
                 pattern,
                 escape_char,
-                ..
-            } => {
-                if *any || escape_char.is_some() {
-                    return Err(invalid("LIKE ANY / ESCAPE"));
-                }
-                self.expr(expr)?;
-                self.expr(pattern)
             }
-            Expr::ILike {
+            | Expr::ILike {
                 negated,
                 any,
                 expr,
@@ -610,17 +587,18 @@ impl Rewriter<'_> {
                 escape_char,
             } => {
                 if *any || escape_char.is_some() {
-                    return Err(invalid("ILIKE ANY / ESCAPE"));
+                    return Err(invalid("LIKE or ILIKE with ANY or ESCAPE"));
                 }
                 self.expr(expr)?;
                 self.expr(pattern)?;
-                if self.ctx.dialect == Dialect::Sqlite {
+                let (negated, expr, pattern) = (*negated, expr.clone(), pattern.clone());
+                if self.ctx.dialect == Dialect::Sqlite && matches!(e, Expr::ILike { .. }) {
                     // SQLite's LIKE already ignores ASCII case, and it has no ILIKE.
                     *e = Expr::Like {
-                        negated: *negated,
+                        negated,
                         any: false,
-                        expr: expr.clone(),
-                        pattern: pattern.clone(),
+                        expr,
+                        pattern,
                         escape_char: None,
                     };
                 }
@@ -654,12 +632,7 @@ impl Rewriter<'_> {
                     return Err(invalid("TRY_CAST / SAFE_CAST / CAST FORMAT"));
                 }
                 self.expr(expr)?;
-                let target = cast_target(&data_type.to_string())?;
-                let name = match target {
-                    "TEXT" => "toString",
-                    "BIGINT" => "toInt64",
-                    _ => "toFloat64",
-                };
+                let name = cast_function(&data_type.to_string())?;
                 *e = functions::translate(
                     &self.ctx,
                     Call {
@@ -726,29 +699,18 @@ impl Rewriter<'_> {
                         }
                     }
                 }
-                // Unknown names are refused before anything is translated.
-                if !functions::ALLOWED
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&call.name))
-                {
-                    return Err(QueryError::Function(call.name));
-                }
                 *e = functions::translate(&self.ctx, call)?;
                 Ok(())
             }
             Expr::Subquery(q) => self.query(q),
             Expr::Exists { subquery, .. } => self.query(subquery),
             Expr::Interval(i) => {
-                *e = number_ms(interval_ms(i)?);
+                *e = functions::number(interval_ms(i)?);
                 Ok(())
             }
             other => Err(invalid(format!("`{other}`"))),
         }
     }
-}
-
-fn number_ms(ms: i64) -> Expr {
-    Expr::value(Value::Number(ms.to_string(), false))
 }
 
 fn plain_wildcard(o: &WildcardAdditionalOptions) -> Result<(), QueryError> {
@@ -764,8 +726,8 @@ fn plain_wildcard(o: &WildcardAdditionalOptions) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// What a CAST may target, by family: text, integer or float.
-fn cast_target(data_type: &str) -> Result<&'static str, QueryError> {
+/// The conversion function a CAST becomes, by the target's family: text, integer, float.
+fn cast_function(data_type: &str) -> Result<&'static str, QueryError> {
     let base = data_type
         .split('(')
         .next()
@@ -773,12 +735,12 @@ fn cast_target(data_type: &str) -> Result<&'static str, QueryError> {
         .trim()
         .to_ascii_uppercase();
     match base.as_str() {
-        "TEXT" | "STRING" | "VARCHAR" | "CHAR" => Ok("TEXT"),
+        "TEXT" | "STRING" | "VARCHAR" | "CHAR" => Ok("toString"),
         "INT" | "INTEGER" | "BIGINT" | "INT64" | "INT32" | "UINT64" | "UINT32" | "SMALLINT" => {
-            Ok("BIGINT")
+            Ok("toInt64")
         }
         "REAL" | "FLOAT" | "FLOAT64" | "FLOAT32" | "DOUBLE" | "DOUBLE PRECISION" | "NUMERIC"
-        | "DECIMAL" => Ok("FLOAT"),
+        | "DECIMAL" => Ok("toFloat64"),
         _ => Err(invalid(format!("CAST to {data_type}"))),
     }
 }

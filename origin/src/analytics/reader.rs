@@ -17,7 +17,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRo
 use sqlx::{Column, Executor, Row, TypeInfo, ValueRef};
 
 use super::functions::Dialect;
-use super::query::QueryError;
 
 /// Bytes of row data one answer may carry.
 pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
@@ -45,15 +44,6 @@ pub enum ReadError {
     /// The database failed: a 500 (or 503) that is ours to look at.
     #[error("database error: {0}")]
     Database(sqlx::Error),
-}
-
-impl From<QueryError> for ReadError {
-    fn from(e: QueryError) -> Self {
-        match e {
-            QueryError::Limit(m) => ReadError::Limit(m),
-            other => ReadError::Rejected(other.to_string()),
-        }
-    }
 }
 
 pub type Rows = Vec<Map<String, Value>>;

@@ -219,10 +219,6 @@ impl Table {
         }
         sql
     }
-
-    pub fn column_names(&self) -> impl Iterator<Item = &'static str> {
-        self.columns.iter().map(|(n, _)| *n)
-    }
 }
 
 #[cfg(test)]
