@@ -17,7 +17,7 @@ use crate::analytics::{Analytics, retention};
 use crate::cache::SnapshotCache;
 use crate::cluster::notices::Notices;
 use crate::config::ServeConfig;
-use crate::events::{BatchConfig, EventBatcher};
+use crate::events::{BatchConfig, EventBatcher, Writer};
 use crate::ids;
 use crate::ledger::CreditLedger;
 use crate::limiter::MemoryCounters;
@@ -60,7 +60,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
 
     let metrics = Arc::new(Metrics::new()?);
     let batcher = EventBatcher::start(
-        store.clone(),
+        Writer::for_database(config.database_url.expose(), store.clone())?,
         BatchConfig {
             capacity: config.event_buffer,
             batch_size: config.event_batch_size.max(1),
@@ -68,7 +68,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
             mode: config.events,
         },
         Arc::clone(&metrics),
-    );
+    )?;
     let cache = Arc::new(SnapshotCache::new(
         config.cache_capacity,
         config.fresh(),

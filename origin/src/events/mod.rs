@@ -4,34 +4,44 @@
 //! buffers under a short lock and, if the buffers hold `capacity` events, counts the
 //! event as dropped. Each thread has its own buffer, so the runtime's workers do not
 //! queue on one lock (one global mutex was taken by every verification). It wakes the
-//! writer only when a batch fills; otherwise the writer wakes on its interval. (A channel
+//! writer only when a batch fills; otherwise the writer wakes on its interval.
+//! The writer is a thread of its own (see `writer`). (A channel
 //! woke the writer for every event: about 5% of a loaded server's CPU went to those
 //! cross-thread wake-ups.) On shutdown the writer drains everything.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use keyway_core::wire::Event;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use crate::config::EventMode;
 use crate::metrics::Metrics;
-use crate::store::Store;
+
+mod sqlite;
+mod writer;
+
+pub use writer::Writer;
 
 struct Buffer {
     shards: Box<[Mutex<Vec<Event>>]>,
     /// Events in the shards, for the capacity check and the batch-full wake-up.
     pending: AtomicUsize,
-    full: Notify,
+    /// The writer's thread, unparked when a batch fills.
+    writer: OnceLock<std::thread::Thread>,
     closed: AtomicBool,
     config: BatchConfig,
     metrics: Arc<Metrics>,
 }
 
 impl Buffer {
+    fn wake(&self) {
+        if let Some(t) = self.writer.get() {
+            t.unpark();
+        }
+    }
+
     fn shard(&self) -> &Mutex<Vec<Event>> {
         thread_local! {
             static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
@@ -85,14 +95,14 @@ impl EventSink {
             .unwrap_or_else(|p| p.into_inner())
             .push(event);
         if before + 1 == b.config.batch_size {
-            b.full.notify_one();
+            b.wake();
         }
     }
 }
 
 pub struct EventBatcher {
     pub sink: EventSink,
-    task: JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -104,56 +114,64 @@ pub struct BatchConfig {
 }
 
 impl EventBatcher {
-    pub fn start(store: Store, config: BatchConfig, metrics: Arc<Metrics>) -> EventBatcher {
+    /// Starts the writer on a thread of its own, off the runtime's workers: building and
+    /// binding a batch is CPU work that delayed the requests queued behind it.
+    pub fn start(
+        writer: Writer,
+        config: BatchConfig,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<EventBatcher> {
         let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
         let buffer = Arc::new(Buffer {
             shards: (0..shards).map(|_| Mutex::new(Vec::new())).collect(),
             pending: AtomicUsize::new(0),
-            full: Notify::new(),
+            writer: OnceLock::new(),
             closed: AtomicBool::new(false),
             config,
             metrics,
         });
-        let task = tokio::spawn(run(store, Arc::clone(&buffer)));
-        EventBatcher {
+        let b = Arc::clone(&buffer);
+        let thread = std::thread::Builder::new()
+            .name("keyway-events".into())
+            .spawn(move || run(writer, &b))?;
+        let _ = buffer.writer.set(thread.thread().clone());
+        Ok(EventBatcher {
             sink: EventSink { buffer },
-            task,
-        }
+            thread,
+        })
     }
 
     /// Stops accepting, writes everything buffered, and waits for the writer to finish.
     pub async fn shutdown(self) {
         self.sink.buffer.closed.store(true, Ordering::Relaxed);
-        self.sink.buffer.full.notify_one();
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "event writer task failed");
+        self.sink.buffer.wake();
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => {}
+            _ => tracing::error!("the event writer thread failed"),
         }
     }
 }
 
-async fn run(store: Store, buffer: Arc<Buffer>) {
-    let mut tick = tokio::time::interval(buffer.config.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+fn run(mut writer: Writer, buffer: &Buffer) {
     loop {
-        tokio::select! {
-            _ = tick.tick() => {},
-            _ = buffer.full.notified() => {},
-        }
+        // Woken early when a batch fills or at shutdown; an unpark that came before
+        // this park makes it return at once, so no wake-up is lost.
+        std::thread::park_timeout(buffer.config.interval);
         let closed = buffer.closed.load(Ordering::Relaxed);
         // Everything buffered now is written in batches; what arrives meanwhile waits for
         // the next round (a full batch wakes it at once).
-        let mut events = buffer.drain();
+        let events = buffer.drain();
         let mut left = events.len();
-        while !events.is_empty() {
-            let rest = events.split_off(events.len().min(buffer.config.batch_size));
-            let n = events.len();
+        // Batches are slices of what was drained: splitting the Vec instead copied the
+        // rest of it once per batch.
+        for batch in events.chunks(buffer.config.batch_size) {
             buffer
                 .metrics
                 .event_buffer_depth
                 .set(gauge(buffer.pending.load(Ordering::Relaxed) + left));
-            write(&store, events, buffer.config.mode, &buffer.metrics).await;
-            left -= n;
-            events = rest;
+            write(&mut writer, batch, buffer.config.mode, &buffer.metrics);
+            left -= batch.len();
         }
         buffer
             .metrics
@@ -169,18 +187,18 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn write(store: &Store, batch: Vec<Event>, mode: EventMode, metrics: &Metrics) {
+fn write(writer: &mut Writer, batch: &[Event], mode: EventMode, metrics: &Metrics) {
     let n = batch.len();
     // Retry a few times: losing a batch to one locked-database moment would be silly.
     for attempt in 0..3u32 {
-        match store.insert_events(&batch, mode).await {
+        match writer.write(batch, mode) {
             Ok(()) => {
                 metrics.events_written.inc_by(n as u64);
                 return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, attempt, events = n, "writing analytics events failed");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt + 1)));
             }
         }
     }
