@@ -64,6 +64,12 @@ pub trait Io {
     async fn cache_get(&self, key: &str) -> Option<(Snapshot, f64)>;
     async fn cache_put(&self, key: &str, bytes: Vec<u8>, stored_ms: f64, ttl_ms: f64);
     async fn fetch(&self, hash: &KeyHash) -> Result<Fetched, Self::Error>;
+    /// The root key and, if it authenticates, the key, in one origin call.
+    async fn fetch_pair(
+        &self,
+        root: &KeyHash,
+        key: &KeyHash,
+    ) -> Result<(Fetched, Option<Fetched>), Self::Error>;
     /// Schedules [`refresh`] for after the response.
     fn refresh_later(&self, hash: &KeyHash);
     /// Whether the error means the origin could not be reached (or answered garbage),
@@ -79,6 +85,42 @@ pub async fn lookup<I: Io>(
     hash: &KeyHash,
     stale: Stale,
 ) -> Result<(Snapshot, Status), I::Error> {
+    let (snap, status, _) = lookup_with(io, tiers, hash, stale, None).await?;
+    Ok((snap, status))
+}
+
+/// The caller's root key (reloaded when stale) and, when the root key has to come from
+/// the origin and the key is not in memory either, the key's snapshot from that same
+/// call: a cold isolate waited two round trips in a row. The origin looks the key up
+/// only for a root key that authenticates, so an unknown caller still costs no key
+/// lookup. `None` for the key means: look it up as usual.
+pub async fn lookup_root<I: Io>(
+    io: &I,
+    tiers: Tiers,
+    root: &KeyHash,
+    key: &KeyHash,
+) -> Result<(Snapshot, Option<Snapshot>), I::Error> {
+    let now = io.now_ms();
+    // What `lookup` would answer without the origin: fresh, or found and stale.
+    let remembered = tiers.memory
+        && io.memo(|m| {
+            matches!(
+                m.get(&key.as_str().to_string(), now),
+                Some((_, Freshness::Fresh) | (Some(_), Freshness::Stale))
+            )
+        });
+    let companion = (!remembered).then_some(key);
+    let (snap, _, key_snap) = lookup_with(io, tiers, root, Stale::Reload, companion).await?;
+    Ok((snap, key_snap))
+}
+
+async fn lookup_with<I: Io>(
+    io: &I,
+    tiers: Tiers,
+    hash: &KeyHash,
+    stale: Stale,
+    companion: Option<&KeyHash>,
+) -> Result<(Snapshot, Status, Option<Snapshot>), I::Error> {
     let key = hash.as_str().to_string();
     let now = io.now_ms();
     let mut remembered = if tiers.memory {
@@ -98,17 +140,17 @@ pub async fn lookup<I: Io>(
         });
     }
     match remembered {
-        Some((snap, Freshness::Fresh)) => Ok((snap, Status::Hit)),
+        Some((snap, Freshness::Fresh)) => Ok((snap, Status::Hit, None)),
         // "Not found" is never served stale: a new key must not stay unknown.
         Some((snap @ Some(_), Freshness::Stale)) => match stale {
             Stale::Serve => {
                 if io.memo(|m| m.begin_refresh(&key)) {
                     io.refresh_later(hash);
                 }
-                Ok((snap, Status::Stale))
+                Ok((snap, Status::Stale, None))
             }
-            Stale::Reload => match fetch(io, tiers, hash).await {
-                Ok(fresh) => Ok((fresh, Status::Miss)),
+            Stale::Reload => match fetch_with(io, tiers, hash, companion).await {
+                Ok((fresh, with)) => Ok((fresh, Status::Miss, with)),
                 Err(e) if I::unreachable(&e) => {
                     io.log(&format!(
                         "reloading a stale root key failed, answering from cache: {e}"
@@ -118,23 +160,51 @@ pub async fn lookup<I: Io>(
                     if tiers.memory {
                         io.memo(|m| m.put(key, snap.clone(), now));
                     }
-                    Ok((snap, Status::Stale))
+                    Ok((snap, Status::Stale, None))
                 }
                 Err(e) => Err(e),
             },
         },
-        _ => Ok((fetch(io, tiers, hash).await?, Status::Miss)),
+        _ => {
+            let (snap, with) = fetch_with(io, tiers, hash, companion).await?;
+            Ok((snap, Status::Miss, with))
+        }
     }
 }
 
-/// Loads from the origin and fills both tiers. A newer answer already in memory wins,
-/// and only the winner is written to the Cache API.
+/// Loads from the origin and fills both tiers.
 pub async fn fetch<I: Io>(io: &I, tiers: Tiers, hash: &KeyHash) -> Result<Snapshot, I::Error> {
+    let fetched = io.fetch(hash).await?;
+    Ok(keep(io, tiers, hash, fetched).await)
+}
+
+/// [`fetch`], bringing the companion's snapshot in the same call when there is one.
+async fn fetch_with<I: Io>(
+    io: &I,
+    tiers: Tiers,
+    hash: &KeyHash,
+    companion: Option<&KeyHash>,
+) -> Result<(Snapshot, Option<Snapshot>), I::Error> {
+    let Some(other) = companion else {
+        return Ok((fetch(io, tiers, hash).await?, None));
+    };
+    let (fetched, with) = io.fetch_pair(hash, other).await?;
+    let snap = keep(io, tiers, hash, fetched).await;
+    let with = match with {
+        Some(f) => Some(keep(io, tiers, other, f).await),
+        None => None,
+    };
+    Ok((snap, with))
+}
+
+/// Fills both tiers with an origin answer. A newer answer already in memory wins, and
+/// only the winner is written to the Cache API.
+async fn keep<I: Io>(io: &I, tiers: Tiers, hash: &KeyHash, fetched: Fetched) -> Snapshot {
     let Fetched {
         snapshot,
         started_ms,
         bytes,
-    } = io.fetch(hash).await?;
+    } = fetched;
     let key = hash.as_str();
     let (newest, ttl) = io.memo(|m| {
         let newest = !tiers.memory || m.put(key.to_string(), snapshot.clone(), started_ms);
@@ -149,7 +219,7 @@ pub async fn fetch<I: Io>(io: &I, tiers: Tiers, hash: &KeyHash) -> Result<Snapsh
     if tiers.cache_api && newest {
         io.cache_put(key, bytes, started_ms, ttl).await;
     }
-    Ok(snapshot)
+    snapshot
 }
 
 /// The background refresh [`Io::refresh_later`] runs; releases the key's refresh claim.
@@ -257,6 +327,21 @@ mod tests {
                 bytes: Vec::new(),
             })
         }
+        /// Answers the root from the queue, and the key from the next answer only when
+        /// the root was found (the origin's rule), in one counted call.
+        async fn fetch_pair(
+            &self,
+            root: &KeyHash,
+            _key: &KeyHash,
+        ) -> Result<(Fetched, Option<Fetched>), Fault> {
+            let root = self.fetch(root).await?;
+            if root.snapshot.is_none() {
+                return Ok((root, None));
+            }
+            self.fetches.set(self.fetches.get() - 1);
+            let key = self.fetch(_key).await?;
+            Ok((root, Some(key)))
+        }
         fn refresh_later(&self, hash: &KeyHash) {
             self.refreshes.borrow_mut().push(hash.as_str().to_string());
         }
@@ -292,6 +377,67 @@ mod tests {
 
     fn hash() -> KeyHash {
         KeyHash::of("key_test")
+    }
+
+    fn root() -> KeyHash {
+        KeyHash::of("root_test")
+    }
+
+    #[test]
+    fn a_cold_root_key_brings_the_key_in_the_same_call() {
+        let io = Fake::new();
+        io.answers(Ok(snap("root")));
+        io.answers(Ok(snap("k1")));
+        let (r, k) = run(lookup_root(&io, Tiers::ALL, &root(), &hash())).unwrap();
+        assert_eq!(
+            (id(&r), k.as_ref().map(id)),
+            (Some("root"), Some(Some("k1")))
+        );
+        assert_eq!(io.fetches.get(), 1);
+        // Both are remembered: the key answers from memory, the root key too.
+        let (s, status) = run(lookup(&io, Tiers::ALL, &hash(), Stale::Serve)).unwrap();
+        assert_eq!((id(&s), status), (Some("k1"), Status::Hit));
+        let (r, k) = run(lookup_root(&io, Tiers::ALL, &root(), &hash())).unwrap();
+        assert_eq!((id(&r), k.is_none()), (Some("root"), true));
+        assert_eq!(io.fetches.get(), 1);
+    }
+
+    #[test]
+    fn an_unknown_root_key_brings_no_key() {
+        let io = Fake::new();
+        io.answers(Ok(None));
+        io.answers(Ok(snap("k1")));
+        let (r, k) = run(lookup_root(&io, Tiers::ALL, &root(), &hash())).unwrap();
+        assert_eq!((r.is_none(), k.is_none()), (true, true));
+        assert_eq!(io.fetches.get(), 1);
+        assert_eq!(io.origin.borrow().len(), 1, "the key was not asked for");
+    }
+
+    #[test]
+    fn a_remembered_key_is_not_fetched_with_the_root_key() {
+        let io = Fake::new();
+        io.answers(Ok(snap("k1")));
+        run(lookup(&io, Tiers::ALL, &hash(), Stale::Serve)).unwrap();
+        io.answers(Ok(snap("root")));
+        let (r, k) = run(lookup_root(&io, Tiers::ALL, &root(), &hash())).unwrap();
+        assert_eq!((id(&r), k.is_none()), (Some("root"), true));
+        assert_eq!(io.fetches.get(), 2);
+        // Without a memory tier there is nothing to remember: the pair is asked for.
+        let io = Fake::new();
+        io.answers(Ok(snap("root")));
+        io.answers(Ok(snap("k1")));
+        let (_, k) = run(lookup_root(
+            &io,
+            Tiers {
+                memory: false,
+                cache_api: false,
+            },
+            &root(),
+            &hash(),
+        ))
+        .unwrap();
+        assert_eq!(k.as_ref().map(id), Some(Some("k1")));
+        assert_eq!(io.fetches.get(), 1);
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use keyway_core::key::KeyHash;
-use keyway_core::wire::{self, Event, EventBatch, SnapshotFound, SnapshotLookup};
+use keyway_core::wire::{
+    self, Event, EventBatch, PairFound, PairLookup, SnapshotFound, SnapshotLookup,
+};
 use worker::{Cache, Context, Env, Headers, Response, console_log};
 
 use crate::config::Config;
@@ -76,6 +78,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The caller's root key, and the key's snapshot when it came in the same call.
+    pub async fn lookup_root(
+        &self,
+        root: &KeyHash,
+        key: &KeyHash,
+    ) -> Result<(Snapshot, Option<Snapshot>), EdgeError> {
+        lookup::lookup_root(self, self.cfg.tiers, root, key).await
+    }
+
     pub async fn lookup(
         &self,
         hash: &KeyHash,
@@ -153,6 +164,28 @@ impl Io for Runtime {
             started_ms,
             bytes,
         })
+    }
+
+    async fn fetch_pair(
+        &self,
+        root: &KeyHash,
+        key: &KeyHash,
+    ) -> Result<(Fetched, Option<Fetched>), EdgeError> {
+        let started_ms = now_ms();
+        let msg = PairLookup {
+            root: root.clone(),
+            key: key.clone(),
+        };
+        let bytes = origin::internal(&self.cfg, wire::PAIR_PATH, wire::encode(&msg)).await?;
+        let found: PairFound = wire::decode(&bytes)
+            .map_err(|e| EdgeError::Origin(format!("bad snapshot pair answer: {e}")))?;
+        // Each is kept in the Cache API as the single lookup's answer would be.
+        let fetched = |f: SnapshotFound| Fetched {
+            bytes: wire::encode(&f),
+            snapshot: f.snapshot.map(Arc::new),
+            started_ms,
+        };
+        Ok((fetched(found.root), found.key.map(fetched)))
     }
 
     fn refresh_later(&self, hash: &KeyHash) {

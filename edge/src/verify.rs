@@ -11,7 +11,7 @@ use keyway_core::wire::{self, Event, ForwardedVerify, ServedBy, VerifyAnswer};
 use worker::{Response, console_log};
 
 use crate::error::{EdgeError, bytes_response};
-use crate::lookup::Stale;
+use crate::lookup::{Stale, Status};
 use crate::origin;
 use crate::runtime::{Runtime, now_ms, record_event, request_id, stats};
 use crate::shadow;
@@ -32,11 +32,15 @@ pub async fn verify_at_edge(
 ) -> Result<Response, EdgeError> {
     let started = now_ms();
     // Authenticate first: an unknown root key must not make the edge look the key up,
-    // nor cost the origin a call for it. A cold isolate pays two round trips once; the
-    // root key is hot after that.
-    let caller = authenticate(rt, &root_hash).await?;
+    // nor cost the origin a key lookup. When the root key needs the origin anyway, the
+    // key comes in the same call, and only if the root key authenticates there.
+    let (root, prefetched) = rt.lookup_root(&root_hash, hash).await?;
+    let caller = RootScope::from_snapshot(root, now_ms() as i64)?;
     caller.require_verifier()?;
-    let (snapshot, status) = rt.lookup(hash, Stale::Serve).await?;
+    let (snapshot, status) = match prefetched {
+        Some(snapshot) => (snapshot, Status::Miss),
+        None => rt.lookup(hash, Stale::Serve).await?,
+    };
     let now = now_ms();
     match decide(
         snapshot.as_deref(),

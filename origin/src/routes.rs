@@ -120,6 +120,7 @@ pub fn router(state: AppState, metrics: MetricsOn) -> Router {
         .route("/v2/permissions.deleteRole", post(permissions::delete_role))
         // the edge's internal endpoints
         .route(keyway_core::wire::SNAPSHOT_PATH, post(internal::snapshot))
+        .route(keyway_core::wire::PAIR_PATH, post(internal::pair))
         .route(keyway_core::wire::VERIFY_PATH, post(internal::verify))
         .route(keyway_core::wire::EVENTS_PATH, post(internal::events))
         .router

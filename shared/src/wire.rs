@@ -18,6 +18,7 @@ pub const CONTENT_TYPE: &str = "application/x-keyway-postcard";
 pub const SNAPSHOT_PATH: &str = "/internal/v1/snapshot";
 pub const VERIFY_PATH: &str = "/internal/v1/verify";
 pub const EVENTS_PATH: &str = "/internal/v1/events";
+pub const PAIR_PATH: &str = "/internal/v1/snapshot-pair";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
@@ -88,6 +89,30 @@ pub struct SnapshotFound {
 
 impl WireMessage for SnapshotFound {
     const KIND: u8 = 2;
+}
+
+/// Edge → origin: a root key and the key it asks about, when neither is cached. One trip
+/// instead of two in a row, while an unknown root key still costs no key lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairLookup {
+    pub root: KeyHash,
+    pub key: KeyHash,
+}
+
+impl WireMessage for PairLookup {
+    const KIND: u8 = 6;
+}
+
+/// Origin → edge: the root key's snapshot and, only when that root key authenticates,
+/// the key's (`None` here means "not looked up", not "no such key").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairFound {
+    pub root: SnapshotFound,
+    pub key: Option<SnapshotFound>,
+}
+
+impl WireMessage for PairFound {
+    const KIND: u8 = 7;
 }
 
 /// Edge → origin: a verification that needs the origin's counters. The plaintext key

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use keyway_core::wire;
 use keyway_tests::{Client, Edge, Origin, random_hex};
 use serde_json::json;
 
@@ -99,6 +100,11 @@ async fn edge_end_to_end() {
     let (_, plain) = c
         .create_key(e, &api, json!({"permissions": ["docs.read"]}))
         .await;
+    // The edge has seen neither this root key nor this key: one origin call brings both.
+    let (before, pairs) = (
+        snapshot_calls(&c, &origin).await,
+        calls(&c, &origin, wire::PAIR_PATH).await,
+    );
     let r = c
         .post(
             e,
@@ -110,6 +116,8 @@ async fn edge_end_to_end() {
         (r.served_by.as_deref(), r.cache.as_deref()),
         (Some("edge"), Some("miss"))
     );
+    assert_eq!(snapshot_calls(&c, &origin).await - before, 1.0);
+    assert_eq!(calls(&c, &origin, wire::PAIR_PATH).await - pairs, 1.0);
     assert_eq!(r.body["data"]["code"], "VALID");
     let r = c
         .post(
@@ -389,15 +397,20 @@ async fn edge_end_to_end() {
     );
 }
 
-/// How many snapshot lookups the origin has answered for the edge.
+/// How many snapshot lookups the origin has answered for the edge: single and paired.
 async fn snapshot_calls(c: &Client, origin: &Origin) -> f64 {
+    calls(c, origin, wire::SNAPSHOT_PATH).await + calls(c, origin, wire::PAIR_PATH).await
+}
+
+/// How many requests the origin has answered on one route.
+async fn calls(c: &Client, origin: &Origin, route: &str) -> f64 {
     let text = c.get(&format!("{}/metrics", origin.url), "").await.body;
     text.as_str()
         .unwrap_or_default()
         .lines()
         .find(|l| {
             l.starts_with("keyway_request_duration_seconds_count")
-                && l.contains("/internal/v1/snapshot")
+                && l.contains(&format!("\"{route}\""))
         })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

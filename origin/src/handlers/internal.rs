@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_core::api::{Envelope, Meta};
-use keyway_core::auth::bearer_token;
+use keyway_core::auth::{RootScope, bearer_token};
 use keyway_core::error::ApiError;
 use keyway_core::validate::verify_options;
 use keyway_core::wire::{
-    self, EventBatch, ForwardedVerify, SnapshotFound, SnapshotLookup, VerifyAnswer, WireMessage,
+    self, EventBatch, ForwardedVerify, PairFound, PairLookup, SnapshotFound, SnapshotLookup,
+    VerifyAnswer, WireMessage,
 };
 
 use crate::cache::Stale;
@@ -63,6 +64,33 @@ pub async fn snapshot(
     let (snapshot, _) = state.lookup_with(&lookup.hash, Stale::Reload).await?;
     Ok(postcard(&SnapshotFound {
         snapshot: snapshot.map(|s| (*s).clone()),
+    }))
+}
+
+/// The root key and, if it authenticates, the key: what the edge needs when it has
+/// neither, in one round trip.
+pub async fn pair(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, AppError> {
+    check_secret(&state, &headers)?;
+    let lookup: PairLookup = decode(&body)?;
+    let (root, _) = state.lookup_with(&lookup.root, Stale::Reload).await?;
+    let authenticated = RootScope::from_snapshot(root.clone(), crate::ids::now_ms()).is_ok();
+    let key = if authenticated {
+        let (key, _) = state.lookup_with(&lookup.key, Stale::Reload).await?;
+        Some(SnapshotFound {
+            snapshot: key.map(|s| (*s).clone()),
+        })
+    } else {
+        None
+    };
+    Ok(postcard(&PairFound {
+        root: SnapshotFound {
+            snapshot: root.map(|s| (*s).clone()),
+        },
+        key,
     }))
 }
 

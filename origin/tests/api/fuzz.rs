@@ -163,6 +163,7 @@ fn templates(api: &str) -> Vec<(&'static str, Value)> {
         ("/v2/permissions.listRoles", json!({"limit": 5})),
         ("/v2/permissions.deleteRole", json!({"role": "r"})),
         ("/internal/v1/snapshot", json!({})),
+        ("/internal/v1/snapshot-pair", json!({})),
         ("/internal/v1/verify", json!({})),
         ("/internal/v1/events", json!({})),
         ("/v2/liveness", json!({})),
