@@ -100,17 +100,7 @@ pub async fn lookup_root<I: Io>(
     root: &KeyHash,
     key: &KeyHash,
 ) -> Result<(Snapshot, Option<Snapshot>), I::Error> {
-    let now = io.now_ms();
-    // What `lookup` would answer without the origin: fresh, or found and stale.
-    let remembered = tiers.memory
-        && io.memo(|m| {
-            matches!(
-                m.get(&key.as_str().to_string(), now),
-                Some((_, Freshness::Fresh) | (Some(_), Freshness::Stale))
-            )
-        });
-    let companion = (!remembered).then_some(key);
-    let (snap, _, key_snap) = lookup_with(io, tiers, root, Stale::Reload, companion).await?;
+    let (snap, _, key_snap) = lookup_with(io, tiers, root, Stale::Reload, Some(key)).await?;
     Ok((snap, key_snap))
 }
 
@@ -178,14 +168,26 @@ pub async fn fetch<I: Io>(io: &I, tiers: Tiers, hash: &KeyHash) -> Result<Snapsh
     Ok(keep(io, tiers, hash, fetched).await)
 }
 
-/// [`fetch`], bringing the companion's snapshot in the same call when there is one.
+/// [`fetch`], bringing the companion's snapshot in the same call unless memory can
+/// answer for it (fresh, or found and stale): asked only here, on the way to the origin,
+/// so a hit costs nothing extra.
 async fn fetch_with<I: Io>(
     io: &I,
     tiers: Tiers,
     hash: &KeyHash,
     companion: Option<&KeyHash>,
 ) -> Result<(Snapshot, Option<Snapshot>), I::Error> {
-    let Some(other) = companion else {
+    let now = io.now_ms();
+    let remembered = |k: &KeyHash| {
+        tiers.memory
+            && io.memo(|m| {
+                matches!(
+                    m.get(&k.as_str().to_string(), now),
+                    Some((_, Freshness::Fresh) | (Some(_), Freshness::Stale))
+                )
+            })
+    };
+    let Some(other) = companion.filter(|k| !remembered(k)) else {
         return Ok((fetch(io, tiers, hash).await?, None));
     };
     let (fetched, with) = io.fetch_pair(hash, other).await?;
@@ -332,14 +334,14 @@ mod tests {
         async fn fetch_pair(
             &self,
             root: &KeyHash,
-            _key: &KeyHash,
+            key: &KeyHash,
         ) -> Result<(Fetched, Option<Fetched>), Fault> {
             let root = self.fetch(root).await?;
             if root.snapshot.is_none() {
                 return Ok((root, None));
             }
             self.fetches.set(self.fetches.get() - 1);
-            let key = self.fetch(_key).await?;
+            let key = self.fetch(key).await?;
             Ok((root, Some(key)))
         }
         fn refresh_later(&self, hash: &KeyHash) {

@@ -4,10 +4,10 @@
 //! buffers under a short lock and, if the buffers hold `capacity` events, counts the
 //! event as dropped. Each thread has its own buffer, so the runtime's workers do not
 //! queue on one lock (one global mutex was taken by every verification). It wakes the
-//! writer only when a batch fills; otherwise the writer wakes on its interval.
-//! The writer is a thread of its own (see `writer`). (A channel
+//! writer only when a batch fills; otherwise the writer wakes on its interval. (A channel
 //! woke the writer for every event: about 5% of a loaded server's CPU went to those
-//! cross-thread wake-ups.) On shutdown the writer drains everything.
+//! cross-thread wake-ups.) On shutdown the writer drains everything. The writer is a
+//! thread of its own, writing through a [`Writer`].
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

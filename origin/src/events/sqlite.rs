@@ -15,13 +15,13 @@ use rusqlite::{Connection, OpenFlags, Statement, Transaction, TransactionBehavio
 
 use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
+use crate::store::{
+    RATELIMIT_INSERT, VERIFICATION_INSERT, flag, ratelimit_upsert, to_i64, verification_upsert,
+};
 
 /// Rows per multi-row insert. 64 × 11 values is far under SQLite's limit on bound
 /// values, and larger chunks measured no faster.
 const CHUNK: usize = 64;
-
-const VERIFICATION_COLUMNS: &str = "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ";
-const RATELIMIT_COLUMNS: &str = "INSERT INTO ratelimit_events (time, request_id, workspace_id, namespace, identifier, passed, latency_us, served_by) VALUES ";
 
 pub struct SqliteWriter {
     conn: Connection,
@@ -78,11 +78,11 @@ fn insert_raw(tx: &Transaction<'_>, events: &[Event], tags: &[String]) -> rusqli
     insert_chunked(
         tx,
         &verifications,
-        VERIFICATION_COLUMNS,
+        VERIFICATION_INSERT,
         11,
         bind_verification,
     )?;
-    insert_chunked(tx, &ratelimits, RATELIMIT_COLUMNS, 8, bind_ratelimit)
+    insert_chunked(tx, &ratelimits, RATELIMIT_INSERT, 8, bind_ratelimit)
 }
 
 /// Binds full chunks into the multi-row statement and the rest one row at a time, each
@@ -127,9 +127,9 @@ fn bind_verification(
     s.raw_bind_parameter(at + 5, &v.key_id)?;
     s.raw_bind_parameter(at + 6, &v.identity_id)?;
     s.raw_bind_parameter(at + 7, v.outcome.as_str())?;
-    s.raw_bind_parameter(at + 8, saturate(v.spent_credits))?;
+    s.raw_bind_parameter(at + 8, to_i64(v.spent_credits))?;
     s.raw_bind_parameter(at + 9, tags)?;
-    s.raw_bind_parameter(at + 10, saturate(v.latency_us))?;
+    s.raw_bind_parameter(at + 10, to_i64(v.latency_us))?;
     s.raw_bind_parameter(at + 11, v.served_by.as_str())
 }
 
@@ -139,8 +139,8 @@ fn bind_ratelimit(s: &mut Statement<'_>, at: usize, r: &&RatelimitEvent) -> rusq
     s.raw_bind_parameter(at + 3, &r.workspace_id)?;
     s.raw_bind_parameter(at + 4, &r.namespace)?;
     s.raw_bind_parameter(at + 5, &r.identifier)?;
-    s.raw_bind_parameter(at + 6, i64::from(r.passed))?;
-    s.raw_bind_parameter(at + 7, saturate(r.latency_us))?;
+    s.raw_bind_parameter(at + 6, flag(r.passed))?;
+    s.raw_bind_parameter(at + 7, to_i64(r.latency_us))?;
     s.raw_bind_parameter(at + 8, r.served_by.as_str())
 }
 
@@ -148,10 +148,7 @@ fn bind_ratelimit(s: &mut Statement<'_>, at: usize, r: &&RatelimitEvent) -> rusq
 fn upsert_rollups(tx: &Transaction<'_>, rollups: &Rollups<'_>) -> rusqlite::Result<()> {
     for g in Granularity::ALL {
         let table = format!("key_verifications_{}", g.suffix());
-        let mut upsert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (time, workspace_id, api_id, key_id, identity_id, outcome, tags) DO UPDATE SET count = count + excluded.count, spent_credits = spent_credits + excluded.spent_credits"
-        ))?;
+        let mut upsert = tx.prepare_cached(&verification_upsert(&table, &values(1, 9)))?;
         for (k, t) in rollups.verifications(g) {
             upsert.execute(rusqlite::params![
                 k.time,
@@ -166,26 +163,19 @@ fn upsert_rollups(tx: &Transaction<'_>, rollups: &Rollups<'_>) -> rusqlite::Resu
             ])?;
         }
         let table = format!("ratelimits_{}", g.suffix());
-        let mut upsert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (time, workspace_id, namespace, identifier, passed, count) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (time, workspace_id, namespace, identifier, passed) DO UPDATE SET count = count + excluded.count"
-        ))?;
+        let mut upsert = tx.prepare_cached(&ratelimit_upsert(&table, &values(1, 6)))?;
         for (k, n) in rollups.ratelimits(g) {
             upsert.execute(rusqlite::params![
                 k.time,
                 k.workspace_id,
                 k.namespace,
                 k.identifier,
-                i64::from(k.passed),
+                flag(k.passed),
                 n
             ])?;
         }
     }
     Ok(())
-}
-
-fn saturate(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

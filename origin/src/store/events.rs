@@ -10,6 +10,25 @@ use crate::config::EventMode;
 /// Rows per INSERT: well under SQLite's bound-parameter limit at 11 columns.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// The raw tables' inserts, up to `VALUES `; both event writers append their own
+/// placeholders.
+pub(crate) const VERIFICATION_INSERT: &str = "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ";
+pub(crate) const RATELIMIT_INSERT: &str = "INSERT INTO ratelimit_events (time, request_id, workspace_id, namespace, identifier, passed, latency_us, served_by) VALUES ";
+
+/// Adds rows into a verification rollup table (`values`: placeholders for 9 columns).
+pub(crate) fn verification_upsert(table: &str, values: &str) -> String {
+    format!(
+        "INSERT INTO {table} (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) VALUES {values} ON CONFLICT (time, workspace_id, api_id, key_id, identity_id, outcome, tags) DO UPDATE SET count = {table}.count + excluded.count, spent_credits = {table}.spent_credits + excluded.spent_credits"
+    )
+}
+
+/// Adds rows into a rate-limit rollup table (`values`: placeholders for 6 columns).
+pub(crate) fn ratelimit_upsert(table: &str, values: &str) -> String {
+    format!(
+        "INSERT INTO {table} (time, workspace_id, namespace, identifier, passed, count) VALUES {values} ON CONFLICT (time, workspace_id, namespace, identifier, passed) DO UPDATE SET count = {table}.count + excluded.count"
+    )
+}
+
 impl Store {
     /// Writes a batch in one transaction, so it lands whole or not at all: the raw rows
     /// and the rollups, as `mode` says.
@@ -38,9 +57,7 @@ impl Store {
             .zip(tags)
             .partition(|(e, _)| matches!(e, Event::Verification(_)));
         for chunk in verifications.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) VALUES ",
-            );
+            let mut sql = String::from(VERIFICATION_INSERT);
             push_placeholders(&mut sql, chunk.len(), 11, self.is_sqlite);
             let mut q = sqlx::query(&sql);
             for (e, tags) in chunk {
@@ -62,9 +79,7 @@ impl Store {
             q.execute(&mut **tx).await?;
         }
         for chunk in ratelimits.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO ratelimit_events (time, request_id, workspace_id, namespace, identifier, passed, latency_us, served_by) VALUES ",
-            );
+            let mut sql = String::from(RATELIMIT_INSERT);
             push_placeholders(&mut sql, chunk.len(), 8, self.is_sqlite);
             let mut q = sqlx::query(&sql);
             for (e, _) in chunk {
@@ -96,13 +111,9 @@ impl Store {
             let rows: Vec<_> = rollups.verifications(g).iter().collect();
             let table = format!("key_verifications_{}", g.suffix());
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut sql = format!(
-                    "INSERT INTO {table} (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) VALUES "
-                );
-                push_placeholders(&mut sql, chunk.len(), 9, self.is_sqlite);
-                sql.push_str(&format!(
-                    " ON CONFLICT (time, workspace_id, api_id, key_id, identity_id, outcome, tags) DO UPDATE SET count = {table}.count + excluded.count, spent_credits = {table}.spent_credits + excluded.spent_credits"
-                ));
+                let mut values = String::new();
+                push_placeholders(&mut values, chunk.len(), 9, self.is_sqlite);
+                let sql = verification_upsert(&table, &values);
                 let mut q = sqlx::query(&sql);
                 for (k, t) in chunk {
                     q = q
@@ -121,13 +132,9 @@ impl Store {
             let rows: Vec<_> = rollups.ratelimits(g).iter().collect();
             let table = format!("ratelimits_{}", g.suffix());
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut sql = format!(
-                    "INSERT INTO {table} (time, workspace_id, namespace, identifier, passed, count) VALUES "
-                );
-                push_placeholders(&mut sql, chunk.len(), 6, self.is_sqlite);
-                sql.push_str(&format!(
-                    " ON CONFLICT (time, workspace_id, namespace, identifier, passed) DO UPDATE SET count = {table}.count + excluded.count"
-                ));
+                let mut values = String::new();
+                push_placeholders(&mut values, chunk.len(), 6, self.is_sqlite);
+                let sql = ratelimit_upsert(&table, &values);
                 let mut q = sqlx::query(&sql);
                 for (k, n) in chunk {
                     q = q

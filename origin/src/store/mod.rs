@@ -16,6 +16,9 @@ mod snapshot;
 
 pub use apis::ApiRow;
 pub use bootstrap::{Bootstrap, RootKeyRow};
+pub(crate) use events::{
+    RATELIMIT_INSERT, VERIFICATION_INSERT, ratelimit_upsert, verification_upsert,
+};
 pub use identities::{IdentityRow, RatelimitRow};
 pub use keys::{HashFilter, KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
 pub use ratelimits::OverrideRow;
