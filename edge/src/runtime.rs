@@ -39,9 +39,9 @@ pub fn now_ms() -> f64 {
 }
 
 pub fn request_id() -> String {
-    let a = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    let b = (js_sys::Math::random() * 4_294_967_296.0) as u64;
-    format!("req_{a:08x}{b:08x}")
+    // Math.random gives 53 good bits at most, so each half is two 32-bit draws.
+    let word = || (js_sys::Math::random() * 4_294_967_296.0) as u64;
+    keyway_core::api::request_id(word() << 32 | word(), word() << 32 | word())
 }
 
 /// The settings, read once per isolate.

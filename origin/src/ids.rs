@@ -24,7 +24,7 @@ pub fn request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| rand::rng().next_u64());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("req_{prefix:016x}{n:012x}")
+    keyway_core::api::request_id(prefix, n)
 }
 
 pub fn mint_key(prefix: Option<&str>, byte_length: usize) -> Result<MintedKey, KeyFormatError> {

@@ -231,13 +231,25 @@ impl ApiError {
         format!("{DOCS}/{}", self.kind)
     }
 
-    /// 429s are always problem+json; other errors only when the client accepts it.
+    /// Unkey answers 429s as `application/problem+json` and every other error as
+    /// `application/json`. We send Unkey's type whenever the client accepts it (no
+    /// `Accept`, `*/*` and `application/*` accept both), and the other only when the
+    /// client accepts that one alone; the body is the same either way.
     pub fn content_type(&self, accept: Option<&str>) -> &'static str {
-        let wants_problem = accept.is_some_and(|a| a.contains("application/problem+json"));
-        if self.status == 429 || wants_problem {
-            "application/problem+json"
+        let unkey_sends = if self.status == 429 {
+            PROBLEM_JSON
         } else {
-            "application/json"
+            JSON
+        };
+        let other = if self.status == 429 {
+            JSON
+        } else {
+            PROBLEM_JSON
+        };
+        if !accepts(accept, unkey_sends) && accepts(accept, other) {
+            other
+        } else {
+            unkey_sends
         }
     }
 
@@ -260,6 +272,41 @@ impl ApiError {
     pub fn to_json(&self, request_id: &str) -> Vec<u8> {
         serde_json::to_vec(&self.to_response(request_id)).unwrap_or_default()
     }
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+const JSON: &str = "application/json";
+
+/// Whether an `Accept` header admits `media` (`type/subtype`): by its exact name, its
+/// type's wildcard or `*/*`, with the most specific match's `q` deciding (`q=0` refuses).
+/// No header accepts everything.
+pub fn accepts(accept: Option<&str>, media: &str) -> bool {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return true;
+    };
+    let kind = media.split('/').next().unwrap_or(media);
+    // (specificity, q) of the best-matching range.
+    let mut best: Option<(u8, bool)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let specificity = if name == media {
+            3
+        } else if name.strip_suffix("/*") == Some(kind) {
+            2
+        } else if name == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        let allowed = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .all(|q| q.trim().parse::<f32>().map_or(true, |q| q > 0.0));
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, allowed));
+        }
+    }
+    best.is_some_and(|(_, allowed)| allowed)
 }
 
 #[cfg(test)]
@@ -300,5 +347,50 @@ mod tests {
         let mut limited = ApiError::unauthorized("x");
         limited.status = 429;
         assert_eq!(limited.content_type(None), "application/problem+json");
+        // Wildcards accept both, so each error goes out as Unkey sends it.
+        for wildcard in ["*/*", "application/*", "application/*;q=0.5, text/html"] {
+            assert_eq!(e.content_type(Some(wildcard)), "application/json");
+            assert_eq!(
+                limited.content_type(Some(wildcard)),
+                "application/problem+json"
+            );
+        }
+        // A client that takes only plain JSON gets plain JSON, even for a 429.
+        assert_eq!(
+            limited.content_type(Some("application/json")),
+            "application/json"
+        );
+        assert_eq!(
+            limited.content_type(Some("*/*, application/problem+json;q=0")),
+            "application/json"
+        );
+        // Naming both keeps Unkey's choice.
+        assert_eq!(
+            e.content_type(Some("application/problem+json, application/json")),
+            "application/json"
+        );
+    }
+
+    #[test]
+    fn accept_ranges() {
+        assert!(accepts(None, "application/json"));
+        assert!(accepts(Some(""), "application/json"));
+        assert!(accepts(Some("*/*"), "application/json"));
+        assert!(accepts(Some("Application/*"), "application/json"));
+        assert!(!accepts(Some("text/*"), "application/json"));
+        assert!(!accepts(Some("application/json;q=0"), "application/json"));
+        assert!(accepts(
+            Some("*/*;q=0, application/json"),
+            "application/json"
+        ));
+        // The most specific range decides, whatever its order.
+        assert!(!accepts(
+            Some("application/json; q=0.0, */*"),
+            "application/json"
+        ));
+        assert!(accepts(
+            Some("application/json;q=0.1, */*;q=0"),
+            "application/json"
+        ));
     }
 }

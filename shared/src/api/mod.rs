@@ -15,6 +15,12 @@ pub mod ratelimit;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// `meta.requestId`: `req_` and 32 hex digits, the same at the edge and the origin so a
+/// log search needs one pattern. Each side supplies its own 128 bits.
+pub fn request_id(high: u64, low: u64) -> String {
+    format!("req_{high:016x}{low:016x}")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
@@ -95,6 +101,17 @@ pub(crate) fn is_false(b: &bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_have_one_shape() {
+        for (h, l) in [(0, 0), (1, u64::MAX), (u64::MAX, 7)] {
+            let id = request_id(h, l);
+            let hex = id.strip_prefix("req_").unwrap();
+            assert_eq!(hex.len(), 32, "{id}");
+            assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        }
+        assert_ne!(request_id(1, 2), request_id(2, 1));
+    }
 
     #[derive(Debug, Deserialize, Serialize)]
     struct Update {
