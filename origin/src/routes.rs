@@ -60,6 +60,7 @@ pub fn router(state: AppState, metrics: MetricsOn) -> Router {
         .route("/v2/keys.deleteKey", post(keys::delete_key))
         .route("/v2/keys.updateCredits", post(keys::update_credits))
         .route("/v2/keys.rerollKey", post(keys::reroll_key))
+        .route("/v2/keys.migrateKeys", post(keys::migrate_keys))
         .route("/v2/keys.addPermissions", post(keys::add_permissions))
         .route("/v2/keys.setPermissions", post(keys::set_permissions))
         .route("/v2/keys.removePermissions", post(keys::remove_permissions))
@@ -118,6 +119,10 @@ pub fn router(state: AppState, metrics: MetricsOn) -> Router {
         .route("/v2/permissions.getRole", post(permissions::get_role))
         .route("/v2/permissions.listRoles", post(permissions::list_roles))
         .route("/v2/permissions.deleteRole", post(permissions::delete_role))
+        .route(
+            "/v2/permissions.setRolePermissions",
+            post(permissions::set_role_permissions),
+        )
         // the edge's internal endpoints
         .route(keyway_core::wire::SNAPSHOT_PATH, post(internal::snapshot))
         .route(keyway_core::wire::PAIR_PATH, post(internal::pair))

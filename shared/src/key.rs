@@ -232,9 +232,90 @@ pub fn start_of(prefix: Option<&str>, key: &str) -> String {
     }
 }
 
+/// How keys.migrateKeys reads an imported hash: the request's `migrationId`. Either way
+/// the key is stored as `KeyHash::of` would store its plaintext, so it verifies unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportedHash {
+    /// Unkey's own stored form: standard padded base64 of SHA-256.
+    Sha256Base64,
+    /// SHA-256 as 64 hex digits, as many other systems store it (either case).
+    Sha256Hex,
+}
+
+impl ImportedHash {
+    /// The `migrationId`s we understand, for the error that lists them.
+    pub const KNOWN: [&str; 2] = ["sha256_base64", "sha256_hex"];
+
+    pub fn by_id(id: &str) -> Option<Self> {
+        match id {
+            "sha256_base64" => Some(Self::Sha256Base64),
+            "sha256_hex" => Some(Self::Sha256Hex),
+            _ => None,
+        }
+    }
+
+    /// The stored hash, or `None` if `text` is not a SHA-256 in this encoding.
+    pub fn read(self, text: &str) -> Option<KeyHash> {
+        let digest = match self {
+            // Decoding and re-encoding refuses non-canonical text (missing padding,
+            // stray bits) that would never match what a verification computes.
+            Self::Sha256Base64 => decode_digest(text).filter(|d| STANDARD.encode(d) == text)?,
+            Self::Sha256Hex => decode_hex(text)?,
+        };
+        Some(KeyHash {
+            text: STANDARD.encode(digest),
+            digest: Some(digest),
+        })
+    }
+}
+
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    // from_str_radix alone would take a sign ("+f").
+    if bytes.len() != 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *o = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_hashes_match_the_plaintext() {
+        let key = "sk_2NEpo7TZRRrLZSi2U";
+        let ours = KeyHash::of(key);
+        let b64 = ImportedHash::Sha256Base64;
+        assert_eq!(b64.read(ours.as_str()), Some(ours.clone()));
+        // printf '%s' 'sk_2NEpo7TZRRrLZSi2U' | sha256sum
+        let hex = "72c5be337513d92aed1257a0fb0cd7fe007d4b911e7d456199f45b8ba8b585a2";
+        assert_eq!(ImportedHash::Sha256Hex.read(hex), Some(ours.clone()));
+        assert_eq!(b64.read("not base64"), None);
+        assert_eq!(b64.read(ours.as_str().trim_end_matches('=')), None);
+        assert_eq!(ImportedHash::Sha256Hex.read("zz"), None);
+        assert_eq!(ImportedHash::by_id("bcrypt"), None);
+        for id in ImportedHash::KNOWN {
+            assert!(ImportedHash::by_id(id).is_some());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn both_imports_give_the_verification_hash(key in ".{0,64}") {
+            let ours = KeyHash::of(&key);
+            let digest = ours.digest().unwrap();
+            let lower: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            proptest::prop_assert_eq!(ImportedHash::Sha256Hex.read(&lower), Some(ours.clone()));
+            proptest::prop_assert_eq!(ImportedHash::Sha256Hex.read(&lower.to_uppercase()), Some(ours.clone()));
+            proptest::prop_assert_eq!(ImportedHash::Sha256Base64.read(ours.as_str()), Some(ours));
+        }
+    }
 
     // Pinned with: printf '%s' 'sk_2NEpo7TZRRrLZSi2U' | sha256sum | xxd -r -p | base64
     #[test]

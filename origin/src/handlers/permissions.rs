@@ -6,7 +6,7 @@ use keyway_core::api::Empty;
 use keyway_core::api::identities::ListRequest;
 use keyway_core::api::permissions::{
     CreatePermissionRequest, CreatePermissionResponseData, CreateRoleRequest,
-    CreateRoleResponseData, PermissionRef, RoleData, RoleRef,
+    CreateRoleResponseData, PermissionRef, RoleData, RoleRef, SetRolePermissionsRequest,
 };
 use keyway_core::auth::Action;
 use keyway_core::error::ApiError;
@@ -15,7 +15,7 @@ use keyway_core::validate::Issues;
 use super::paginate;
 use crate::http::{ApiResult, AppError, Json, ok, ok_list};
 use crate::ids;
-use crate::service::access::authorize_all;
+use crate::service::access::{authorize_all, may_create_permissions};
 use crate::service::not_found;
 use crate::service::validate::{self, page_limit};
 use crate::service::views::{self, permission_data};
@@ -213,4 +213,38 @@ pub async fn delete_role(
     state.store.delete_role(&r.id).await?;
     state.forget(hashes.iter().map(String::as_str)).await;
     ok(Empty {})
+}
+
+/// Replaces the role's permissions as a whole; the keys holding the role see the new set
+/// on their next verification.
+pub async fn set_role_permissions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<SetRolePermissionsRequest>,
+) -> ApiResult {
+    let mut v = Issues::new();
+    v.length("body.roleId", &req.role_id, 1, 255);
+    validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
+    v.finish()?;
+    let caller = state.authenticate(&headers).await?;
+    authorize_all(&caller, Action::AddPermissionToRole)?;
+    authorize_all(&caller, Action::RemovePermissionFromRole)?;
+    let role = state
+        .store
+        .find_role(caller.workspace_id(), &req.role_id)
+        .await?
+        .ok_or_else(|| AppError(not_found::role(&req.role_id)))?;
+    let held = state
+        .store
+        .set_role_permissions(
+            caller.workspace_id(),
+            &role.id,
+            &req.permissions,
+            ids::now_ms(),
+            may_create_permissions(&caller),
+        )
+        .await?;
+    let hashes = state.store.hashes_where(HashFilter::Role(&role.id)).await?;
+    state.forget(hashes.iter().map(String::as_str)).await;
+    ok(held.into_iter().map(permission_data).collect::<Vec<_>>())
 }

@@ -2,7 +2,7 @@
 //! A handler collects every issue before answering, so one 400 lists them all.
 
 use keyway_core::api::int64;
-use keyway_core::api::keys::{RatelimitRequest, RefillData};
+use keyway_core::api::keys::{KeyCreditsData, RatelimitRequest, RefillData};
 use keyway_core::credits::RefillInterval;
 use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::validate::{Issues, is_external_id_byte, is_slug_byte};
@@ -106,4 +106,42 @@ pub fn page_limit(limit: Option<u64>, default: u64) -> Result<u32, AppError> {
             )],
         )))
     }
+}
+
+/// The fields createKey and migrateKeys share, checked under `at` ("body", or
+/// "body.keys[3]" for one key of a batch).
+pub struct KeyFields<'a> {
+    pub name: Option<&'a String>,
+    pub external_id: Option<&'a String>,
+    pub meta: Option<&'a Map<String, Value>>,
+    pub roles: Option<&'a Vec<String>>,
+    pub permissions: Option<&'a Vec<String>>,
+    pub expires: Option<i64>,
+    pub credits: Option<&'a KeyCreditsData>,
+    pub ratelimits: Option<&'a Vec<RatelimitRequest>>,
+}
+
+pub fn key_fields(v: &mut Issues, at: &str, f: &KeyFields<'_>) {
+    if let Some(n) = f.name {
+        v.length(&format!("{at}.name"), n, 1, 255);
+    }
+    if let Some(e) = f.external_id {
+        external_id(v, &format!("{at}.externalId"), e);
+    }
+    meta(v, &format!("{at}.meta"), f.meta);
+    roles(v, &format!("{at}.roles"), f.roles);
+    permissions(v, &format!("{at}.permissions"), f.permissions, 1000);
+    if let Some(e) = f.expires {
+        expires(v, &format!("{at}.expires"), e);
+    }
+    if let Some(c) = f.credits
+        && let Some(r) = &c.refill
+    {
+        let loc = format!("{at}.credits.refill");
+        refill(v, &loc, r);
+        v.check(c.remaining.is_some(), &loc, || {
+            "needs credits.remaining to be set".into()
+        });
+    }
+    ratelimits(v, &format!("{at}.ratelimits"), f.ratelimits);
 }

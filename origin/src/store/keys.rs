@@ -97,7 +97,7 @@ pub(crate) async fn insert_ratelimits(
 
 /// Finds permissions by slug and returns their ids. Missing ones are created when
 /// `create_missing` (the caller holds `rbac.*.create_permission`), else named in the error.
-async fn ensure_permissions(
+pub(super) async fn ensure_permissions(
     tx: &mut Transaction<'static, Any>,
     workspace_id: &str,
     slugs: &[String],
@@ -190,55 +190,129 @@ async fn link(
     Ok(())
 }
 
+async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreResult<()> {
+    let roles = resolve_roles(tx, &k.workspace_id, &k.roles).await?;
+    sqlx::query(
+        "INSERT INTO keys (id, hash, start, workspace_id, for_workspace_id, api_id, keyspace_id, identity_id, name, meta,
+                           enabled, expires, remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(&k.id)
+    .bind(&k.hash)
+    .bind(&k.start)
+    .bind(&k.workspace_id)
+    .bind(&k.for_workspace_id)
+    .bind(&k.api_id)
+    .bind(&k.keyspace_id)
+    .bind(&k.identity_id)
+    .bind(&k.name)
+    .bind(&k.meta)
+    .bind(flag(k.enabled))
+    .bind(k.expires)
+    .bind(k.remaining.map(to_i64))
+    .bind(k.refill.map(|r| r.interval.as_str().to_string()))
+    .bind(k.refill.map(|r| to_i64(r.amount)))
+    .bind(k.refill.and_then(|r| r.refill_day).map(i64::from))
+    .bind(k.remaining.map(|_| k.created_at))
+    .bind(k.created_at)
+    .execute(&mut **tx)
+    .await?;
+    insert_ratelimits(tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
+    let perms = ensure_permissions(
+        tx,
+        &k.workspace_id,
+        &k.permissions,
+        k.created_at,
+        k.create_permissions,
+    )
+    .await?;
+    link(tx, Link::Permissions, &k.id, &perms).await?;
+    link(tx, Link::Roles, &k.id, &roles).await?;
+    for p in &k.root_permissions {
+        sqlx::query("INSERT INTO root_key_permissions (key_id, permission) VALUES ($1, $2)")
+            .bind(&k.id)
+            .bind(p)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The workspace's identity for `external_id`, created inside `tx` when new.
+async fn identity_in(
+    tx: &mut Transaction<'static, Any>,
+    workspace_id: &str,
+    external_id: &str,
+    now: i64,
+) -> StoreResult<String> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM identities WHERE workspace_id = $1 AND external_id = $2",
+    )
+    .bind(workspace_id)
+    .bind(external_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let id = ids::new_id("id");
+    sqlx::query("INSERT INTO identities (id, workspace_id, external_id, meta, created_at) VALUES ($1, $2, $3, NULL, $4)")
+        .bind(&id)
+        .bind(workspace_id)
+        .bind(external_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
 impl Store {
     pub async fn insert_key(&self, k: &NewKey) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let roles = resolve_roles(&mut tx, &k.workspace_id, &k.roles).await?;
-        sqlx::query(
-            "INSERT INTO keys (id, hash, start, workspace_id, for_workspace_id, api_id, keyspace_id, identity_id, name, meta,
-                               enabled, expires, remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(&k.id)
-        .bind(&k.hash)
-        .bind(&k.start)
-        .bind(&k.workspace_id)
-        .bind(&k.for_workspace_id)
-        .bind(&k.api_id)
-        .bind(&k.keyspace_id)
-        .bind(&k.identity_id)
-        .bind(&k.name)
-        .bind(&k.meta)
-        .bind(flag(k.enabled))
-        .bind(k.expires)
-        .bind(k.remaining.map(to_i64))
-        .bind(k.refill.map(|r| r.interval.as_str().to_string()))
-        .bind(k.refill.map(|r| to_i64(r.amount)))
-        .bind(k.refill.and_then(|r| r.refill_day).map(i64::from))
-        .bind(k.remaining.map(|_| k.created_at))
-        .bind(k.created_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_ratelimits(&mut tx, &k.workspace_id, Some(&k.id), None, &k.ratelimits).await?;
-        let perms = ensure_permissions(
-            &mut tx,
-            &k.workspace_id,
-            &k.permissions,
-            k.created_at,
-            k.create_permissions,
-        )
-        .await?;
-        link(&mut tx, Link::Permissions, &k.id, &perms).await?;
-        link(&mut tx, Link::Roles, &k.id, &roles).await?;
-        for p in &k.root_permissions {
-            sqlx::query("INSERT INTO root_key_permissions (key_id, permission) VALUES ($1, $2)")
-                .bind(&k.id)
-                .bind(p)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_key_in(&mut tx, k).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// keys.migrateKeys: inserts a batch in one transaction. A key whose hash is already
+    /// stored (or came earlier in the batch) is skipped and reported `false`; any other
+    /// failure (a missing role, say) writes nothing at all. Each key's `external_id`
+    /// becomes its identity, created in the same transaction when new.
+    pub async fn migrate_keys(&self, batch: &[(NewKey, Option<String>)]) -> StoreResult<Vec<bool>> {
+        // A concurrent insert of one of these hashes can still win between the check and
+        // the insert; the retry then sees it and reports it as a duplicate.
+        match self.migrate_keys_once(batch).await {
+            Err(super::StoreError::Conflict) => self.migrate_keys_once(batch).await,
+            other => other,
+        }
+    }
+
+    async fn migrate_keys_once(
+        &self,
+        batch: &[(NewKey, Option<String>)],
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let mut inserted = Vec::with_capacity(batch.len());
+        for (key, external_id) in batch {
+            let stored: Option<i64> = sqlx::query_scalar("SELECT 1 FROM keys WHERE hash = $1")
+                .bind(&key.hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if stored.is_some() || !seen.insert(key.hash.as_str()) {
+                inserted.push(false);
+                continue;
+            }
+            let mut key = key.clone();
+            if let Some(ext) = external_id {
+                key.identity_id =
+                    Some(identity_in(&mut tx, &key.workspace_id, ext, key.created_at).await?);
+            }
+            insert_key_in(&mut tx, &key).await?;
+            inserted.push(true);
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     /// A live (not deleted) key of the workspace.

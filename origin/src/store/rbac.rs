@@ -213,4 +213,39 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Replaces a role's permissions with `slugs` in one transaction, creating missing
+    /// ones when `create_missing`; returns what the role holds afterwards.
+    pub async fn set_role_permissions(
+        &self,
+        workspace_id: &str,
+        role_id: &str,
+        slugs: &[String],
+        now: i64,
+        create_missing: bool,
+    ) -> StoreResult<Vec<PermissionRow>> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids =
+            super::keys::ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
+                .await?;
+        ids.sort();
+        ids.dedup();
+        sqlx::query("DELETE FROM roles_permissions WHERE role_id = $1")
+            .bind(role_id)
+            .execute(&mut *tx)
+            .await?;
+        for pid in &ids {
+            sqlx::query("INSERT INTO roles_permissions (role_id, permission_id) VALUES ($1, $2)")
+                .bind(role_id)
+                .bind(pid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(self
+            .roles_permissions(&[role_id])
+            .await?
+            .remove(role_id)
+            .unwrap_or_default())
+    }
 }

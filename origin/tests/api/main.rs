@@ -11,6 +11,7 @@ mod cluster_script;
 mod fuzz;
 mod hardening;
 mod harness;
+mod moving_in;
 mod stateful;
 mod status_200;
 mod status_4xx;

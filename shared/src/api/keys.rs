@@ -232,6 +232,59 @@ pub struct CreateKeyRequest {
     pub recoverable: Option<bool>,
 }
 
+/// keys.migrateKeys: keys whose plaintext we never see, imported by their hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrateKeysRequest {
+    /// How to read each `hash`: see `key::ImportedHash::KNOWN`.
+    pub migration_id: String,
+    pub api_id: String,
+    pub keys: Vec<MigrateKeyData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrateKeyData {
+    pub hash: String,
+    /// Not in Unkey's schema: what dashboards show of the key (prefix and first
+    /// characters), which only the old system knows. Empty when absent.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub meta: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires: Option<i64>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub credits: Option<KeyCreditsData>,
+    #[serde(default)]
+    pub ratelimits: Option<Vec<RatelimitRequest>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrateKeysResponseData {
+    pub migrated: Vec<MigratedKey>,
+    /// The hashes, as sent, that were not imported because the key already exists.
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigratedKey {
+    pub hash: String,
+    pub key_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateKeyResponseData {

@@ -57,6 +57,14 @@ pub struct RoleRef {
     pub role: String,
 }
 
+/// setRolePermissions: the complete set of slugs a role holds afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetRolePermissionsRequest {
+    pub role_id: String,
+    pub permissions: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleData {

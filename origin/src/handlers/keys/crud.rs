@@ -14,6 +14,7 @@ use keyway_core::key::DEFAULT_BYTE_LENGTH;
 use keyway_core::snapshot::LimitOwner;
 use keyway_core::validate::Issues;
 
+use super::new_api_key;
 use crate::http::{ApiResult, AppError, Json, ok};
 use crate::ids;
 use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
@@ -48,30 +49,20 @@ pub async fn create_key(
             || "must be 1 to 16 letters, digits or underscores".into(),
         );
     }
-    if let Some(n) = &req.name {
-        v.length("body.name", n, 1, 255);
-    }
     if let Some(b) = req.byte_length {
         v.range("body.byteLength", b, 16, 255);
     }
-    if let Some(e) = &req.external_id {
-        validate::external_id(&mut v, "body.externalId", e);
-    }
-    validate::meta(&mut v, "body.meta", req.meta.as_ref());
-    validate::roles(&mut v, "body.roles", req.roles.as_ref());
-    validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
-    if let Some(e) = req.expires {
-        validate::expires(&mut v, "body.expires", e);
-    }
-    if let Some(c) = &req.credits
-        && let Some(r) = &c.refill
-    {
-        validate::refill(&mut v, "body.credits.refill", r);
-        v.check(c.remaining.is_some(), "body.credits.refill", || {
-            "needs credits.remaining to be set".into()
-        });
-    }
-    validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+    let fields = validate::KeyFields {
+        name: req.name.as_ref(),
+        external_id: req.external_id.as_ref(),
+        meta: req.meta.as_ref(),
+        roles: req.roles.as_ref(),
+        permissions: req.permissions.as_ref(),
+        expires: req.expires,
+        credits: req.credits.as_ref(),
+        ratelimits: req.ratelimits.as_ref(),
+    };
+    validate::key_fields(&mut v, "body", &fields);
     v.finish()?;
 
     let caller = state.authenticate(&headers).await?;
@@ -104,29 +95,17 @@ pub async fn create_key(
         None => None,
     };
     let key_id = ids::new_id("key");
-    let credits = req.credits.filter(|c| c.remaining.is_some());
-    let new = NewKey {
-        id: key_id.clone(),
-        hash: minted.hash.as_str().to_string(),
-        start: minted.start.clone(),
-        workspace_id: caller.workspace_id().to_string(),
-        for_workspace_id: None,
-        api_id: Some(api.id.clone()),
-        keyspace_id: Some(api.keyspace_id.clone()),
-        identity_id,
-        name: req.name.clone(),
-        meta: meta_text(req.meta.as_ref()),
-        enabled: req.enabled.unwrap_or(true),
-        expires: req.expires,
-        remaining: credits.and_then(|c| c.remaining),
-        refill: credits.and_then(|c| c.refill.as_ref().map(refill_of)),
-        created_at: now,
-        ratelimits: new_ratelimits(req.ratelimits.as_ref()),
-        permissions: req.permissions.clone().unwrap_or_default(),
-        create_permissions: may_create_permissions(&caller),
-        roles: req.roles.clone().unwrap_or_default(),
-        root_permissions: Vec::new(),
-    };
+    let mut new = new_api_key(
+        &caller,
+        &api,
+        &key_id,
+        minted.hash.as_str(),
+        &minted.start,
+        &fields,
+        req.enabled,
+        now,
+    );
+    new.identity_id = identity_id;
     state.store.insert_key(&new).await?;
     // A "not found" for this hash may be cached from before the key existed.
     state.forget([minted.hash.as_str()]).await;

@@ -3,9 +3,56 @@
 mod credits;
 mod crud;
 mod grants;
+mod migrate;
 
 pub use credits::update_credits;
 pub use crud::{create_key, delete_key, get_key, reroll_key, update_key, whoami};
 pub use grants::{
     add_permissions, add_roles, remove_permissions, remove_roles, set_permissions, set_roles,
 };
+pub use migrate::migrate_keys;
+
+use keyway_core::auth::RootScope;
+
+use crate::service::access::may_create_permissions;
+use crate::service::validate::KeyFields;
+use crate::service::views::{meta_text, new_ratelimits, refill_of};
+use crate::store::{ApiRow, NewKey};
+
+/// What createKey and migrateKeys store for a new key of `api`, before its identity.
+#[allow(clippy::too_many_arguments)]
+fn new_api_key(
+    caller: &RootScope,
+    api: &ApiRow,
+    key_id: &str,
+    hash: &str,
+    start: &str,
+    f: &KeyFields<'_>,
+    enabled: Option<bool>,
+    now: i64,
+) -> NewKey {
+    // Credits without a count are unlimited, the same as no credits at all.
+    let credits = f.credits.filter(|c| c.remaining.is_some());
+    NewKey {
+        id: key_id.to_string(),
+        hash: hash.to_string(),
+        start: start.to_string(),
+        workspace_id: caller.workspace_id().to_string(),
+        for_workspace_id: None,
+        api_id: Some(api.id.clone()),
+        keyspace_id: Some(api.keyspace_id.clone()),
+        identity_id: None,
+        name: f.name.cloned(),
+        meta: meta_text(f.meta),
+        enabled: enabled.unwrap_or(true),
+        expires: f.expires,
+        remaining: credits.and_then(|c| c.remaining),
+        refill: credits.and_then(|c| c.refill.as_ref().map(refill_of)),
+        created_at: now,
+        ratelimits: new_ratelimits(f.ratelimits),
+        permissions: f.permissions.cloned().unwrap_or_default(),
+        create_permissions: may_create_permissions(caller),
+        roles: f.roles.cloned().unwrap_or_default(),
+        root_permissions: Vec::new(),
+    }
+}

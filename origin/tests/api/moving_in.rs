@@ -1,0 +1,354 @@
+//! Moving in: keys imported by hash, role permissions replaced whole, error media types
+//! and request ids as Unkey clients expect them.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::both;
+
+fn sha256_base64(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.as_bytes()))
+}
+
+fn sha256_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+both!(migrated_keys_verify_with_their_plaintext, |srv| {
+    let api = srv.create_api().await;
+    srv.ok(
+        "/v2/permissions.createRole",
+        json!({"name": "reader", "permissions": []}),
+    )
+    .await;
+    // Keys as Unkey stores them: SHA-256 of the whole key, standard padded base64.
+    let unkey_plain = ["uk_3ZfC8kX1aQ9Lm2Tb", "uk_7HtR4sW2pE6Nv8Yc"];
+    let hex_plain = "legacy-key-0001";
+    let d = srv
+        .ok(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [
+                {"hash": sha256_base64(unkey_plain[0]), "start": "uk_3ZfC", "name": "first",
+                 "externalId": "acme", "meta": {"plan": "pro"}, "permissions": ["docs.read"],
+                 "roles": ["reader"], "credits": {"remaining": 5, "refill": {"interval": "daily", "amount": 5}},
+                 "ratelimits": [{"name": "requests", "limit": 2, "duration": 60000, "autoApply": true}]},
+                {"hash": sha256_base64(unkey_plain[1]), "enabled": false,
+                 "expires": 4_000_000_000_000_i64},
+            ]}),
+        )
+        .await;
+    assert_eq!(d["failed"], json!([]));
+    let migrated = d["migrated"].as_array().unwrap();
+    assert_eq!(migrated.len(), 2);
+    assert_eq!(migrated[0]["hash"], sha256_base64(unkey_plain[0]));
+    let first_id = migrated[0]["keyId"].as_str().unwrap().to_string();
+
+    let v = srv
+        .verify(json!({"key": unkey_plain[0], "permissions": "docs.read"}))
+        .await;
+    assert_eq!(v["code"], "VALID", "{v}");
+    assert_eq!(v["keyId"], first_id.as_str());
+    assert_eq!(v["name"], "first");
+    assert_eq!(v["meta"]["plan"], "pro");
+    assert_eq!(v["identity"]["externalId"], "acme");
+    assert_eq!(v["credits"], 4);
+    assert_eq!(v["roles"], json!(["reader"]));
+    assert_eq!(
+        srv.verify(json!({"key": unkey_plain[1]})).await["code"],
+        "DISABLED"
+    );
+    let k = srv.ok("/v2/keys.getKey", json!({"keyId": first_id})).await;
+    assert_eq!(k["start"], "uk_3ZfC");
+    assert_eq!(k["credits"]["refill"]["amount"], 5);
+    assert_eq!(k["ratelimits"][0]["limit"], 2);
+
+    // Hex digests of either case, for systems that stored those.
+    let d = srv
+        .ok(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_hex", "apiId": api,
+                   "keys": [{"hash": sha256_hex(hex_plain).to_uppercase()}]}),
+        )
+        .await;
+    assert_eq!(d["migrated"].as_array().unwrap().len(), 1);
+    assert_eq!(srv.verify(json!({"key": hex_plain})).await["code"], "VALID");
+
+    // Duplicates fail one by one (already stored, whatever encoding brought it in, or
+    // twice in the batch); the rest land.
+    let fresh = "uk_9QwE3rT5yU7iO1pA";
+    let again = sha256_base64(unkey_plain[0]);
+    let d = srv
+        .ok(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [
+                {"hash": again}, {"hash": sha256_base64(fresh)}, {"hash": sha256_base64(fresh)},
+                {"hash": sha256_base64(hex_plain)},
+            ]}),
+        )
+        .await;
+    assert_eq!(d["migrated"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        d["failed"],
+        json!([again, sha256_base64(fresh), sha256_base64(hex_plain)])
+    );
+    assert_eq!(srv.verify(json!({"key": fresh})).await["code"], "VALID");
+    // The duplicate did not touch the stored key.
+    assert_eq!(
+        srv.verify(json!({"key": unkey_plain[0]})).await["keyId"],
+        first_id.as_str()
+    );
+});
+
+both!(migrate_keys_refuses_whole_batches, |srv| {
+    let api = srv.create_api().await;
+    let plain = "uk_AtomicBatch0001";
+    let key = |hash: String| json!({"hash": hash});
+
+    let (status, body) = srv
+        .call(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "bcrypt", "apiId": api, "keys": [key(sha256_base64(plain))]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("sha256_base64") && message.contains("sha256_hex"),
+        "{message}"
+    );
+
+    // A hash that is not a SHA-256 in the named encoding: a 400 at that key.
+    for (migration, hash) in [
+        ("sha256_base64", sha256_hex(plain)),
+        (
+            "sha256_base64",
+            sha256_base64(plain).trim_end_matches('=').to_string(),
+        ),
+        ("sha256_hex", sha256_base64(plain)),
+        ("sha256_hex", format!("+{}", &sha256_hex(plain)[1..])),
+    ] {
+        let valid = if migration == "sha256_hex" {
+            sha256_hex("ok-key")
+        } else {
+            sha256_base64("ok-key")
+        };
+        let (status, body) = srv
+            .call(
+                "/v2/keys.migrateKeys",
+                json!({"migrationId": migration, "apiId": api, "keys": [key(valid), key(hash)]}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["errors"][0]["location"], "body.keys[1].hash");
+    }
+
+    // A role that does not exist fails the whole batch: nothing half-imported remains,
+    // not even the identity the first key would have created.
+    let (status, body) = srv
+        .call(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [
+                {"hash": sha256_base64(plain), "externalId": "half-imported"},
+                {"hash": sha256_base64("uk_second"), "roles": ["no-such-role"]},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(srv.verify(json!({"key": plain})).await["code"], "NOT_FOUND");
+    let (status, _) = srv
+        .call(
+            "/v2/identities.getIdentity",
+            json!({"identity": "half-imported"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Batch size, an empty batch, an unknown field, and a grant the caller lacks.
+    let many: Vec<Value> = (0..1001)
+        .map(|i| key(sha256_base64(&format!("k{i}"))))
+        .collect();
+    for keys in [json!(many), json!([])] {
+        let (status, _) = srv
+            .call(
+                "/v2/keys.migrateKeys",
+                json!({"migrationId": "sha256_base64", "apiId": api, "keys": keys}),
+            )
+            .await;
+        assert_eq!(status, 400);
+    }
+    let (status, _) = srv
+        .call(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [{"hash": sha256_base64(plain), "plaintext": "x"}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let reader = srv.root_key_with(&["api.*.read_key"]);
+    let (status, _) = srv
+        .call_as(
+            "/v2/keys.migrateKeys",
+            Some(&reader),
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [key(sha256_base64(plain))]}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // One API's grant does not reach another.
+    let other = srv.create_api().await;
+    let scoped = srv.root_key_with(&[&format!("api.{api}.create_key")]);
+    let (status, body) = srv
+        .call_as(
+            "/v2/keys.migrateKeys",
+            Some(&scoped),
+            json!({"migrationId": "sha256_base64", "apiId": other, "keys": [key(sha256_base64(plain))]}),
+        )
+        .await;
+    assert!(status == 403 || status == 404, "{status} {body}");
+});
+
+both!(set_role_permissions_replaces_the_set, |srv| {
+    let role = srv
+        .ok(
+            "/v2/permissions.createRole",
+            json!({"name": "editor", "permissions": []}),
+        )
+        .await["roleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, _, key) = srv.create_key(json!({"roles": ["editor"]})).await;
+    assert_eq!(
+        srv.verify(json!({"key": key, "permissions": "docs.write"}))
+            .await["code"],
+        "INSUFFICIENT_PERMISSIONS"
+    );
+
+    // Missing permissions are created (the bootstrap root key may create them).
+    let d = srv
+        .ok(
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": role, "permissions": ["docs.write", "docs.read", "docs.write"]}),
+        )
+        .await;
+    let slugs: Vec<&str> = d
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["docs.read", "docs.write"]);
+    // The key sees the change at once: its cached snapshot was dropped.
+    assert_eq!(
+        srv.verify(json!({"key": key, "permissions": "docs.write"}))
+            .await["code"],
+        "VALID"
+    );
+
+    // By name as well as id; the new set replaces the old one.
+    let d = srv
+        .ok(
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": "editor", "permissions": ["docs.read"]}),
+        )
+        .await;
+    assert_eq!(d.as_array().unwrap().len(), 1);
+    assert_eq!(
+        srv.verify(json!({"key": key, "permissions": "docs.write"}))
+            .await["code"],
+        "INSUFFICIENT_PERMISSIONS"
+    );
+    let r = srv
+        .ok("/v2/permissions.getRole", json!({"role": role}))
+        .await;
+    assert_eq!(r["permissions"][0]["slug"], "docs.read");
+
+    // Empty clears.
+    let d = srv
+        .ok(
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": role, "permissions": []}),
+        )
+        .await;
+    assert_eq!(d, json!([]));
+
+    // Errors: unknown role, bad slug, missing grants, no right to create permissions.
+    let (status, _) = srv
+        .call(
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": "role_nope", "permissions": []}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = srv
+        .call(
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": role, "permissions": ["has space"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"]["errors"][0]["location"],
+        "body.permissions[0]"
+    );
+    let adder = srv.root_key_with(&["rbac.*.add_permission_to_role"]);
+    let (status, _) = srv
+        .call_as(
+            "/v2/permissions.setRolePermissions",
+            Some(&adder),
+            json!({"roleId": role, "permissions": []}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let both_grants = srv.root_key_with(&[
+        "rbac.*.add_permission_to_role",
+        "rbac.*.remove_permission_from_role",
+    ]);
+    let (status, _) = srv
+        .call_as(
+            "/v2/permissions.setRolePermissions",
+            Some(&both_grants),
+            json!({"roleId": role, "permissions": ["brand.new"]}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = srv
+        .call_as(
+            "/v2/permissions.setRolePermissions",
+            Some(&both_grants),
+            json!({"roleId": role, "permissions": ["docs.write"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+});
+
+both!(errors_follow_accept_and_carry_one_request_id_shape, |srv| {
+    let send = |accept: Option<&'static str>| {
+        let mut req = srv
+            .client
+            .post(srv.url("/v2/apis.getApi"))
+            .bearer_auth("not-a-root-key")
+            .json(&json!({"apiId": "api_missing"}));
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        req.send()
+    };
+    for (accept, expected) in [
+        (None, "application/json"),
+        (Some("*/*"), "application/json"),
+        (Some("application/*"), "application/json"),
+        (Some("application/problem+json"), "application/problem+json"),
+    ] {
+        let resp = send(accept).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.headers()["content-type"], expected, "{accept:?}");
+        let body: Value = resp.json().await.unwrap();
+        let id = body["meta"]["requestId"].as_str().unwrap();
+        let hex = id.strip_prefix("req_").unwrap();
+        assert_eq!(hex.len(), 32, "{id}");
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+});
