@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use keyway_core::secret::Secret;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, ServeConfig};
+use crate::config::{EncryptionConfig, LogFormat, ServeConfig};
 use crate::{ids, server, store::Store};
 
 #[derive(Parser)]
@@ -29,6 +29,9 @@ enum Command {
     /// Manage root keys.
     #[command(subcommand)]
     RootKeys(RootKeys),
+    /// Recoverable keys' master keys.
+    #[command(subcommand)]
+    Encryption(Encryption),
     /// Exit 0 if the server on KEYWAY_LISTEN's port answers its liveness check.
     Healthcheck {
         #[arg(long, env = "KEYWAY_LISTEN", default_value = "0.0.0.0:8080")]
@@ -85,6 +88,19 @@ enum RootKeys {
         redis: Option<Secret>,
         #[arg(long, env = "KEYWAY_REDIS_PREFIX", default_value = "keyway:")]
         redis_prefix: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Encryption {
+    /// Re-seal every recoverable key under KEYWAY_ENCRYPTION_KEY, opening each with
+    /// whichever configured key sealed it. Afterwards KEYWAY_ENCRYPTION_KEYS_OLD can go.
+    /// Safe to run while servers run, and again after an interruption.
+    Rotate {
+        #[command(flatten)]
+        database: Database,
+        #[command(flatten)]
+        encryption: EncryptionConfig,
     },
 }
 
@@ -189,6 +205,27 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Encryption(Encryption::Rotate {
+            database,
+            encryption,
+        }) => {
+            init_logging(LogFormat::Human);
+            let Some(vault) = encryption.vault()? else {
+                anyhow::bail!("set KEYWAY_ENCRYPTION_KEY (the new master key) to rotate to");
+            };
+            let store = database.open().await?;
+            let done = crate::vault::rotate(&store, &vault).await;
+            store.close().await;
+            let done = done?;
+            println!(
+                "re-sealed {} keys under {}; {} were already; {} changed meanwhile and were left",
+                done.resealed,
+                vault.current_id(),
+                done.already_current,
+                done.skipped
+            );
             Ok(())
         }
         Command::Healthcheck { listen } => healthcheck(listen).await,

@@ -108,6 +108,38 @@ pub struct AnalyticsLimits {
     pub timeout_ms: u64,
 }
 
+/// Recoverable keys' master keys. Shared by `serve` and `keyway encryption rotate`.
+#[derive(Debug, Clone, Args)]
+pub struct EncryptionConfig {
+    /// Master key for recoverable keys: 32 random bytes in standard base64 (for example
+    /// `openssl rand -base64 32`). Unset: `recoverable: true` is refused with a 412.
+    #[arg(
+        long = "encryption-key",
+        env = "KEYWAY_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    pub current: Option<Secret>,
+
+    /// Earlier master keys, comma-separated: values sealed under them still open, and
+    /// `keyway encryption rotate` re-seals them under the current one.
+    #[arg(
+        long = "old-encryption-keys",
+        env = "KEYWAY_ENCRYPTION_KEYS_OLD",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub old: Vec<Secret>,
+}
+
+impl EncryptionConfig {
+    pub fn vault(&self) -> anyhow::Result<Option<crate::vault::Vault>> {
+        Ok(crate::vault::Vault::from_config(
+            self.current.as_ref(),
+            &self.old,
+        )?)
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
     /// Address to listen on.
@@ -141,6 +173,9 @@ pub struct ServeConfig {
     /// Root key to register on start (hashed; a restart with the same value is a no-op).
     #[arg(long, env = "KEYWAY_ROOT_KEY", hide_env_values = true)]
     pub root_key: Option<Secret>,
+
+    #[command(flatten)]
+    pub encryption: EncryptionConfig,
 
     /// Shared secret for the edge's internal endpoints; unset turns them off.
     #[arg(long, env = "KEYWAY_EDGE_SECRET", hide_env_values = true)]

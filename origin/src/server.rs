@@ -108,6 +108,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
             reader: Reader::connect(config.database_url.expose())?,
             limits: config.analytics_limits.clone(),
         },
+        vault: config.encryption.vault()?,
     }));
     Ok(Built { state, batcher })
 }

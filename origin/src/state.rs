@@ -37,6 +37,8 @@ pub struct Inner {
     /// other replicas. `None` on a single node.
     pub cluster: Option<Cluster>,
     pub analytics: crate::analytics::Analytics,
+    /// Seals recoverable keys; `None` without `KEYWAY_ENCRYPTION_KEY`.
+    pub vault: Option<crate::vault::Vault>,
 }
 
 /// The shared parts of cluster mode.

@@ -98,5 +98,9 @@ pub async fn list_keys(
         )
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    ok_list(views::keys_data(&state, &rows).await?, cursor)
+    let mut keys = views::keys_data(&state, &rows).await?;
+    if req.decrypt == Some(true) {
+        crate::service::recovery::reveal(&state, &caller, &api.id, &mut keys).await?;
+    }
+    ok_list(keys, cursor)
 }

@@ -91,6 +91,7 @@ pub fn key_data(row: &KeyRow, snap: &KeySnapshot, live: Option<CreditBalance>) -
         credits,
         identity,
         ratelimits: (!key_limits.is_empty()).then_some(key_limits),
+        plaintext: None,
     }
 }
 

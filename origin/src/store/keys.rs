@@ -33,6 +33,8 @@ pub struct NewKey {
     pub roles: Vec<String>,
     /// Root-key grants.
     pub root_permissions: Vec<String>,
+    /// A recoverable key's sealed plaintext (`vault::Vault::seal`).
+    pub encrypted: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +237,15 @@ async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreR
             .execute(&mut **tx)
             .await?;
     }
+    if let Some(sealed) = &k.encrypted {
+        sqlx::query("INSERT INTO encrypted_keys (key_id, workspace_id, encrypted, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&k.id)
+            .bind(&k.workspace_id)
+            .bind(sealed)
+            .bind(k.created_at)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -376,6 +387,7 @@ impl Store {
             "DELETE FROM keys_roles WHERE key_id = $1",
             "DELETE FROM ratelimits WHERE key_id = $1",
             "DELETE FROM root_key_permissions WHERE key_id = $1",
+            "DELETE FROM encrypted_keys WHERE key_id = $1",
             "DELETE FROM keys WHERE id = $1",
         ] {
             sqlx::query(sql).bind(key_id).execute(&mut *tx).await?;

@@ -12,6 +12,7 @@ mod identities;
 mod keys;
 mod ratelimits;
 mod rbac;
+mod recovery;
 mod snapshot;
 
 pub use apis::ApiRow;

@@ -14,7 +14,7 @@ pub struct Server {
     pub db: TestDb,
     process: Option<OriginProcess>,
     pub client: reqwest::Client,
-    extra: Vec<String>,
+    pub extra: Vec<String>,
     /// Every log line the current process wrote, as JSON.
     pub logs: Logs,
 }

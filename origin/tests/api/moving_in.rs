@@ -352,3 +352,194 @@ both!(errors_follow_accept_and_carry_one_request_id_shape, |srv| {
         assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     }
 });
+
+async fn get_key(srv: &crate::harness::Server, key_id: &str, decrypt: bool) -> Value {
+    srv.ok(
+        "/v2/keys.getKey",
+        json!({"keyId": key_id, "decrypt": decrypt}),
+    )
+    .await
+}
+
+const MASTER_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const MASTER_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+const MASTER_C: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+
+both!(
+    recoverable_keys_decrypt_rotate_and_never_leak,
+    &["--encryption-key", MASTER_A],
+    |srv| {
+        let api = srv.create_api().await;
+        let (recoverable_id, plain) = srv.create_key_in(&api, json!({"recoverable": true})).await;
+        let (ordinary_id, _) = srv.create_key_in(&api, json!({})).await;
+        assert_eq!(
+            get_key(&srv, &recoverable_id, true).await["plaintext"],
+            plain.as_str()
+        );
+        assert!(
+            get_key(&srv, &recoverable_id, false)
+                .await
+                .get("plaintext")
+                .is_none()
+        );
+        assert!(
+            get_key(&srv, &ordinary_id, true)
+                .await
+                .get("plaintext")
+                .is_none()
+        );
+        let listed = srv
+            .ok("/v2/apis.listKeys", json!({"apiId": api, "decrypt": true}))
+            .await;
+        let shown: Vec<&Value> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k.get("plaintext"))
+            .collect();
+        assert_eq!(shown, [&json!(plain)]);
+        let who = srv
+            .ok("/v2/keys.whoami", json!({"key": plain, "decrypt": true}))
+            .await;
+        assert_eq!(who["plaintext"], plain.as_str());
+
+        // Reading is not decrypting: that takes decrypt_key on the key's API.
+        let reader = srv.root_key_with(&["api.*.read_key", "api.*.read_api"]);
+        let (status, _) = srv
+            .call_as(
+                "/v2/keys.getKey",
+                Some(&reader),
+                json!({"keyId": recoverable_id, "decrypt": true}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let (status, _) = srv
+            .call_as(
+                "/v2/apis.listKeys",
+                Some(&reader),
+                json!({"apiId": api, "decrypt": true}),
+            )
+            .await;
+        assert_eq!(status, 403);
+        let decrypter = srv.root_key_with(&["api.*.read_key", &format!("api.{api}.decrypt_key")]);
+        let (status, body) = srv
+            .call_as(
+                "/v2/keys.getKey",
+                Some(&decrypter),
+                json!({"keyId": recoverable_id, "decrypt": true}),
+            )
+            .await;
+        assert_eq!((status, &body["data"]["plaintext"]), (200, &json!(plain)));
+        // Storing keys encrypted takes encrypt_key.
+        let creator = srv.root_key_with(&["api.*.create_key"]);
+        let (status, _) = srv
+            .call_as(
+                "/v2/keys.createKey",
+                Some(&creator),
+                json!({"apiId": api, "recoverable": true}),
+            )
+            .await;
+        assert_eq!(status, 403);
+
+        // A rerolled recoverable key stays recoverable, with the new plaintext.
+        let rerolled = srv
+            .ok(
+                "/v2/keys.rerollKey",
+                json!({"keyId": recoverable_id, "expiration": 0}),
+            )
+            .await;
+        let new_id = rerolled["keyId"].as_str().unwrap().to_string();
+        let new_plain = rerolled["key"].as_str().unwrap().to_string();
+        assert_eq!(
+            get_key(&srv, &new_id, true).await["plaintext"],
+            new_plain.as_str()
+        );
+
+        // Rotation: re-seal under B, keeping A only to open; then B alone opens both.
+        // Each run's log is kept: a restart starts a fresh one.
+        let mut said = serde_json::to_string(&*srv.logs.lock().unwrap()).unwrap();
+        assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+        let out = srv.cli(&[
+            "encryption",
+            "rotate",
+            "--encryption-key",
+            MASTER_B,
+            "--old-encryption-keys",
+            MASTER_A,
+        ]);
+        assert!(out.starts_with("re-sealed 2 keys"), "{out}");
+        let again = srv.cli(&["encryption", "rotate", "--encryption-key", MASTER_B]);
+        assert!(
+            again.starts_with("re-sealed 0 keys") && again.contains("2 were already"),
+            "{again}"
+        );
+        srv.extra = vec!["--encryption-key".into(), MASTER_B.into()];
+        srv.restart();
+        assert_eq!(
+            get_key(&srv, &recoverable_id, true).await["plaintext"],
+            plain.as_str()
+        );
+        assert_eq!(
+            get_key(&srv, &new_id, true).await["plaintext"],
+            new_plain.as_str()
+        );
+
+        // A server missing the sealing key says which setting to fix, with a 412.
+        said.push_str(&serde_json::to_string(&*srv.logs.lock().unwrap()).unwrap());
+        assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+        srv.extra = vec!["--encryption-key".into(), MASTER_C.into()];
+        srv.restart();
+        let (status, body) = srv
+            .call("/v2/keys.getKey", json!({"keyId": new_id, "decrypt": true}))
+            .await;
+        assert_eq!(status, 412, "{body}");
+        assert!(
+            body["error"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("KEYWAY_ENCRYPTION_KEYS_OLD")
+        );
+
+        // Nothing the server said in any run holds a plaintext or a master key.
+        said.push_str(&serde_json::to_string(&*srv.logs.lock().unwrap()).unwrap());
+        assert!(
+            said.contains("could not be opened"),
+            "the 412 is logged, by key id"
+        );
+        for secret in [
+            plain.as_str(),
+            new_plain.as_str(),
+            MASTER_A,
+            MASTER_B,
+            MASTER_C,
+        ] {
+            assert!(!said.contains(secret), "a secret reached the log");
+        }
+    }
+);
+
+both!(recoverable_keys_need_a_master_key, |srv| {
+    let api = srv.create_api().await;
+    let (status, body) = srv
+        .call(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "recoverable": true}),
+        )
+        .await;
+    assert_eq!(status, 412, "{body}");
+    assert!(
+        body["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("KEYWAY_ENCRYPTION_KEY")
+    );
+    // Nothing was created by the refused call.
+    let listed = srv.ok("/v2/apis.listKeys", json!({"apiId": api})).await;
+    assert_eq!(listed, json!([]));
+    // Asking to decrypt keys that are not recoverable is not an error.
+    let (key_id, _) = srv.create_key_in(&api, json!({"recoverable": false})).await;
+    let k = srv
+        .ok("/v2/keys.getKey", json!({"keyId": key_id, "decrypt": true}))
+        .await;
+    assert!(k.get("plaintext").is_none());
+});

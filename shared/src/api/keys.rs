@@ -318,6 +318,9 @@ pub struct KeyData {
     pub identity: Option<IdentityData>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratelimits: Option<Vec<RatelimitData>>,
+    /// A recoverable key's plaintext, only for `decrypt: true`; redacted in `Debug`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plaintext: Option<PlainKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -332,6 +335,10 @@ pub struct GetKeyRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WhoamiRequest {
     pub key: PlainKey,
+    /// Not in Unkey's schema for whoami (getKey has it): returns the stored plaintext of
+    /// a recoverable key, under the same rules as getKey.
+    #[serde(default)]
+    pub decrypt: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -501,6 +508,7 @@ mod tests {
             roles: None,
             credits: None,
             identity: None,
+            plaintext: None,
             ratelimits: None,
         };
         assert_eq!(

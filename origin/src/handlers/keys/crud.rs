@@ -7,7 +7,7 @@ use keyway_core::api::keys::{
     UpdateKeyRequest, WhoamiRequest,
 };
 use keyway_core::api::{Empty, Patch};
-use keyway_core::auth::Action;
+use keyway_core::auth::{Action, RootScope};
 use keyway_core::credits::{CreditBalance, Refill};
 use keyway_core::error::ApiError;
 use keyway_core::key::DEFAULT_BYTE_LENGTH;
@@ -20,19 +20,25 @@ use crate::ids;
 use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
 use crate::service::resources::{api_for, key_for, snapshot_for};
 use crate::service::views::{self, meta_text, new_ratelimits, refill_of};
-use crate::service::{not_found, validate};
+use crate::service::{not_found, recovery, validate};
 use crate::state::AppState;
 use crate::store::{KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
 
-/// One key's response shape, or "not found" if it was deleted meanwhile.
+/// One key's response shape, or "not found" if it was deleted meanwhile; with its
+/// plaintext for `decrypt: true` if it is recoverable.
 async fn key_data(
     state: &AppState,
+    caller: &RootScope,
     row: KeyRow,
+    decrypt: Option<bool>,
 ) -> Result<keyway_core::api::keys::KeyData, AppError> {
-    views::keys_data(state, std::slice::from_ref(&row))
-        .await?
-        .pop()
-        .ok_or_else(|| AppError(not_found::key()))
+    let mut data = views::keys_data(state, std::slice::from_ref(&row)).await?;
+    if decrypt == Some(true)
+        && let Some(api_id) = &row.api_id
+    {
+        recovery::reveal(state, caller, api_id, &mut data).await?;
+    }
+    data.pop().ok_or_else(|| AppError(not_found::key()))
 }
 
 pub async fn create_key(
@@ -106,6 +112,15 @@ pub async fn create_key(
         now,
     );
     new.identity_id = identity_id;
+    if req.recoverable == Some(true) {
+        new.encrypted = Some(recovery::seal(
+            &state,
+            &caller,
+            &api.id,
+            &key_id,
+            &minted.key,
+        )?);
+    }
     state.store.insert_key(&new).await?;
     // A "not found" for this hash may be cached from before the key existed.
     state.forget([minted.hash.as_str()]).await;
@@ -125,7 +140,7 @@ pub async fn get_key(
     v.finish()?;
     let caller = state.authenticate(&headers).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::ReadKey).await?;
-    ok(key_data(&state, row).await?)
+    ok(key_data(&state, &caller, row, req.decrypt).await?)
 }
 
 pub async fn whoami(
@@ -150,7 +165,7 @@ pub async fn whoami(
         row.api_id.as_deref(),
         not_found::key,
     )?;
-    ok(key_data(&state, row).await?)
+    ok(key_data(&state, &caller, row, req.decrypt).await?)
 }
 
 pub async fn delete_key(
@@ -281,6 +296,13 @@ pub async fn reroll_key(
         .map_err(|e| AppError(ApiError::internal(e.to_string())))?;
     let live = state.live_credits(&row.id).await?;
     let new_id = ids::new_id("key");
+    // A recoverable key's successor is recoverable too.
+    let encrypted = match &row.api_id {
+        Some(api_id) if !state.store.sealed_keys(&[&row.id]).await?.is_empty() => Some(
+            recovery::seal(&state, &caller, api_id, &new_id, &minted.key)?,
+        ),
+        _ => None,
+    };
     let new = NewKey {
         id: new_id.clone(),
         hash: minted.hash.as_str().to_string(),
@@ -325,6 +347,7 @@ pub async fn reroll_key(
             .map(|r| r.id)
             .collect(),
         root_permissions: Vec::new(),
+        encrypted,
     };
     state.store.insert_key(&new).await?;
     let old_expires = now.saturating_add(req.expiration);

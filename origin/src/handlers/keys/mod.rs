@@ -54,5 +54,6 @@ fn new_api_key(
         create_permissions: may_create_permissions(caller),
         roles: f.roles.cloned().unwrap_or_default(),
         root_permissions: Vec::new(),
+        encrypted: None,
     }
 }
