@@ -6,17 +6,17 @@
 //! change notices as key snapshots (the entry's name is a digest, like a key hash). Writes
 //! bump `epoch` so a load that read the old rows just before a change is not kept.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keyway_core::key::KeyHash;
+use keyway_core::override_match::Overrides;
 use moka::sync::Cache;
 
 use crate::store::{OverrideRow, Store, StoreResult};
 
-type Namespace = Arc<HashMap<String, OverrideRow>>;
+type Namespace = Arc<Overrides<OverrideRow>>;
 
 pub struct OverrideCache {
     entries: Cache<[u8; 32], Namespace>,
@@ -39,7 +39,7 @@ impl OverrideCache {
         KeyHash::of(&format!("ratelimit-overrides\0{workspace_id}\0{namespace}"))
     }
 
-    /// The override for this identifier, if any.
+    /// The override for this identifier: exact, else the most specific wildcard pattern.
     pub async fn find(
         &self,
         store: &Store,
@@ -47,21 +47,24 @@ impl OverrideCache {
         namespace: &str,
         identifier: &str,
     ) -> StoreResult<Option<OverrideRow>> {
+        let load = || async {
+            let rows = store.namespace_overrides(workspace_id, namespace).await?;
+            StoreResult::Ok(Arc::new(
+                rows.into_iter()
+                    .map(|o| (o.identifier.clone(), o))
+                    .collect::<Overrides<_>>(),
+            ))
+        };
+        // `name` hashes with KeyHash::of, which always has a digest; without one the
+        // namespace is simply not cached.
         let Some(digest) = Self::name(workspace_id, namespace).digest() else {
-            return store
-                .find_override(workspace_id, namespace, identifier)
-                .await;
+            return Ok(load().await?.find(identifier).cloned());
         };
         let overrides = match self.entries.get(&digest) {
             Some(o) => o,
             None => {
                 let before = self.epoch.load(Ordering::Acquire);
-                let rows = store.namespace_overrides(workspace_id, namespace).await?;
-                let loaded: Namespace = Arc::new(
-                    rows.into_iter()
-                        .map(|o| (o.identifier.clone(), o))
-                        .collect(),
-                );
+                let loaded = load().await?;
                 if self.epoch.load(Ordering::Acquire) == before {
                     self.entries.insert(digest, Arc::clone(&loaded));
                     if self.epoch.load(Ordering::Acquire) != before {
@@ -71,7 +74,7 @@ impl OverrideCache {
                 loaded
             }
         };
-        Ok(overrides.get(identifier).cloned())
+        Ok(overrides.find(identifier).cloned())
     }
 
     /// Drops the named entries (names from [`OverrideCache::name`]; others are ignored).

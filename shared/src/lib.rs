@@ -13,6 +13,7 @@ pub mod calendar;
 pub mod credits;
 pub mod error;
 pub mod key;
+pub mod override_match;
 pub mod permission;
 pub mod ratelimit;
 pub mod secret;

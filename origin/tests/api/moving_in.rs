@@ -543,3 +543,84 @@ both!(recoverable_keys_need_a_master_key, |srv| {
         .await;
     assert!(k.get("plaintext").is_none());
 });
+
+both!(
+    wildcard_overrides_rank_exact_then_pattern_then_default,
+    |srv| {
+        let set = |identifier: &'static str, limit: u64| {
+            srv.ok(
+            "/v2/ratelimit.setOverride",
+            json!({"namespace": "signup", "identifier": identifier, "limit": limit, "duration": 60000}),
+        )
+        };
+        let domain = set("*@example.com", 3).await["overrideId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let vip = set("vip@example.com", 5).await["overrideId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let any = set("*", 4).await["overrideId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let limit = |identifier: &'static str| {
+            srv.ok(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "signup", "identifier": identifier, "limit": 1, "duration": 60000}),
+        )
+        };
+        // Each identifier gets the limit and override id of the rule that ranks first.
+        for (identifier, expected_limit, expected_override) in [
+            ("vip@example.com", 5, &vip),
+            ("ann@example.com", 3, &domain),
+            ("bob@elsewhere.org", 4, &any),
+        ] {
+            let d = limit(identifier).await;
+            assert_eq!(d["limit"], expected_limit, "{identifier}");
+            assert_eq!(d["overrideId"], expected_override.as_str(), "{identifier}");
+        }
+        // The pattern's limit is enforced per identifier, not shared across the pattern.
+        for _ in 0..2 {
+            assert_eq!(limit("ann@example.com").await["success"], true);
+        }
+        assert_eq!(limit("ann@example.com").await["success"], false);
+        assert_eq!(limit("cat@example.com").await["success"], true);
+
+        // Deleting the exact override hands the identifier to the best pattern at once.
+        srv.ok(
+            "/v2/ratelimit.deleteOverride",
+            json!({"namespace": "signup", "identifier": "vip@example.com"}),
+        )
+        .await;
+        assert_eq!(
+            limit("vip@example.com").await["overrideId"],
+            domain.as_str()
+        );
+        // getOverride reads the pattern itself, not what it matches.
+        let (status, _) = srv
+            .call(
+                "/v2/ratelimit.getOverride",
+                json!({"namespace": "signup", "identifier": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let g = srv
+            .ok(
+                "/v2/ratelimit.getOverride",
+                json!({"namespace": "signup", "identifier": "*@example.com"}),
+            )
+            .await;
+        assert_eq!(g["limit"], 3);
+        // No override at all: the request's own limit.
+        srv.ok(
+            "/v2/ratelimit.deleteOverride",
+            json!({"namespace": "signup", "identifier": "*"}),
+        )
+        .await;
+        let d = limit("bob@elsewhere.org").await;
+        assert_eq!(d["limit"], 1);
+        assert!(d.get("overrideId").is_none(), "{d}");
+    }
+);
