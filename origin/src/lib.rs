@@ -24,4 +24,5 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod transfer;
 pub mod vault;

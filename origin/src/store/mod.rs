@@ -14,6 +14,7 @@ mod ratelimits;
 mod rbac;
 mod recovery;
 mod snapshot;
+pub mod transfer;
 
 pub use apis::ApiRow;
 pub use bootstrap::{Bootstrap, RootKeyRow};

@@ -37,6 +37,22 @@ impl Server {
         }
     }
 
+    /// Another server with this one's root key and arguments, on another database
+    /// (one `keyway migrate` filled, say).
+    pub fn on_database(&self, db: TestDb) -> Server {
+        let logs = Logs::default();
+        let process = spawn(&db.url, &self.root_key, &self.extra, &logs);
+        Server {
+            base: process.url.clone(),
+            root_key: self.root_key.clone(),
+            db,
+            process: Some(process),
+            client: reqwest::Client::new(),
+            extra: self.extra.clone(),
+            logs,
+        }
+    }
+
     /// Runs `keyway ARGS --database <this server's database>`; returns stdout, or
     /// panics with stderr on failure.
     pub fn cli(&self, args: &[&str]) -> String {

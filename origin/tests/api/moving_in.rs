@@ -624,3 +624,159 @@ both!(
         assert!(d.get("overrideId").is_none(), "{d}");
     }
 );
+
+fn keyway(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keyway"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+both!(
+    keyway_migrate_copies_a_deployment_across_databases,
+    &["--encryption-key", MASTER_A],
+    |srv| {
+        use crate::harness::{Backend, TestDb};
+        // A deployment filled through the API: every kind of row the copy must carry.
+        let api = srv.create_api().await;
+        srv.ok(
+            "/v2/permissions.createRole",
+            json!({"name": "admin", "permissions": []}),
+        )
+        .await;
+        let mut keys = Vec::new();
+        for extra in [
+            json!({"credits": {"remaining": 10, "refill": {"interval": "daily", "amount": 10}}}),
+            json!({"permissions": ["docs.read"], "roles": ["admin"], "externalId": "acme",
+                   "ratelimits": [{"name": "requests", "limit": 100, "duration": 60000, "autoApply": true}]}),
+            json!({"recoverable": true, "meta": {"plan": "pro"}, "expires": 4_000_000_000_000_i64}),
+            json!({"enabled": false}),
+        ] {
+            keys.push(srv.create_key_in(&api, extra).await);
+        }
+        let imported = "uk_ImportedBeforeTheMove";
+        srv.ok(
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api, "keys": [{"hash": sha256_base64(imported)}]}),
+        )
+        .await;
+        srv.ok(
+            "/v2/ratelimit.setOverride",
+            json!({"namespace": "mail", "identifier": "*@example.com", "limit": 7, "duration": 60000}),
+        )
+        .await;
+        let operator = srv.root_key_with(&["api.*.read_key"]);
+        // Spend credits (written behind) and make events and rollups.
+        for _ in 0..3 {
+            srv.verify(json!({"key": keys[0].1})).await;
+        }
+        srv.verify(json!({"key": keys[1].1, "permissions": "docs.read"}))
+            .await;
+        srv.ok(
+            "/v2/ratelimit.limit",
+            json!({"namespace": "mail", "identifier": "ann@example.com", "limit": 1, "duration": 60000}),
+        )
+        .await;
+        let before: Vec<Value> = {
+            let mut out = Vec::new();
+            for (_, plain) in &keys {
+                out.push(srv.verify(json!({"key": plain})).await);
+            }
+            out
+        };
+        // Stopping flushes the credits and events servers hold in memory.
+        assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+
+        let other = match srv.db.url.starts_with("sqlite:") {
+            true => Backend::Postgres,
+            false => Backend::Sqlite,
+        };
+        let target = TestDb::new(other).await.unwrap();
+        let out = keyway(&["migrate", "--from", &srv.db.url, "--to", &target.url]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("every table matches"), "{said}");
+        for table in [
+            "keys",
+            "encrypted_keys",
+            "key_verifications",
+            "key_verifications_per_minute",
+            "ratelimit_overrides",
+            "root_key_permissions",
+        ] {
+            let line = said
+                .lines()
+                .find(|l| l.starts_with(&format!("{table} ")))
+                .unwrap_or_else(|| panic!("{table} missing from {said}"));
+            assert!(line.ends_with(" ok"), "{line}");
+            let rows: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            assert!(rows > 0, "{line}");
+        }
+
+        // A target with rows is refused unless told, and the refusal changes nothing.
+        let again = keyway(&["migrate", "--from", &srv.db.url, "--to", &target.url]);
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+        let forced = keyway(&[
+            "migrate",
+            "--from",
+            &srv.db.url,
+            "--to",
+            &target.url,
+            "--overwrite",
+        ]);
+        assert!(
+            forced.status.success(),
+            "{}",
+            String::from_utf8_lossy(&forced.stderr)
+        );
+        let same = keyway(&["migrate", "--from", &target.url, "--to", &target.url]);
+        assert!(!same.status.success());
+
+        // Same to same: the copy copies on.
+        let third = TestDb::new(other).await.unwrap();
+        let chained = keyway(&["migrate", "--from", &target.url, "--to", &third.url]);
+        assert!(String::from_utf8_lossy(&chained.stdout).contains("every table matches"));
+
+        // A server on the new database answers every key as before, credits included.
+        let moved = srv.on_database(third);
+        for ((key_id, plain), was) in keys.iter().zip(&before) {
+            let now = moved.verify(json!({"key": plain})).await;
+            assert_eq!(now["code"], was["code"], "{key_id}");
+            assert_eq!(now["keyId"], key_id.as_str());
+            if let Some(credits) = was["credits"].as_u64() {
+                assert_eq!(now["credits"].as_u64(), Some(credits - 1), "{key_id}");
+            }
+        }
+        assert_eq!(
+            moved.verify(json!({"key": imported})).await["code"],
+            "VALID"
+        );
+        let k = moved
+            .ok(
+                "/v2/keys.getKey",
+                json!({"keyId": keys[2].0, "decrypt": true}),
+            )
+            .await;
+        assert_eq!(k["plaintext"], keys[2].1.as_str());
+        let d = moved
+            .ok(
+                "/v2/ratelimit.limit",
+                json!({"namespace": "mail", "identifier": "bob@example.com", "limit": 1, "duration": 60000}),
+            )
+            .await;
+        assert_eq!(d["limit"], 7);
+        let (status, _) = moved
+            .call_as(
+                "/v2/keys.getKey",
+                Some(&operator),
+                json!({"keyId": keys[3].0}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+);
