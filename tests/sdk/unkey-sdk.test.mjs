@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { createHash, randomBytes } from "node:crypto";
 import { Unkey } from "@unkey/api";
 
 const bin = process.env.KEYWAY_BIN ?? "target/debug/keyway";
@@ -19,7 +20,7 @@ let dir, server, unkey;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "keyway-sdk-"));
   server = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--log-format", "json"], {
-    env: { ...process.env, KEYWAY_DATABASE_URL: `sqlite://${join(dir, "k.db")}`, KEYWAY_ROOT_KEY: rootKey, KEYWAY_EVENT_FLUSH_MS: "50" },
+    env: { ...process.env, KEYWAY_DATABASE_URL: `sqlite://${join(dir, "k.db")}`, KEYWAY_ROOT_KEY: rootKey, KEYWAY_EVENT_FLUSH_MS: "50", KEYWAY_ENCRYPTION_KEY: randomBytes(32).toString("base64") },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const addr = await new Promise((resolve, reject) => {
@@ -171,6 +172,42 @@ test("analytics.getVerifications and analytics.getRatelimits", async () => {
     unkey.analytics.getVerifications({ query: "SELECT * FROM keys" }),
     (e) => e.statusCode === 400 && /keys/.test(String(e.body ?? e.message)),
   );
+});
+
+test("keys.migrateKeys: keys hashed as Unkey hashes them verify with their plaintext", async () => {
+  const { data: api } = await unkey.apis.createApi({ name: "sdk-migrate" });
+  const plain = "legacy_" + randomBytes(12).toString("hex");
+  const hash = createHash("sha256").update(plain).digest("base64");
+  const { data } = await unkey.keys.migrateKeys({
+    migrationId: "sha256_base64",
+    apiId: api.apiId,
+    keys: [{ hash, name: "moved", externalId: "sdk-migrated", credits: { remaining: 3 } }],
+  });
+  assert.equal(data.failed.length, 0);
+  assert.equal(data.migrated[0].hash, hash);
+  const v = await unkey.keys.verifyKey({ key: plain });
+  assert.equal(v.data.code, "VALID");
+  assert.equal(v.data.keyId, data.migrated[0].keyId);
+  assert.equal(v.data.credits, 2);
+  const again = await unkey.keys.migrateKeys({ migrationId: "sha256_base64", apiId: api.apiId, keys: [{ hash }] });
+  assert.deepEqual(again.data.failed, [hash]);
+});
+
+test("permissions.setRolePermissions", async () => {
+  const { data: role } = await unkey.permissions.createRole({ name: "sdk-role-" + randomBytes(4).toString("hex") });
+  const { data } = await unkey.permissions.setRolePermissions({ roleId: role.roleId, permissions: ["sdk.read", "sdk.write"] });
+  assert.deepEqual(data.map((p) => p.slug).sort(), ["sdk.read", "sdk.write"]);
+  const cleared = await unkey.permissions.setRolePermissions({ roleId: role.roleId, permissions: [] });
+  assert.deepEqual(cleared.data, []);
+});
+
+test("keys.getKey with decrypt returns a recoverable key", async () => {
+  const { data: api } = await unkey.apis.createApi({ name: "sdk-recover" });
+  const { data: k } = await unkey.keys.createKey({ apiId: api.apiId, recoverable: true });
+  const { data } = await unkey.keys.getKey({ keyId: k.keyId, decrypt: true });
+  assert.equal(data.plaintext, k.key);
+  const plain = await unkey.keys.getKey({ keyId: k.keyId });
+  assert.equal(plain.data.plaintext, undefined);
 });
 
 test("errors come back as typed SDK errors", async () => {
