@@ -63,6 +63,11 @@ fn templates(api: &str) -> Vec<(&'static str, Value)> {
             json!({"keyId": "key_fuzz", "expiration": 0}),
         ),
         (
+            "/v2/keys.migrateKeys",
+            json!({"migrationId": "sha256_base64", "apiId": api,
+                   "keys": [{"hash": "uhTH3LspCVdyWFb6jvqSIaOEtu0sjSatUcj8jJnlQAs=", "start": "sk_f"}]}),
+        ),
+        (
             "/v2/keys.addPermissions",
             json!({"keyId": "key_fuzz", "permissions": ["p.q"]}),
         ),
@@ -162,6 +167,10 @@ fn templates(api: &str) -> Vec<(&'static str, Value)> {
         ("/v2/permissions.getRole", json!({"role": "r"})),
         ("/v2/permissions.listRoles", json!({"limit": 5})),
         ("/v2/permissions.deleteRole", json!({"role": "r"})),
+        (
+            "/v2/permissions.setRolePermissions",
+            json!({"roleId": "r", "permissions": ["p.q"]}),
+        ),
         ("/internal/v1/snapshot", json!({})),
         ("/internal/v1/snapshot-pair", json!({})),
         ("/internal/v1/verify", json!({})),
@@ -209,6 +218,10 @@ const FIELDS: &[&str] = &[
     "permanent",
     "decrypt",
     "migrationId",
+    "hash",
+    "keys",
+    "roleId",
+    "recoverable",
     "description",
 ];
 
