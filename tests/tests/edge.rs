@@ -76,6 +76,13 @@ async fn edge_end_to_end() {
         .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
         .await;
     assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
+    // The edge's request ids have the origin's shape, so one log search finds both.
+    let id = r.body["meta"]["requestId"].as_str().unwrap_or_default();
+    let hex = id.strip_prefix("req_").unwrap_or_default();
+    assert!(
+        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
 
     // Only the public API is proxied: never the internal endpoints, and /metrics only when
     // the operator asks for it.

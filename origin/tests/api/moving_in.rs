@@ -209,6 +209,32 @@ both!(migrate_keys_refuses_whole_batches, |srv| {
     assert!(status == 403 || status == 404, "{status} {body}");
 });
 
+/// setRolePermissions as `root_key` (the server's own when `None`).
+async fn set_role(
+    srv: &crate::harness::Server,
+    root_key: Option<&str>,
+    role: &str,
+    permissions: &[&str],
+) -> (u16, Value) {
+    let (status, body) = srv
+        .call_as(
+            "/v2/permissions.setRolePermissions",
+            Some(root_key.unwrap_or(&srv.root_key)),
+            json!({"roleId": role, "permissions": permissions}),
+        )
+        .await;
+    (status, body.get("data").cloned().unwrap_or(body))
+}
+
+fn slugs(permissions: &Value) -> Vec<&str> {
+    permissions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["slug"].as_str().unwrap())
+        .collect()
+}
+
 both!(set_role_permissions_replaces_the_set, |srv| {
     let role = srv
         .ok(
@@ -220,108 +246,66 @@ both!(set_role_permissions_replaces_the_set, |srv| {
         .unwrap()
         .to_string();
     let (_, _, key) = srv.create_key(json!({"roles": ["editor"]})).await;
-    assert_eq!(
+    let may_write = async || {
         srv.verify(json!({"key": key, "permissions": "docs.write"}))
-            .await["code"],
-        "INSUFFICIENT_PERMISSIONS"
-    );
+            .await["code"]
+            == "VALID"
+    };
+    assert!(!may_write().await);
 
-    // Missing permissions are created (the bootstrap root key may create them).
-    let d = srv
-        .ok(
-            "/v2/permissions.setRolePermissions",
-            json!({"roleId": role, "permissions": ["docs.write", "docs.read", "docs.write"]}),
-        )
-        .await;
-    let slugs: Vec<&str> = d
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["slug"].as_str().unwrap())
-        .collect();
-    assert_eq!(slugs, ["docs.read", "docs.write"]);
-    // The key sees the change at once: its cached snapshot was dropped.
+    // Missing permissions are created (the server's root key may create them), and the
+    // key sees the change at once: its cached snapshot was dropped.
+    let (status, held) = set_role(
+        &srv,
+        None,
+        &role,
+        &["docs.write", "docs.read", "docs.write"],
+    )
+    .await;
     assert_eq!(
-        srv.verify(json!({"key": key, "permissions": "docs.write"}))
-            .await["code"],
-        "VALID"
+        (status, slugs(&held)),
+        (200, vec!["docs.read", "docs.write"])
     );
+    assert!(may_write().await);
 
     // By name as well as id; the new set replaces the old one.
-    let d = srv
-        .ok(
-            "/v2/permissions.setRolePermissions",
-            json!({"roleId": "editor", "permissions": ["docs.read"]}),
-        )
-        .await;
-    assert_eq!(d.as_array().unwrap().len(), 1);
-    assert_eq!(
-        srv.verify(json!({"key": key, "permissions": "docs.write"}))
-            .await["code"],
-        "INSUFFICIENT_PERMISSIONS"
-    );
+    let (_, held) = set_role(&srv, None, "editor", &["docs.read"]).await;
+    assert_eq!(slugs(&held), ["docs.read"]);
+    assert!(!may_write().await);
     let r = srv
         .ok("/v2/permissions.getRole", json!({"role": role}))
         .await;
-    assert_eq!(r["permissions"][0]["slug"], "docs.read");
+    assert_eq!(slugs(&r["permissions"]), ["docs.read"]);
 
     // Empty clears.
-    let d = srv
-        .ok(
-            "/v2/permissions.setRolePermissions",
-            json!({"roleId": role, "permissions": []}),
-        )
-        .await;
-    assert_eq!(d, json!([]));
+    assert_eq!(set_role(&srv, None, &role, &[]).await, (200, json!([])));
 
     // Errors: unknown role, bad slug, missing grants, no right to create permissions.
-    let (status, _) = srv
-        .call(
-            "/v2/permissions.setRolePermissions",
-            json!({"roleId": "role_nope", "permissions": []}),
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, body) = srv
-        .call(
-            "/v2/permissions.setRolePermissions",
-            json!({"roleId": role, "permissions": ["has space"]}),
-        )
-        .await;
+    assert_eq!(set_role(&srv, None, "role_nope", &[]).await.0, 404);
+    let (status, body) = set_role(&srv, None, &role, &["has space"]).await;
     assert_eq!(status, 400);
     assert_eq!(
         body["error"]["errors"][0]["location"],
         "body.permissions[0]"
     );
     let adder = srv.root_key_with(&["rbac.*.add_permission_to_role"]);
-    let (status, _) = srv
-        .call_as(
-            "/v2/permissions.setRolePermissions",
-            Some(&adder),
-            json!({"roleId": role, "permissions": []}),
-        )
-        .await;
-    assert_eq!(status, 403);
+    assert_eq!(set_role(&srv, Some(&adder), &role, &[]).await.0, 403);
     let both_grants = srv.root_key_with(&[
         "rbac.*.add_permission_to_role",
         "rbac.*.remove_permission_from_role",
     ]);
-    let (status, _) = srv
-        .call_as(
-            "/v2/permissions.setRolePermissions",
-            Some(&both_grants),
-            json!({"roleId": role, "permissions": ["brand.new"]}),
-        )
-        .await;
-    assert_eq!(status, 403);
-    let (status, _) = srv
-        .call_as(
-            "/v2/permissions.setRolePermissions",
-            Some(&both_grants),
-            json!({"roleId": role, "permissions": ["docs.write"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        set_role(&srv, Some(&both_grants), &role, &["brand.new"])
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        set_role(&srv, Some(&both_grants), &role, &["docs.write"])
+            .await
+            .0,
+        200
+    );
 });
 
 both!(errors_follow_accept_and_carry_one_request_id_shape, |srv| {
