@@ -32,6 +32,9 @@ pub enum VaultError {
     /// Sealed under a master key that is no longer configured.
     #[error("sealed under master key {0}, which is not configured")]
     UnknownMaster(String),
+    /// AES-GCM refused to encrypt (only for messages near 64 GiB; never for a key).
+    #[error("the key could not be sealed")]
+    Seal,
     /// Not a sealed value, or one that fails authentication (altered, or another key's).
     #[error("the sealed value is corrupt or belongs to another key")]
     Corrupt,
@@ -97,23 +100,26 @@ impl Vault {
         &self.current.id
     }
 
-    pub fn seal(&self, key_id: &str, plaintext: &PlainKey) -> String {
+    pub fn seal(&self, key_id: &str, plaintext: &PlainKey) -> Result<String, VaultError> {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
         let payload = Payload {
             msg: plaintext.expose().as_bytes(),
             aad: key_id.as_bytes(),
         };
-        // Encryption fails only for messages near 64 GiB; a key is at most a few hundred bytes.
         let sealed = self
             .current
             .cipher
             .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
+            .map_err(|_| VaultError::Seal)?;
         let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        format!("{VERSION}.{}.{}", self.current.id, STANDARD.encode(out))
+        Ok(format!(
+            "{VERSION}.{}.{}",
+            self.current.id,
+            STANDARD.encode(out)
+        ))
     }
 
     pub fn open(&self, key_id: &str, sealed: &str) -> Result<PlainKey, VaultError> {
@@ -185,7 +191,7 @@ pub async fn rotate(store: &crate::store::Store, vault: &Vault) -> anyhow::Resul
                 .open(key_id, sealed)
                 .map_err(|e| anyhow::anyhow!("key {key_id}: {e}"))?;
             if store
-                .reseal(key_id, sealed, &vault.seal(key_id, &plain))
+                .reseal(key_id, sealed, &vault.seal(key_id, &plain)?)
                 .await?
             {
                 done.resealed += 1;
@@ -215,12 +221,12 @@ mod tests {
     fn seals_and_opens_per_key() {
         let v = vault(1, &[]);
         let key = PlainKey::new("sk_recoverable123");
-        let sealed = v.seal("key_a", &key);
+        let sealed = v.seal("key_a", &key).unwrap();
         assert!(!sealed.contains("recoverable"));
         assert_eq!(v.open("key_a", &sealed).unwrap(), key);
         // Another key's row does not open it, and each seal has its own nonce.
         assert_eq!(v.open("key_b", &sealed), Err(VaultError::Corrupt));
-        assert_ne!(v.seal("key_a", &key), sealed);
+        assert_ne!(v.seal("key_a", &key).unwrap(), sealed);
         // Any flipped character fails authentication.
         let mut tampered = sealed.clone().into_bytes();
         let last = tampered.len() - 3;
@@ -235,11 +241,13 @@ mod tests {
     #[test]
     fn old_masters_open_and_rotation_is_visible() {
         let before = vault(1, &[]);
-        let sealed = before.seal("key_a", &PlainKey::new("sk_x"));
+        let sealed = before.seal("key_a", &PlainKey::new("sk_x")).unwrap();
         let after = vault(2, &[1]);
         assert!(!after.is_current(&sealed));
         assert_eq!(after.open("key_a", &sealed).unwrap().expose(), "sk_x");
-        let resealed = after.seal("key_a", &after.open("key_a", &sealed).unwrap());
+        let resealed = after
+            .seal("key_a", &after.open("key_a", &sealed).unwrap())
+            .unwrap();
         assert!(after.is_current(&resealed));
         // Once the old master is dropped, what it sealed names it in the error.
         let dropped = vault(2, &[]);

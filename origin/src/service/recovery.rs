@@ -31,7 +31,9 @@ pub fn seal(
     caller
         .require(Action::EncryptKey, Some(api_id))
         .map_err(AppError)?;
-    Ok(vault.seal(key_id, plaintext))
+    vault
+        .seal(key_id, plaintext)
+        .map_err(|e| AppError(ApiError::internal(e.to_string())))
 }
 
 /// `decrypt: true` on keys of `api_id`: fills `plaintext` on those that are recoverable.

@@ -18,6 +18,9 @@ pub struct NewKey {
     pub api_id: Option<String>,
     pub keyspace_id: Option<String>,
     pub identity_id: Option<String>,
+    /// Without `identity_id`: the identity to link, found or created in the key's
+    /// transaction.
+    pub external_id: Option<String>,
     pub name: Option<String>,
     pub meta: Option<String>,
     pub enabled: bool,
@@ -194,6 +197,10 @@ async fn link(
 
 async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreResult<()> {
     let roles = resolve_roles(tx, &k.workspace_id, &k.roles).await?;
+    let identity_id = match (&k.identity_id, &k.external_id) {
+        (None, Some(ext)) => Some(identity_in(tx, &k.workspace_id, ext, k.created_at).await?),
+        (id, _) => id.clone(),
+    };
     sqlx::query(
         "INSERT INTO keys (id, hash, start, workspace_id, for_workspace_id, api_id, keyspace_id, identity_id, name, meta,
                            enabled, expires, remaining, refill_interval, refill_amount, refill_day, last_refill_at, created_at)
@@ -206,7 +213,7 @@ async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreR
     .bind(&k.for_workspace_id)
     .bind(&k.api_id)
     .bind(&k.keyspace_id)
-    .bind(&k.identity_id)
+    .bind(&identity_id)
     .bind(&k.name)
     .bind(&k.meta)
     .bind(flag(k.enabled))
@@ -279,17 +286,24 @@ async fn identity_in(
 
 impl Store {
     pub async fn insert_key(&self, k: &NewKey) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_key_in(&mut tx, k).await?;
-        tx.commit().await?;
-        Ok(())
+        let once = async || {
+            let mut tx = self.pool.begin().await?;
+            insert_key_in(&mut tx, k).await?;
+            tx.commit().await?;
+            StoreResult::Ok(())
+        };
+        // Two first keys of one new externalId race to create its identity; the loser
+        // finds the winner's on a second try.
+        match once().await {
+            Err(super::StoreError::Conflict) if k.external_id.is_some() => once().await,
+            other => other,
+        }
     }
 
     /// keys.migrateKeys: inserts a batch in one transaction. A key whose hash is already
     /// stored (or came earlier in the batch) is skipped and reported `false`; any other
-    /// failure (a missing role, say) writes nothing at all. Each key's `external_id`
-    /// becomes its identity, created in the same transaction when new.
-    pub async fn migrate_keys(&self, batch: &[(NewKey, Option<String>)]) -> StoreResult<Vec<bool>> {
+    /// failure (a missing role, say) writes nothing at all, identities included.
+    pub async fn migrate_keys(&self, batch: &[NewKey]) -> StoreResult<Vec<bool>> {
         // A concurrent insert of one of these hashes can still win between the check and
         // the insert; the retry then sees it and reports it as a duplicate.
         match self.migrate_keys_once(batch).await {
@@ -298,14 +312,11 @@ impl Store {
         }
     }
 
-    async fn migrate_keys_once(
-        &self,
-        batch: &[(NewKey, Option<String>)],
-    ) -> StoreResult<Vec<bool>> {
+    async fn migrate_keys_once(&self, batch: &[NewKey]) -> StoreResult<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
         let mut seen = std::collections::HashSet::with_capacity(batch.len());
         let mut inserted = Vec::with_capacity(batch.len());
-        for (key, external_id) in batch {
+        for key in batch {
             let stored: Option<i64> = sqlx::query_scalar("SELECT 1 FROM keys WHERE hash = $1")
                 .bind(&key.hash)
                 .fetch_optional(&mut *tx)
@@ -314,12 +325,7 @@ impl Store {
                 inserted.push(false);
                 continue;
             }
-            let mut key = key.clone();
-            if let Some(ext) = external_id {
-                key.identity_id =
-                    Some(identity_in(&mut tx, &key.workspace_id, ext, key.created_at).await?);
-            }
-            insert_key_in(&mut tx, &key).await?;
+            insert_key_in(&mut tx, key).await?;
             inserted.push(true);
         }
         tx.commit().await?;

@@ -507,7 +507,7 @@ both!(recoverable_keys_need_a_master_key, |srv| {
     let (status, body) = srv
         .call(
             "/v2/keys.createKey",
-            json!({"apiId": api, "recoverable": true}),
+            json!({"apiId": api, "recoverable": true, "externalId": "refused-owner"}),
         )
         .await;
     assert_eq!(status, 412, "{body}");
@@ -517,9 +517,23 @@ both!(recoverable_keys_need_a_master_key, |srv| {
             .unwrap()
             .contains("KEYWAY_ENCRYPTION_KEY")
     );
-    // Nothing was created by the refused call.
+    // A key refused for any reason creates nothing: no key, and not its identity.
+    let (status, _) = srv
+        .call(
+            "/v2/keys.createKey",
+            json!({"apiId": api, "externalId": "refused-owner", "roles": ["no-such-role"]}),
+        )
+        .await;
+    assert_eq!(status, 404);
     let listed = srv.ok("/v2/apis.listKeys", json!({"apiId": api})).await;
     assert_eq!(listed, json!([]));
+    let (status, _) = srv
+        .call(
+            "/v2/identities.getIdentity",
+            json!({"identity": "refused-owner"}),
+        )
+        .await;
+    assert_eq!(status, 404);
     // Asking to decrypt keys that are not recoverable is not an error.
     let (key_id, _) = srv.create_key_in(&api, json!({"recoverable": false})).await;
     let k = srv

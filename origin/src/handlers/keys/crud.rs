@@ -91,16 +91,8 @@ pub async fn create_key(
     });
     let minted = ids::mint_key(req.prefix.as_deref(), byte_length)
         .map_err(|e| AppError(ApiError::invalid_input(e.to_string(), Vec::new())))?;
-    let identity_id = match &req.external_id {
-        Some(ext) => Some(
-            state
-                .store
-                .upsert_identity(caller.workspace_id(), ext, now)
-                .await?,
-        ),
-        None => None,
-    };
     let key_id = ids::new_id("key");
+    // The identity is created in the key's transaction: a refused key leaves none behind.
     let mut new = new_api_key(
         &caller,
         &api,
@@ -111,7 +103,6 @@ pub async fn create_key(
         req.enabled,
         now,
     );
-    new.identity_id = identity_id;
     if req.recoverable == Some(true) {
         new.encrypted = Some(recovery::seal(
             &state,
@@ -312,6 +303,7 @@ pub async fn reroll_key(
         api_id: row.api_id.clone(),
         keyspace_id: Some(snap.keyspace_id.clone()),
         identity_id: snap.identity.as_ref().map(|i| i.id.clone()),
+        external_id: None,
         name: snap.name.clone(),
         meta: snap.meta.clone(),
         enabled: snap.enabled,

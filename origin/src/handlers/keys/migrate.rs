@@ -82,7 +82,7 @@ pub async fn migrate_keys(
         .zip(&hashes)
         .filter_map(|(k, hash)| {
             let hash = hash.as_ref()?;
-            let key = new_api_key(
+            Some(new_api_key(
                 &caller,
                 &api,
                 &ids::new_id("key"),
@@ -91,21 +91,18 @@ pub async fn migrate_keys(
                 &fields_of(k),
                 k.enabled,
                 now,
-            );
-            Some((key, k.external_id.clone()))
+            ))
         })
         .collect();
     let inserted = state.store.migrate_keys(&batch).await?;
     // A "not found" may be cached for a hash from before its key existed.
-    state
-        .forget(batch.iter().map(|(k, _)| k.hash.as_str()))
-        .await;
+    state.forget(batch.iter().map(|k| k.hash.as_str())).await;
 
     let mut out = MigrateKeysResponseData {
         migrated: Vec::new(),
         failed: Vec::new(),
     };
-    for ((sent, (key, _)), done) in req.keys.iter().zip(&batch).zip(inserted) {
+    for ((sent, key), done) in req.keys.iter().zip(&batch).zip(inserted) {
         if done {
             out.migrated.push(MigratedKey {
                 hash: sent.hash.clone(),

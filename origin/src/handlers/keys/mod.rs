@@ -19,7 +19,7 @@ use crate::service::validate::KeyFields;
 use crate::service::views::{meta_text, new_ratelimits, refill_of};
 use crate::store::{ApiRow, NewKey};
 
-/// What createKey and migrateKeys store for a new key of `api`, before its identity.
+/// What createKey and migrateKeys store for a new key of `api`.
 #[allow(clippy::too_many_arguments)]
 fn new_api_key(
     caller: &RootScope,
@@ -42,6 +42,7 @@ fn new_api_key(
         api_id: Some(api.id.clone()),
         keyspace_id: Some(api.keyspace_id.clone()),
         identity_id: None,
+        external_id: f.external_id.cloned(),
         name: f.name.cloned(),
         meta: meta_text(f.meta),
         enabled: enabled.unwrap_or(true),
