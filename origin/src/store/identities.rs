@@ -171,35 +171,4 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// The identity with this external id, created if missing (createKey's `externalId`).
-    pub async fn upsert_identity(
-        &self,
-        workspace_id: &str,
-        external_id: &str,
-        now: i64,
-    ) -> StoreResult<String> {
-        if let Some(found) = self.find_identity(workspace_id, external_id).await? {
-            return Ok(found.id);
-        }
-        let identity = IdentityRow {
-            id: crate::ids::new_id("id"),
-            external_id: external_id.to_string(),
-            meta: None,
-        };
-        match self
-            .insert_identity(workspace_id, &identity, &[], now)
-            .await
-        {
-            Ok(()) => Ok(identity.id),
-            // Lost a race with another creator: theirs is as good as ours.
-            Err(super::StoreError::Conflict) => {
-                match self.find_identity(workspace_id, external_id).await? {
-                    Some(found) => Ok(found.id),
-                    None => Err(super::StoreError::Conflict),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
 }

@@ -410,6 +410,23 @@ impl Store {
         u: &KeyUpdate,
         now: i64,
     ) -> StoreResult<()> {
+        // As with insert_key: two updates naming one new externalId race to create its
+        // identity, and the loser finds the winner's on a second try.
+        match self.update_key_once(key_id, workspace_id, u, now).await {
+            Err(super::StoreError::Conflict) if matches!(u.external_id, Some(Some(_))) => {
+                self.update_key_once(key_id, workspace_id, u, now).await
+            }
+            other => other,
+        }
+    }
+
+    async fn update_key_once(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        u: &KeyUpdate,
+        now: i64,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let mut sets: Vec<(&str, Bind)> = Vec::new();
         if let Some(v) = &u.name {
@@ -424,8 +441,14 @@ impl Store {
         if let Some(v) = u.enabled {
             sets.push(("enabled", Bind::Int(Some(flag(v)))));
         }
-        if let Some(v) = &u.identity_id {
-            sets.push(("identity_id", Bind::Text(v.clone())));
+        // The identity is found or created in this transaction, so an update refused
+        // for a missing role leaves no new identity behind.
+        if let Some(ext) = &u.external_id {
+            let id = match ext {
+                Some(ext) => Some(identity_in(&mut tx, workspace_id, ext, now).await?),
+                None => None,
+            };
+            sets.push(("identity_id", Bind::Text(id)));
         }
         if let Some(refill) = u.refill {
             sets.push((
@@ -708,7 +731,8 @@ pub struct KeyUpdate {
     pub meta: Option<Option<String>>,
     pub expires: Option<Option<i64>>,
     pub enabled: Option<bool>,
-    pub identity_id: Option<Option<String>>,
+    /// The key's owner by externalId: `Some(None)` removes it.
+    pub external_id: Option<Option<String>>,
     pub refill: Option<Option<Refill>>,
     pub ratelimits: Option<Vec<NewRatelimit>>,
     pub permissions: Option<Vec<String>>,

@@ -536,6 +536,21 @@ both!(recoverable_keys_need_a_master_key, |srv| {
     assert_eq!(status, 404);
     // Asking to decrypt keys that are not recoverable is not an error.
     let (key_id, _) = srv.create_key_in(&api, json!({"recoverable": false})).await;
+    // The same holds for an update refused for a missing role: its owner is not created.
+    let (status, _) = srv
+        .call(
+            "/v2/keys.updateKey",
+            json!({"keyId": key_id, "externalId": "refused-owner", "roles": ["no-such-role"]}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = srv
+        .call(
+            "/v2/identities.getIdentity",
+            json!({"identity": "refused-owner"}),
+        )
+        .await;
+    assert_eq!(status, 404);
     let k = srv
         .ok("/v2/keys.getKey", json!({"keyId": key_id, "decrypt": true}))
         .await;

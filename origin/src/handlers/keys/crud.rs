@@ -216,16 +216,6 @@ pub async fn update_key(
     )?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     let now = ids::now_ms();
-    let identity_id = match &req.external_id {
-        Patch::Absent => None,
-        Patch::Null => Some(None),
-        Patch::Value(ext) => Some(Some(
-            state
-                .store
-                .upsert_identity(caller.workspace_id(), ext, now)
-                .await?,
-        )),
-    };
     // Credits: `null` makes the key unlimited; `remaining` goes through the ledger so a
     // pending write-behind cannot overwrite it.
     let (remaining, refill): (Option<Option<u64>>, Option<Option<Refill>>) = match &req.credits {
@@ -241,7 +231,7 @@ pub async fn update_key(
         meta: req.meta.as_option().map(|o| meta_text(o)),
         expires: req.expires.as_option().map(|o| o.copied()),
         enabled: req.enabled,
-        identity_id,
+        external_id: req.external_id.as_option().map(|o| o.cloned()),
         refill,
         ratelimits: req
             .ratelimits
