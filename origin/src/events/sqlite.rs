@@ -225,6 +225,10 @@ mod tests {
             .unwrap();
         conn.execute_batch(include_str!("../../migrations/0002_rollups.sql"))
             .unwrap();
+        conn.execute_batch(include_str!(
+            "../../migrations/0004_raw_events_one_index.sql"
+        ))
+        .unwrap();
         (dir, path)
     }
 
