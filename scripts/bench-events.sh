@@ -2,14 +2,15 @@
 # What recording events costs the origin: for each KEYWAY_EVENTS mode, verifyKey on a hot
 # key at a fixed rate against the axum hello-world at the same rate (p99 and its ratio),
 # and the CPU the event writer thread used per event written.
-# Usage: scripts/bench-events.sh [rate] [seconds]
+# Usage: [BENCH_MODES="raw+rollup"] [LAB=path] scripts/bench-events.sh [rate] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-30000}
 secs=${2:-8}
 command -v oha >/dev/null || { echo "oha is missing: cargo install oha --version 1.16.0 --locked" >&2; exit 1; }
-cargo build --quiet --release -p keyway-lab
-lab=target/release/keyway-lab
+# LAB=path measures another build (say, the previous commit's) without rebuilding.
+if [ -z "${LAB:-}" ]; then cargo build --quiet --release -p keyway-lab; fi
+lab=${LAB:-target/release/keyway-lab}
 tick=$(getconf CLK_TCK)
 
 shoot() { # connections port [extra oha args]
@@ -21,7 +22,7 @@ p99() { python3 -c 'import json,sys; print(round(json.load(sys.stdin)["latencyPe
 $lab hello-axum 127.0.0.1:18081 >/dev/null 2>&1 &
 hello=$!
 trap 'kill $hello ${origin:-} 2>/dev/null || true' EXIT
-for mode in raw+rollup rollup off; do
+for mode in ${BENCH_MODES:-raw+rollup rollup off}; do
   dir=$(mktemp -d)
   root="root_bench_$RANDOM$RANDOM"
   env KEYWAY_EVENTS=$mode KEYWAY_ROOT_KEY=$root KEYWAY_LOG=warn $lab origin serve \
