@@ -337,6 +337,20 @@ both!(errors_follow_accept_and_carry_one_request_id_shape, |srv| {
     }
 });
 
+/// A write naming a missing role is a 404 and leaves no trace of the owner it named
+/// (`refused-owner`): the identity is created only inside the write's transaction.
+async fn refused_without_owner(srv: &crate::harness::Server, route: &str, body: Value) {
+    let (status, body) = srv.call(route, body).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = srv
+        .call(
+            "/v2/identities.getIdentity",
+            json!({"identity": "refused-owner"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{route} left its owner behind");
+}
+
 async fn get_key(srv: &crate::harness::Server, key_id: &str, decrypt: bool) -> Value {
     srv.ok(
         "/v2/keys.getKey",
@@ -518,39 +532,23 @@ both!(recoverable_keys_need_a_master_key, |srv| {
             .contains("KEYWAY_ENCRYPTION_KEY")
     );
     // A key refused for any reason creates nothing: no key, and not its identity.
-    let (status, _) = srv
-        .call(
-            "/v2/keys.createKey",
-            json!({"apiId": api, "externalId": "refused-owner", "roles": ["no-such-role"]}),
-        )
-        .await;
-    assert_eq!(status, 404);
+    refused_without_owner(
+        &srv,
+        "/v2/keys.createKey",
+        json!({"apiId": api, "externalId": "refused-owner", "roles": ["no-such-role"]}),
+    )
+    .await;
     let listed = srv.ok("/v2/apis.listKeys", json!({"apiId": api})).await;
     assert_eq!(listed, json!([]));
-    let (status, _) = srv
-        .call(
-            "/v2/identities.getIdentity",
-            json!({"identity": "refused-owner"}),
-        )
-        .await;
-    assert_eq!(status, 404);
     // Asking to decrypt keys that are not recoverable is not an error.
     let (key_id, _) = srv.create_key_in(&api, json!({"recoverable": false})).await;
-    // The same holds for an update refused for a missing role: its owner is not created.
-    let (status, _) = srv
-        .call(
-            "/v2/keys.updateKey",
-            json!({"keyId": key_id, "externalId": "refused-owner", "roles": ["no-such-role"]}),
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = srv
-        .call(
-            "/v2/identities.getIdentity",
-            json!({"identity": "refused-owner"}),
-        )
-        .await;
-    assert_eq!(status, 404);
+    // The same holds for an update refused for a missing role.
+    refused_without_owner(
+        &srv,
+        "/v2/keys.updateKey",
+        json!({"keyId": key_id, "externalId": "refused-owner", "roles": ["no-such-role"]}),
+    )
+    .await;
     let k = srv
         .ok("/v2/keys.getKey", json!({"keyId": key_id, "decrypt": true}))
         .await;
