@@ -221,14 +221,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../../migrations/0001_init.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!("../../migrations/0002_rollups.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!(
-            "../../migrations/0004_raw_events_one_index.sql"
-        ))
-        .unwrap();
+        // Every migration, in order, as the store applies them.
+        let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<_> = std::fs::read_dir(migrations)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files {
+            conn.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
+        }
         (dir, path)
     }
 

@@ -284,20 +284,29 @@ async fn identity_in(
     Ok(id)
 }
 
+/// Runs `attempt`, and once more if it lost a race on a unique index (`Conflict`) and
+/// `may_retry`: a second try then finds the row the winner wrote.
+async fn retry_lost_race<T, F: Future<Output = StoreResult<T>>>(
+    may_retry: bool,
+    attempt: impl Fn() -> F,
+) -> StoreResult<T> {
+    match attempt().await {
+        Err(super::StoreError::Conflict) if may_retry => attempt().await,
+        other => other,
+    }
+}
+
 impl Store {
     pub async fn insert_key(&self, k: &NewKey) -> StoreResult<()> {
-        let once = async || {
+        // Two first keys of one new externalId race to create its identity; the loser
+        // finds the winner's on a second try.
+        retry_lost_race(k.external_id.is_some(), || async {
             let mut tx = self.pool.begin().await?;
             insert_key_in(&mut tx, k).await?;
             tx.commit().await?;
             StoreResult::Ok(())
-        };
-        // Two first keys of one new externalId race to create its identity; the loser
-        // finds the winner's on a second try.
-        match once().await {
-            Err(super::StoreError::Conflict) if k.external_id.is_some() => once().await,
-            other => other,
-        }
+        })
+        .await
     }
 
     /// keys.migrateKeys: inserts a batch in one transaction. A key whose hash is already
@@ -306,10 +315,7 @@ impl Store {
     pub async fn migrate_keys(&self, batch: &[NewKey]) -> StoreResult<Vec<bool>> {
         // A concurrent insert of one of these hashes can still win between the check and
         // the insert; the retry then sees it and reports it as a duplicate.
-        match self.migrate_keys_once(batch).await {
-            Err(super::StoreError::Conflict) => self.migrate_keys_once(batch).await,
-            other => other,
-        }
+        retry_lost_race(true, || self.migrate_keys_once(batch)).await
     }
 
     async fn migrate_keys_once(&self, batch: &[NewKey]) -> StoreResult<Vec<bool>> {
@@ -412,12 +418,10 @@ impl Store {
     ) -> StoreResult<()> {
         // As with insert_key: two updates naming one new externalId race to create its
         // identity, and the loser finds the winner's on a second try.
-        match self.update_key_once(key_id, workspace_id, u, now).await {
-            Err(super::StoreError::Conflict) if matches!(u.external_id, Some(Some(_))) => {
-                self.update_key_once(key_id, workspace_id, u, now).await
-            }
-            other => other,
-        }
+        retry_lost_race(matches!(u.external_id, Some(Some(_))), || {
+            self.update_key_once(key_id, workspace_id, u, now)
+        })
+        .await
     }
 
     async fn update_key_once(
