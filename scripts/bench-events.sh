@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What recording events costs the origin: for each KEYWAY_EVENTS mode, verifyKey on a hot
 # key at a fixed rate against the axum hello-world at the same rate (p99 and its ratio),
-# and the CPU the event writer thread used per event written.
+# the CPU the event writer thread used per event written, and how long the runtime's workers
+# ran and waited for a CPU during the run (their schedstat): if the workers wait no longer
+# with events on than off, the tail is not the writer taking their cores.
 # Usage: [BENCH_MODES="raw+rollup"] [LAB=path] scripts/bench-events.sh [rate] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,12 @@ tick=$(getconf CLK_TCK)
 shoot() { # connections port [extra oha args]
   oha --no-tui --output-format json -w -t 10s -z "${secs}s" -c "$1" "${@:3}" -m POST -T application/json \
     -H "Authorization: Bearer $root" -d "$body" "http://127.0.0.1:$2/v2/keys.verifyKey"
+}
+# Total run time and run-queue wait, in ms, of the origin's runtime workers so far.
+workers() {
+  for t in /proc/$origin/task/*; do
+    [ "$(cat "$t/comm")" = tokio-rt-worker ] && cat "$t/schedstat"
+  done | awk '{run += $1; wait += $2} END {printf "%d %d", run / 1e6, wait / 1e6}'
 }
 p99() { python3 -c 'import json,sys; print(round(json.load(sys.stdin)["latencyPercentiles"]["p99"]*1000, 3))'; }
 
@@ -33,7 +41,9 @@ for mode in ${BENCH_MODES:-raw+rollup rollup off}; do
   key=$(curl -sf localhost:18080/v2/keys.createKey -H "Authorization: Bearer $root" -d "{\"apiId\":\"$api\"}" | sed 's/.*"key":"\([^"]*\)".*/\1/')
   body="{\"key\":\"$key\"}"
   shoot 4 18080 >/dev/null
+  read -r run0 wait0 <<<"$(workers)"
   o=$(shoot 16 18080 -q "$rate" --latency-correction | p99)
+  read -r run1 wait1 <<<"$(workers)"
   h=$(shoot 16 18081 -q "$rate" --latency-correction | p99)
   sleep 6 # the writer's interval: let it write what the run left
   ticks=0
@@ -41,9 +51,10 @@ for mode in ${BENCH_MODES:-raw+rollup rollup off}; do
     [ "$(cat "$t/comm")" = keyway-events ] && ticks=$(awk '{print $14 + $15}' "$t/stat")
   done
   written=$(curl -sf localhost:18080/metrics | awk '/^keyway_events_written_total/ {print $2}')
-  printf '%-10s at %s req/s: p99 verifyKey %s ms, hello-world %s ms, ratio %.2f | writer %.2f us CPU per event (%s events)\n' \
+  printf '%-10s at %s req/s: p99 verifyKey %s ms, hello-world %s ms, ratio %.2f | writer %.2f us CPU per event (%s events) | workers ran %s ms, waited %s ms for a CPU\n' \
     "$mode" "$rate" "$o" "$h" "$(echo "$o / $h" | bc -l)" \
-    "$(echo "$ticks / $tick * 1000000 / ($written + 0.000001)" | bc -l)" "${written:-0}"
+    "$(echo "$ticks / $tick * 1000000 / ($written + 0.000001)" | bc -l)" "${written:-0}" \
+    "$((run1 - run0))" "$((wait1 - wait0))"
   kill $origin; wait $origin 2>/dev/null || true
   rm -rf "$dir"
 done
