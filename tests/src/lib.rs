@@ -237,6 +237,19 @@ impl Client {
         }
     }
 
+    /// A client that opens a connection per request. For stories that stop a server and
+    /// start another that may get the same port back: a kept-alive connection to the old
+    /// one can look reusable, take the next request, and end with `IncompleteMessage`.
+    pub fn unpooled(root_key: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client"),
+            root_key: root_key.to_string(),
+        }
+    }
+
     pub async fn post(&self, base: &str, path: &str, body: Value) -> Reply {
         self.post_raw(base, path, body.to_string()).await
     }

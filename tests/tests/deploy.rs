@@ -166,7 +166,8 @@ async fn deployment_story() {
     );
 
     // 2. An API and keys through the container's HTTP API.
-    let c = Client::new(&root_key);
+    // Unpooled: the second container may be given the first one's host port.
+    let c = Client::unpooled(&root_key);
     let api = c.create_api(&first.url).await;
     let (_, plain) = c.create_key(&first.url, &api, json!({})).await;
     let (metered_id, metered) = c
