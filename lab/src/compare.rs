@@ -267,10 +267,11 @@ async fn run_profile(
             rows.push(row(&sc, Pace::Max, opts.max_connections, max, &path_check));
             total.inc(1);
             let conns = 16;
+            let pace = Pace::Fixed { rate: half };
             let at_half = Shot {
                 connections: conns,
                 duration: Duration::from_secs_f64(opts.seconds),
-                pace: Pace::Fixed { rate: half },
+                pace,
                 ..base.clone()
             };
             if sc.name == "origin-hot" {
@@ -289,7 +290,6 @@ async fn run_profile(
                         .await?,
                     );
                 }
-                let pace = Pace::Fixed { rate: half };
                 rows.push(row(&sc, pace, conns, median_by_p99(ours), &path_check));
                 rows.push(row(
                     &scenarios::HELLO_AT_ORIGIN_RATE,
@@ -300,13 +300,7 @@ async fn run_profile(
                 ));
             } else {
                 let fixed = oha(at_half).await?;
-                rows.push(row(
-                    &sc,
-                    Pace::Fixed { rate: half },
-                    conns,
-                    fixed,
-                    &path_check,
-                ));
+                rows.push(row(&sc, pace, conns, fixed, &path_check));
             }
         } else {
             total.inc(1);

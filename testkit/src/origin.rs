@@ -19,13 +19,23 @@ pub type Logs = Arc<Mutex<Vec<Value>>>;
 /// The first line in `logs` whose message is `message`, waiting up to `timeout`: lines
 /// reach the logs through a reader thread, a little after the process wrote them.
 pub fn wait_for_log(logs: &Logs, message: &str, timeout: Duration) -> Option<Value> {
+    wait_for_log_where(logs, |v| v["fields"]["message"] == message, timeout)
+}
+
+/// The first line in `logs` that `matches`, waiting up to `timeout` as [`wait_for_log`]
+/// does (the reader thread may still be draining a process that has already exited).
+pub fn wait_for_log_where(
+    logs: &Logs,
+    matches: impl Fn(&Value) -> bool,
+    timeout: Duration,
+) -> Option<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let found = logs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .find(|v| v["fields"]["message"] == message)
+            .find(|v| matches(v))
             .cloned();
         if found.is_some() || Instant::now() > deadline {
             return found;

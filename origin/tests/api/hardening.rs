@@ -482,9 +482,15 @@ async fn credit_writes_survive_a_refusing_database() {
     srv.verify(json!({"key": keys[0].1})).await;
     let code = srv.signal_and_wait("TERM");
     assert_ne!(code, Some(0), "shutdown must fail when balances were lost");
-    let named = srv.logs.lock().unwrap().iter().any(|l| {
-        l["fields"]["message"] == "credit balance not written" && l["fields"]["key_id"] == keys[0].0
-    });
+    let named = keyway_testkit::origin::wait_for_log_where(
+        &srv.logs,
+        |l| {
+            l["fields"]["message"] == "credit balance not written"
+                && l["fields"]["key_id"] == keys[0].0
+        },
+        Duration::from_secs(5),
+    )
+    .is_some();
     assert!(named, "the unwritten key is named in the log");
     pool.close().await;
 }
