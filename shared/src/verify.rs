@@ -77,16 +77,19 @@ impl Verdict {
     }
 
     /// The analytics event for this decision; edge and origin record the same shape.
+    ///
+    /// The key's API and identity are recorded only when the verdict found the key: a
+    /// NOT_FOUND for another workspace's key must not put that workspace's API and
+    /// identity ids into the caller's analytics.
     pub fn event(&self, at: EventContext<'_>) -> VerificationEvent {
+        let key = at.snapshot.filter(|_| self.data.key_id.is_some());
         VerificationEvent {
             time_ms: at.time_ms,
             request_id: at.request_id.to_string(),
             workspace_id: at.caller.workspace_id().to_string(),
-            api_id: at.snapshot.map(|s| s.api_id.clone()).unwrap_or_default(),
+            api_id: key.map(|s| s.api_id.clone()).unwrap_or_default(),
             key_id: self.data.key_id.clone().unwrap_or_default(),
-            identity_id: at
-                .snapshot
-                .and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
+            identity_id: key.and_then(|s| s.identity.as_ref().map(|i| i.id.clone())),
             outcome: self.data.code,
             spent_credits: self.spent_credits,
             tags: at.request.tags.clone().unwrap_or_default(),
@@ -394,6 +397,60 @@ mod tests {
 
     fn code(key: Option<&KeySnapshot>, r: &str) -> VerifyCode {
         run(key, &req(r), 1_000, &mut Counters::default()).code
+    }
+
+    /// A key the caller may not see records no API or identity of its own in the
+    /// caller's analytics; a key it may see records both.
+    #[test]
+    fn events_name_only_keys_the_caller_found() {
+        let mut k = fixtures::key();
+        k.identity = Some(Box::new(crate::snapshot::IdentitySnapshot {
+            id: "id_1".into(),
+            external_id: "user".into(),
+            meta: None,
+        }));
+        let r = req(r#"{"key":"x"}"#);
+        let caller = root(&["api.*.verify_key"]);
+        let event = |key: &KeySnapshot| {
+            let verdict = decide(
+                Some(key),
+                &r,
+                None,
+                &caller,
+                1_000,
+                &mut Counters::default(),
+            )
+            .unwrap_or_else(|_| panic!("decided"));
+            verdict.event(EventContext {
+                time_ms: 1_000,
+                request_id: "req_1",
+                caller: &caller,
+                snapshot: Some(key),
+                request: &r,
+                latency_us: 1,
+                served_by: crate::wire::ServedBy::Origin,
+            })
+        };
+        let found = event(&k);
+        assert_eq!(found.outcome, VerifyCode::Valid);
+        assert_eq!(
+            (found.api_id.as_str(), found.identity_id.as_deref()),
+            (k.api_id.as_str(), Some("id_1"))
+        );
+
+        let mut foreign = k.clone();
+        foreign.workspace_id = "ws_other".into();
+        let hidden = event(&foreign);
+        assert_eq!(hidden.outcome, VerifyCode::NotFound);
+        assert_eq!(hidden.workspace_id, "ws_1");
+        assert_eq!(
+            (
+                hidden.api_id.as_str(),
+                hidden.key_id.as_str(),
+                hidden.identity_id
+            ),
+            ("", "", None)
+        );
     }
 
     #[test]

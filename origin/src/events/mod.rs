@@ -14,18 +14,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use keyway_core::wire::Event;
-
 use crate::config::EventMode;
 use crate::metrics::Metrics;
 
+mod recorded;
 mod sqlite;
 mod writer;
 
+pub use recorded::{EventView, Recorded, VerificationView, Verified, views};
 pub use writer::Writer;
 
 struct Buffer {
-    shards: Box<[Mutex<Vec<Event>>]>,
+    shards: Box<[Mutex<Vec<Recorded>>]>,
     /// Events in the shards, for the capacity check and the batch-full wake-up.
     pending: AtomicUsize,
     /// The writer's thread, unparked when a batch fills.
@@ -42,7 +42,7 @@ impl Buffer {
         }
     }
 
-    fn shard(&self) -> &Mutex<Vec<Event>> {
+    fn shard(&self) -> &Mutex<Vec<Recorded>> {
         thread_local! {
             static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
         }
@@ -58,7 +58,7 @@ impl Buffer {
     }
 
     /// Takes every buffered event, oldest shard contents first within each shard.
-    fn drain(&self) -> Vec<Event> {
+    fn drain(&self) -> Vec<Recorded> {
         let mut out = Vec::new();
         for shard in &self.shards {
             let mut events = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,7 +79,7 @@ pub struct EventSink {
 }
 
 impl EventSink {
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, event: impl Into<Recorded>) {
         let b = &self.buffer;
         if b.config.mode == EventMode::Off {
             return;
@@ -93,7 +93,7 @@ impl EventSink {
         b.shard()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+            .push(event.into());
         if before + 1 == b.config.batch_size {
             b.wake();
         }
@@ -187,7 +187,7 @@ fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn write(writer: &mut Writer, batch: &[Event], mode: EventMode, metrics: &Metrics) {
+fn write(writer: &mut Writer, batch: &[Recorded], mode: EventMode, metrics: &Metrics) {
     let n = batch.len();
     // Retry a few times: losing a batch to one locked-database moment would be silly.
     for attempt in 0..3u32 {

@@ -10,9 +10,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keyway_core::wire::{Event, RatelimitEvent, VerificationEvent};
+use keyway_core::wire::RatelimitEvent;
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, TransactionBehavior};
 
+use super::{EventView, Recorded, VerificationView, views};
 use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
 use crate::store::{
@@ -44,18 +45,19 @@ impl SqliteWriter {
     }
 
     /// Writes a batch in one transaction, so it lands whole or not at all.
-    pub fn write(&mut self, events: &[Event], mode: EventMode) -> rusqlite::Result<()> {
-        let tags = tags_of(events);
+    pub fn write(&mut self, events: &[Recorded], mode: EventMode) -> rusqlite::Result<()> {
+        let events = views(events);
+        let tags = tags_of(&events);
         // IMMEDIATE takes the write lock at the start: a deferred transaction that must
         // upgrade can fail with SQLITE_BUSY without waiting.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         if mode.raw() {
-            insert_raw(&tx, events, &tags)?;
+            insert_raw(&tx, &events, &tags)?;
         }
         if mode.rollup() {
-            upsert_rollups(&tx, &Rollups::of(events, &tags))?;
+            upsert_rollups(&tx, &Rollups::of(&events, &tags))?;
         }
         tx.commit()
     }
@@ -66,13 +68,17 @@ fn values(rows: usize, cols: usize) -> String {
     vec![row; rows].join(", ")
 }
 
-fn insert_raw(tx: &Transaction<'_>, events: &[Event], tags: &[String]) -> rusqlite::Result<()> {
+fn insert_raw(
+    tx: &Transaction<'_>,
+    events: &[EventView<'_>],
+    tags: &[String],
+) -> rusqlite::Result<()> {
     let mut verifications = Vec::with_capacity(events.len());
     let mut ratelimits = Vec::new();
     for (e, t) in events.iter().zip(tags) {
-        match e {
-            Event::Verification(v) => verifications.push((v, t.as_str())),
-            Event::Ratelimit(r) => ratelimits.push(r),
+        match *e {
+            EventView::Verification(v) => verifications.push((v, t.as_str())),
+            EventView::Ratelimit(r) => ratelimits.push(r),
         }
     }
     insert_chunked(
@@ -118,14 +124,14 @@ fn insert_chunked<T>(
 fn bind_verification(
     s: &mut Statement<'_>,
     at: usize,
-    (v, tags): &(&VerificationEvent, &str),
+    (v, tags): &(VerificationView<'_>, &str),
 ) -> rusqlite::Result<()> {
     s.raw_bind_parameter(at + 1, v.time_ms)?;
-    s.raw_bind_parameter(at + 2, &v.request_id)?;
-    s.raw_bind_parameter(at + 3, &v.workspace_id)?;
-    s.raw_bind_parameter(at + 4, &v.api_id)?;
-    s.raw_bind_parameter(at + 5, &v.key_id)?;
-    s.raw_bind_parameter(at + 6, &v.identity_id)?;
+    s.raw_bind_parameter(at + 2, v.request_id)?;
+    s.raw_bind_parameter(at + 3, v.workspace_id)?;
+    s.raw_bind_parameter(at + 4, v.api_id)?;
+    s.raw_bind_parameter(at + 5, v.key_id)?;
+    s.raw_bind_parameter(at + 6, v.identity_id)?;
     s.raw_bind_parameter(at + 7, v.outcome.as_str())?;
     s.raw_bind_parameter(at + 8, to_i64(v.spent_credits))?;
     s.raw_bind_parameter(at + 9, tags)?;
@@ -182,10 +188,10 @@ fn upsert_rollups(tx: &Transaction<'_>, rollups: &Rollups<'_>) -> rusqlite::Resu
 mod tests {
     use super::*;
     use keyway_core::api::keys::VerifyCode;
-    use keyway_core::wire::ServedBy;
+    use keyway_core::wire::{Event, ServedBy, VerificationEvent};
 
-    fn verification(i: usize) -> Event {
-        Event::Verification(VerificationEvent {
+    fn verification(i: usize) -> Recorded {
+        Recorded::Wire(Event::Verification(VerificationEvent {
             time_ms: 1_700_000_000_000 + i as i64,
             request_id: format!("req_{i}"),
             workspace_id: "ws".into(),
@@ -201,11 +207,11 @@ mod tests {
             tags: vec![format!("t{}", i % 2)],
             latency_us: 7,
             served_by: ServedBy::Origin,
-        })
+        }))
     }
 
-    fn ratelimit(i: usize) -> Event {
-        Event::Ratelimit(RatelimitEvent {
+    fn ratelimit(i: usize) -> Recorded {
+        Recorded::Wire(Event::Ratelimit(RatelimitEvent {
             time_ms: 1_700_000_000_000 + i as i64,
             request_id: format!("req_r{i}"),
             workspace_id: "ws".into(),
@@ -214,7 +220,7 @@ mod tests {
             passed: !i.is_multiple_of(4),
             latency_us: 3,
             served_by: ServedBy::Edge,
-        })
+        }))
     }
 
     fn database() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -245,7 +251,7 @@ mod tests {
     fn batches_land_in_raw_rows_and_rollups() {
         let (_dir, path) = database();
         let mut w = SqliteWriter::open(&path).unwrap();
-        let mut events: Vec<Event> = (0..150).map(verification).collect();
+        let mut events: Vec<Recorded> = (0..150).map(verification).collect();
         events.extend((0..70).map(ratelimit));
         w.write(&events, EventMode::RawAndRollup).unwrap();
         w.write(&events[..10], EventMode::RawAndRollup).unwrap();
@@ -305,7 +311,7 @@ mod tests {
     fn rollup_mode_writes_no_raw_rows() {
         let (_dir, path) = database();
         let mut w = SqliteWriter::open(&path).unwrap();
-        let events: Vec<Event> = (0..100).map(verification).collect();
+        let events: Vec<Recorded> = (0..100).map(verification).collect();
         w.write(&events, EventMode::Rollup).unwrap();
         let c = Connection::open(&path).unwrap();
         assert_eq!(count(&c, "SELECT count(*) FROM key_verifications"), 0);

@@ -3,10 +3,10 @@
 
 use std::str::FromStr;
 
-use keyway_core::wire::Event;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use super::sqlite::SqliteWriter;
+use super::{Recorded, views};
 use crate::config::EventMode;
 use crate::store::Store;
 
@@ -36,11 +36,11 @@ impl Writer {
     }
 
     /// Writes one batch whole or not at all.
-    pub fn write(&mut self, events: &[Event], mode: EventMode) -> anyhow::Result<()> {
+    pub fn write(&mut self, events: &[Recorded], mode: EventMode) -> anyhow::Result<()> {
         match self {
             Writer::Sqlite(w) => Ok(w.write(events, mode)?),
             Writer::Store { store, runtime } => {
-                Ok(runtime.block_on(store.insert_events(events, mode))?)
+                Ok(runtime.block_on(store.insert_events(&views(events), mode))?)
             }
         }
     }

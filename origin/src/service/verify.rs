@@ -4,9 +4,9 @@ use keyway_core::api::keys::{VerifyKeyRequest, VerifyKeyResponseData};
 use keyway_core::auth::RootScope;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
-use keyway_core::verify::{EventContext, Plan, plan};
-use keyway_core::wire::{Event, ServedBy};
+use keyway_core::verify::{Plan, plan};
 
+use crate::events::{Recorded, Verified};
 use crate::http::{AppError, request_id, started};
 use crate::ids;
 use crate::state::AppState;
@@ -31,17 +31,14 @@ pub async fn verify(
         }
     };
     state.metrics.verified(verdict.data.code);
-    let request_id = request_id();
-    state
-        .events
-        .record(Event::Verification(verdict.event(EventContext {
-            time_ms: now,
-            request_id: &request_id,
-            caller,
-            snapshot: snapshot.as_deref(),
-            request: req,
-            latency_us: u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
-            served_by: ServedBy::Origin,
-        })));
+    state.events.record(Recorded::Verified(Verified::new(
+        now,
+        request_id(),
+        caller,
+        snapshot,
+        &verdict,
+        req,
+        u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
+    )));
     Ok(verdict.data)
 }

@@ -1,11 +1,10 @@
 //! Analytics events, written in batches: the raw rows, and the rollups added to what
 //! their tables hold.
 
-use keyway_core::wire::Event;
-
 use super::{Store, StoreResult, flag, to_i64};
 use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
+use crate::events::EventView;
 
 /// Rows per INSERT: well under SQLite's bound-parameter limit at 11 columns.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -32,7 +31,11 @@ pub(crate) fn ratelimit_upsert(table: &str, values: &str) -> String {
 impl Store {
     /// Writes a batch in one transaction, so it lands whole or not at all: the raw rows
     /// and the rollups, as `mode` says.
-    pub async fn insert_events(&self, events: &[Event], mode: EventMode) -> StoreResult<()> {
+    pub async fn insert_events(
+        &self,
+        events: &[EventView<'_>],
+        mode: EventMode,
+    ) -> StoreResult<()> {
         let tags = tags_of(events);
         let mut tx = self.pool.begin().await?;
         if mode.raw() {
@@ -49,26 +52,26 @@ impl Store {
     async fn insert_raw(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        events: &[Event],
+        events: &[EventView<'_>],
         tags: &[String],
     ) -> StoreResult<()> {
         let (verifications, ratelimits): (Vec<_>, Vec<_>) = events
             .iter()
             .zip(tags)
-            .partition(|(e, _)| matches!(e, Event::Verification(_)));
+            .partition(|(e, _)| matches!(e, EventView::Verification(_)));
         for chunk in verifications.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(VERIFICATION_INSERT);
             push_placeholders(&mut sql, chunk.len(), 11, self.is_sqlite);
             let mut q = sqlx::query(&sql);
             for (e, tags) in chunk {
-                if let Event::Verification(v) = e {
+                if let EventView::Verification(v) = e {
                     q = q
                         .bind(v.time_ms)
-                        .bind(v.request_id.clone())
-                        .bind(v.workspace_id.clone())
-                        .bind(v.api_id.clone())
-                        .bind(v.key_id.clone())
-                        .bind(v.identity_id.clone())
+                        .bind(v.request_id)
+                        .bind(v.workspace_id)
+                        .bind(v.api_id)
+                        .bind(v.key_id)
+                        .bind(v.identity_id)
                         .bind(v.outcome.as_str())
                         .bind(to_i64(v.spent_credits))
                         .bind(tags.as_str())
@@ -83,7 +86,7 @@ impl Store {
             push_placeholders(&mut sql, chunk.len(), 8, self.is_sqlite);
             let mut q = sqlx::query(&sql);
             for (e, _) in chunk {
-                if let Event::Ratelimit(r) = e {
+                if let EventView::Ratelimit(r) = e {
                     q = q
                         .bind(r.time_ms)
                         .bind(r.request_id.clone())
