@@ -7,6 +7,7 @@
 //! statements that live as long as the connection: a multi-row insert for full chunks,
 //! a one-row insert for the rest, and one upsert per rollup table.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -71,13 +72,13 @@ fn values(rows: usize, cols: usize) -> String {
 fn insert_raw(
     tx: &Transaction<'_>,
     events: &[EventView<'_>],
-    tags: &[String],
+    tags: &[Cow<'static, str>],
 ) -> rusqlite::Result<()> {
     let mut verifications = Vec::with_capacity(events.len());
     let mut ratelimits = Vec::new();
     for (e, t) in events.iter().zip(tags) {
         match *e {
-            EventView::Verification(v) => verifications.push((v, t.as_str())),
+            EventView::Verification(v) => verifications.push((v, t.as_ref())),
             EventView::Ratelimit(r) => ratelimits.push(r),
         }
     }

@@ -1,6 +1,8 @@
 //! Analytics events, written in batches: the raw rows, and the rollups added to what
 //! their tables hold.
 
+use std::borrow::Cow;
+
 use super::{Store, StoreResult, flag, to_i64};
 use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
@@ -53,7 +55,7 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         events: &[EventView<'_>],
-        tags: &[String],
+        tags: &[Cow<'static, str>],
     ) -> StoreResult<()> {
         let (verifications, ratelimits): (Vec<_>, Vec<_>) = events
             .iter()
@@ -74,7 +76,7 @@ impl Store {
                         .bind(v.identity_id)
                         .bind(v.outcome.as_str())
                         .bind(to_i64(v.spent_credits))
-                        .bind(tags.as_str())
+                        .bind(tags.as_ref())
                         .bind(to_i64(v.latency_us))
                         .bind(v.served_by.as_str());
                 }
