@@ -35,6 +35,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct RequestContext {
+    pub request: ids::RequestId,
+    /// `request` rendered, for the envelope and the header.
     pub request_id: String,
     pub accept: Option<HeaderValue>,
     pub started: Instant,
@@ -48,6 +50,13 @@ pub fn request_id() -> String {
     CONTEXT
         .try_with(|c| c.request_id.clone())
         .unwrap_or_else(|_| ids::request_id())
+}
+
+/// This request's id as its counter (a fresh one outside a request).
+pub fn request() -> ids::RequestId {
+    CONTEXT
+        .try_with(|c| c.request)
+        .unwrap_or_else(|_| ids::RequestId::next())
 }
 
 pub fn started() -> Instant {
@@ -120,9 +129,11 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let started = Instant::now();
-        let request_id = ids::request_id();
+        let request = ids::RequestId::next();
+        let request_id = request.render();
         let header = HeaderValue::from_str(&request_id).ok();
         let ctx = RequestContext {
+            request,
             request_id,
             // A refcounted handle on the header's bytes, not a copy: read only on errors.
             accept: req.headers().get(header::ACCEPT).cloned(),

@@ -21,7 +21,7 @@ mod recorded;
 mod sqlite;
 mod writer;
 
-pub use recorded::{EventView, Recorded, VerificationView, Verified, views};
+pub use recorded::{EventView, Recorded, RequestIdView, VerificationView, Verified, views};
 pub use writer::Writer;
 
 struct Buffer {

@@ -16,6 +16,8 @@ use keyway_core::snapshot::KeySnapshot;
 use keyway_core::verify::Verdict;
 use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
+use crate::ids::RequestId;
+
 pub enum Recorded {
     Wire(Event),
     Verified(Verified),
@@ -24,7 +26,9 @@ pub enum Recorded {
 /// A verification the origin answered.
 pub struct Verified {
     pub time_ms: i64,
-    pub request_id: String,
+    /// The counter, not the rendered id: the writer renders it into a buffer of its own
+    /// instead of copying a string another core wrote a flush earlier.
+    pub request: RequestId,
     /// The caller, whose workspace the event belongs to.
     pub caller: RootScope,
     /// The key, when the verdict found it (see `Verdict::event` for why only then).
@@ -40,21 +44,21 @@ impl Verified {
     /// what the lookup found; it is kept only when the verdict found the key.
     pub fn new(
         time_ms: i64,
-        request_id: String,
+        request_id: RequestId,
         caller: &RootScope,
         snapshot: Option<Arc<KeySnapshot>>,
         verdict: &Verdict,
-        request: &VerifyKeyRequest,
+        body: &VerifyKeyRequest,
         latency_us: u64,
     ) -> Verified {
         Verified {
             time_ms,
-            request_id,
+            request: request_id,
             caller: caller.clone(),
             key: snapshot.filter(|_| verdict.data.key_id.is_some()),
             outcome: verdict.data.code,
             spent_credits: verdict.spent_credits,
-            tags: request.tags.clone().unwrap_or_default(),
+            tags: body.tags.clone().unwrap_or_default(),
             latency_us,
         }
     }
@@ -73,10 +77,38 @@ pub enum EventView<'a> {
     Ratelimit(&'a RatelimitEvent),
 }
 
+/// A request id as the event holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum RequestIdView<'a> {
+    Text(&'a str),
+    Origin(RequestId),
+}
+
+impl std::fmt::Display for RequestIdView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestIdView::Text(s) => f.write_str(s),
+            RequestIdView::Origin(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Equal when they render the same, however each is held.
+impl PartialEq for RequestIdView<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        match (self, o) {
+            (RequestIdView::Origin(a), RequestIdView::Origin(b)) => a == b,
+            _ => self.to_string() == o.to_string(),
+        }
+    }
+}
+
+impl Eq for RequestIdView<'_> {}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerificationView<'a> {
     pub time_ms: i64,
-    pub request_id: &'a str,
+    pub request_id: RequestIdView<'a>,
     pub workspace_id: &'a str,
     /// Empty when no key was found, as are `key_id` and the wire event's fields.
     pub api_id: &'a str,
@@ -97,7 +129,7 @@ impl Recorded {
                 let key = v.key.as_deref();
                 EventView::Verification(VerificationView {
                     time_ms: v.time_ms,
-                    request_id: &v.request_id,
+                    request_id: RequestIdView::Origin(v.request),
                     workspace_id: v.caller.workspace_id(),
                     api_id: key.map_or("", |k| &k.api_id),
                     key_id: key.map_or("", |k| &k.key_id),
@@ -118,7 +150,7 @@ impl<'a> From<&'a Event> for EventView<'a> {
         match e {
             Event::Verification(v) => EventView::Verification(VerificationView {
                 time_ms: v.time_ms,
-                request_id: &v.request_id,
+                request_id: RequestIdView::Text(&v.request_id),
                 workspace_id: &v.workspace_id,
                 api_id: &v.api_id,
                 key_id: &v.key_id,
@@ -181,6 +213,7 @@ mod tests {
         let key = Arc::new(snapshot("key_1", "ws_other"));
         let request: VerifyKeyRequest =
             serde_json::from_str(r#"{"key":"x","tags":["a","b"]}"#).unwrap();
+        let id = RequestId::next();
         for (code, found) in [(VerifyCode::Valid, true), (VerifyCode::NotFound, false)] {
             let mut data = VerifyKeyResponseData::bare(code);
             data.key_id = found.then(|| key.key_id.clone());
@@ -190,7 +223,7 @@ mod tests {
             };
             let wire = Event::Verification(verdict.event(EventContext {
                 time_ms: 5,
-                request_id: "req_1",
+                request_id: &id.render(),
                 caller: &caller,
                 snapshot: Some(&key),
                 request: &request,
@@ -199,7 +232,7 @@ mod tests {
             }));
             let recorded = Recorded::Verified(Verified::new(
                 5,
-                "req_1".into(),
+                id,
                 &caller,
                 Some(Arc::clone(&key)),
                 &verdict,

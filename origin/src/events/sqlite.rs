@@ -14,7 +14,7 @@ use std::time::Duration;
 use keyway_core::wire::RatelimitEvent;
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, TransactionBehavior};
 
-use super::{EventView, Recorded, VerificationView, views};
+use super::{EventView, Recorded, RequestIdView, VerificationView, views};
 use crate::analytics::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
 use crate::store::{
@@ -128,7 +128,12 @@ fn bind_verification(
     (v, tags): &(VerificationView<'_>, &str),
 ) -> rusqlite::Result<()> {
     s.raw_bind_parameter(at + 1, v.time_ms)?;
-    s.raw_bind_parameter(at + 2, v.request_id)?;
+    let mut buf = [0; 36];
+    let request_id = match v.request_id {
+        RequestIdView::Text(s) => s,
+        RequestIdView::Origin(r) => r.render_in(&mut buf),
+    };
+    s.raw_bind_parameter(at + 2, request_id)?;
     s.raw_bind_parameter(at + 3, v.workspace_id)?;
     s.raw_bind_parameter(at + 4, v.api_id)?;
     s.raw_bind_parameter(at + 5, v.key_id)?;

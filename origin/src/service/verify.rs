@@ -7,7 +7,7 @@ use keyway_core::permission::Query;
 use keyway_core::verify::{Plan, plan};
 
 use crate::events::{Recorded, Verified};
-use crate::http::{AppError, request_id, started};
+use crate::http::{AppError, request, started};
 use crate::ids;
 use crate::state::AppState;
 
@@ -33,7 +33,7 @@ pub async fn verify(
     state.metrics.verified(verdict.data.code);
     state.events.record(Recorded::Verified(Verified::new(
         now,
-        request_id(),
+        request(),
         caller,
         snapshot,
         &verdict,

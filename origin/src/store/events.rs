@@ -69,7 +69,7 @@ impl Store {
                 if let EventView::Verification(v) = e {
                     q = q
                         .bind(v.time_ms)
-                        .bind(v.request_id)
+                        .bind(v.request_id.to_string())
                         .bind(v.workspace_id)
                         .bind(v.api_id)
                         .bind(v.key_id)
