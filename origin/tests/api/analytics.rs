@@ -115,6 +115,43 @@ both!(rollups_count_what_the_raw_table_holds, |srv| {
     db.close().await;
 });
 
+// Each raw row is the verification it records: the response's request id, its outcome,
+// and the key's API and id only when the key was found.
+both!(raw_rows_are_the_verifications_made, |srv| {
+    let (api, key_id, key) = srv.create_key(json!({})).await;
+    let mut made = Vec::new();
+    for (body, found) in [
+        (json!({"key": key}), true),
+        (json!({"key": "sk_not_a_key_of_ours"}), false),
+    ] {
+        let (status, v) = srv.call("/v2/keys.verifyKey", body).await;
+        assert_eq!(status, 200, "{v}");
+        let id = v["meta"]["requestId"]
+            .as_str()
+            .expect("requestId")
+            .to_string();
+        let code = v["data"]["code"].as_str().expect("code").to_string();
+        made.push((id, code, found));
+    }
+    assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+    let db = srv.db.pool().await.unwrap();
+    for (id, code, found) in made {
+        let row: (String, String, String, String) = sqlx::query_as(&format!(
+            "SELECT outcome, api_id, key_id, served_by FROM key_verifications WHERE request_id = '{id}'"
+        ))
+        .fetch_one(&db)
+        .await
+        .unwrap_or_else(|e| panic!("no row for {id}: {e}"));
+        let (api, key_id) = if found {
+            (api.clone(), key_id.clone())
+        } else {
+            (String::new(), String::new())
+        };
+        assert_eq!(row, (code, api, key_id, "origin".to_string()), "{id}");
+    }
+    db.close().await;
+});
+
 both!(
     rollup_mode_keeps_counts_without_raw_rows,
     &["--events", "rollup"],
