@@ -356,20 +356,7 @@ mod tests {
     fn snap(id: &str) -> Snapshot {
         Some(Arc::new(KeySnapshot {
             key_id: id.into(),
-            api_id: "api_1".into(),
-            keyspace_id: "ks_1".into(),
-            workspace_id: "ws_1".into(),
-            for_workspace_id: None,
-            name: None,
-            meta: None,
-            enabled: true,
-            deleted: false,
-            expires: None,
-            credits: None,
-            ratelimits: Vec::new(),
-            permissions: Vec::new(),
-            roles: Vec::new(),
-            identity: None,
+            ..keyway_core::snapshot::fixtures::key()
         }))
     }
 

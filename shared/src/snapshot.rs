@@ -144,8 +144,9 @@ impl KeySnapshot {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod fixtures {
+/// Snapshots for tests, here and (with the `fixtures` feature) in the crates built on this one.
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures {
     use super::*;
 
     pub fn key() -> KeySnapshot {

@@ -182,23 +182,13 @@ mod tests {
         KeySnapshot {
             key_id: key_id.into(),
             api_id: format!("api_of_{key_id}"),
-            keyspace_id: "ks".into(),
             workspace_id: workspace_id.into(),
-            for_workspace_id: None,
-            name: None,
-            meta: None,
-            enabled: true,
-            deleted: false,
-            expires: None,
-            credits: None,
-            ratelimits: Vec::new(),
-            permissions: Vec::new(),
-            roles: Vec::new(),
             identity: Some(Box::new(IdentitySnapshot {
                 id: format!("id_of_{key_id}"),
                 external_id: "user".into(),
                 meta: None,
             })),
+            ..keyway_core::snapshot::fixtures::key()
         }
     }
 
