@@ -47,7 +47,7 @@ impl Store {
 
     /// Deletes an API; its keys stop verifying because snapshots see the deleted API.
     pub async fn delete_api(&self, api_id: &str, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         sqlx::query("UPDATE apis SET deleted_at = $1 WHERE id = $2")
             .bind(now)
             .bind(api_id)

@@ -39,7 +39,7 @@ impl Store {
         mode: EventMode,
     ) -> StoreResult<()> {
         let tags = tags_of(events);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         if mode.raw() {
             self.insert_raw(&mut tx, events, &tags).await?;
         }

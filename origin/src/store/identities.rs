@@ -41,7 +41,7 @@ impl Store {
         limits: &[NewRatelimit],
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         sqlx::query("INSERT INTO identities (id, workspace_id, external_id, meta, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&identity.id)
             .bind(workspace_id)
@@ -133,7 +133,7 @@ impl Store {
         limits: Option<&[NewRatelimit]>,
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         if let Some(meta) = meta {
             sqlx::query("UPDATE identities SET meta = $1, updated_at = $2 WHERE id = $3")
                 .bind(meta)
@@ -155,7 +155,7 @@ impl Store {
 
     /// Deletes an identity; its keys stay, unlinked.
     pub async fn delete_identity(&self, identity_id: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         sqlx::query("UPDATE keys SET identity_id = NULL WHERE identity_id = $1")
             .bind(identity_id)
             .execute(&mut *tx)

@@ -301,7 +301,7 @@ impl Store {
         // Two first keys of one new externalId race to create its identity; the loser
         // finds the winner's on a second try.
         retry_lost_race(k.external_id.is_some(), || async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.transaction().await?;
             insert_key_in(&mut tx, k).await?;
             tx.commit().await?;
             StoreResult::Ok(())
@@ -319,7 +319,7 @@ impl Store {
     }
 
     async fn migrate_keys_once(&self, batch: &[NewKey]) -> StoreResult<Vec<bool>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let mut seen = std::collections::HashSet::with_capacity(batch.len());
         let mut inserted = Vec::with_capacity(batch.len());
         for key in batch {
@@ -393,7 +393,7 @@ impl Store {
     }
 
     pub async fn hard_delete_key(&self, key_id: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         for sql in [
             "DELETE FROM keys_permissions WHERE key_id = $1",
             "DELETE FROM keys_roles WHERE key_id = $1",
@@ -431,7 +431,7 @@ impl Store {
         u: &KeyUpdate,
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let mut sets: Vec<(&str, Bind)> = Vec::new();
         if let Some(v) = &u.name {
             sets.push(("name", Bind::Text(v.clone())));
@@ -573,7 +573,7 @@ impl Store {
         now: i64,
         create_missing: bool,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         match op {
             SetOp::Add | SetOp::Set => {
                 if op == SetOp::Set {
@@ -617,7 +617,7 @@ impl Store {
         op: SetOp,
         now: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let ids = resolve_roles(&mut tx, workspace_id, names).await?;
         match op {
             SetOp::Add => link(&mut tx, Link::Roles, key_id, &ids).await?,

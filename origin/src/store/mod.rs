@@ -118,6 +118,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// A write transaction. On SQLite it takes the write lock at `BEGIN IMMEDIATE`: a
+    /// deferred transaction that reads first must upgrade its lock when it writes, and if
+    /// another connection (the event writer, say) committed in between, SQLite answers
+    /// SQLITE_BUSY at once instead of waiting out the busy timeout. One CI run got a 500
+    /// from permissions.setRolePermissions that way.
+    pub(crate) async fn transaction(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(if self.is_sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
+    }
 }
 
 /// `$1, $2, …, $n`: the placeholders of an `IN (…)` list.

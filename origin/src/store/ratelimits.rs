@@ -32,7 +32,7 @@ impl Store {
         o: &OverrideRow,
         now: i64,
     ) -> StoreResult<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let existing: Option<String> = sqlx::query_scalar(
             "SELECT id FROM ratelimit_overrides WHERE workspace_id = $1 AND namespace = $2 AND identifier = $3",
         )

@@ -92,7 +92,7 @@ impl Store {
     }
 
     pub async fn delete_permission(&self, permission_id: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         for sql in [
             "DELETE FROM keys_permissions WHERE permission_id = $1",
             "DELETE FROM roles_permissions WHERE permission_id = $1",
@@ -123,7 +123,7 @@ impl Store {
                 None => return Err(Missing::PermissionRef(p.clone()).into()),
             }
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         sqlx::query("INSERT INTO roles (id, workspace_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&role.id)
             .bind(workspace_id)
@@ -202,7 +202,7 @@ impl Store {
     }
 
     pub async fn delete_role(&self, role_id: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         for sql in [
             "DELETE FROM keys_roles WHERE role_id = $1",
             "DELETE FROM roles_permissions WHERE role_id = $1",
@@ -224,7 +224,7 @@ impl Store {
         now: i64,
         create_missing: bool,
     ) -> StoreResult<Vec<PermissionRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         let mut ids =
             super::keys::ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
                 .await?;

@@ -144,7 +144,7 @@ impl Store {
     /// A read-only transaction that sees one moment of the whole database, so a copy
     /// taken while servers still write is consistent across tables.
     pub async fn snapshot(&self) -> StoreResult<Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.transaction().await?;
         if !self.is_sqlite {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 .execute(&mut *tx)
@@ -154,7 +154,7 @@ impl Store {
     }
 
     pub async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        self.transaction().await
     }
 }
 
