@@ -69,14 +69,14 @@ pub async fn compare(opts: &Options) -> Result<Report> {
     let mut profiles = Vec::new();
     for profile in &opts.profiles {
         total.set_message(format!("profile {}", profile.name));
-        let rows = run_profile(&bench, opts, *profile, &total).await?;
-        profiles.push(report::profile_report(*profile, rows));
+        let (rows, rounds) = run_profile(&bench, opts, *profile, &total).await?;
+        profiles.push(report::profile_report(*profile, rows, rounds));
     }
     total.finish_and_clear();
     let targets = profiles
         .iter()
         .find(|p| p.profile.name == "local")
-        .map(|p| report::targets(&p.rows))
+        .map(|p| report::targets(&p.rows, &p.throughput_rounds))
         .unwrap_or_default();
     let disk = crate::disk::measure(
         &bench.http,
@@ -201,7 +201,7 @@ async fn run_profile(
     opts: &Options,
     profile: Profile,
     total: &ProgressBar,
-) -> Result<Vec<Row>> {
+) -> Result<(Vec<Row>, Vec<report::ThroughputRound>)> {
     let mut proxies = Vec::new();
     let origin_for_edge = reach(b.origin.addr, profile.edge_origin_ms, &mut proxies).await?;
     let workers: Vec<EdgeWorker> = scenarios::EDGE_WORKERS
@@ -220,19 +220,20 @@ async fn run_profile(
     };
     let workerd = parts::start_workerd(&b.root, &workerd_dir, &settings)?;
 
-    let mut rows = Vec::new();
-    for sc in scenarios::ALL
-        .into_iter()
-        .filter(|sc| opts.only.is_empty() || opts.only.iter().any(|o| o == sc.name))
-    {
-        let server_addr = match sc.server {
+    let selected = |sc: &Scenario| opts.only.is_empty() || opts.only.iter().any(|o| o == sc.name);
+    let server_addr = |sc: &Scenario| -> Result<SocketAddr> {
+        Ok(match sc.server {
             Server::HelloAxum => b.hello_axum.addr,
             Server::Origin => b.origin.addr,
             Server::OriginCold => b.cold.addr,
             Server::HelloWorkerd => workerd.addr(parts::HELLO_JS).context("no JS hello")?,
             Server::HelloRustWorker => workerd.addr(parts::HELLO_RUST).context("no Rust hello")?,
             Server::Edge(name) => workerd.addr(name).context("unknown edge worker")?,
-        };
+        })
+    };
+    let mut rows = Vec::new();
+    for sc in scenarios::ALL.into_iter().filter(|sc| selected(sc)) {
+        let server_addr = server_addr(&sc)?;
         let one_way = if sc.server.at_edge() {
             profile.client_edge_ms
         } else {
@@ -323,9 +324,54 @@ async fn run_profile(
         }
         total.inc(1);
     }
+    let mut rounds = Vec::new();
+    if profile.is_local() {
+        // The throughput targets compare flat-out runs of two servers. One run of each,
+        // minutes apart, varied by a fifth on this shared machine, so the targets'
+        // scenarios also run in alternating rounds and each ratio is taken within one
+        // round; the report keeps every round and the targets use the median.
+        let paired: Vec<Scenario> = scenarios::ALL
+            .into_iter()
+            .filter(|sc| scenarios::THROUGHPUT_TARGETS.contains(&sc.name) && selected(sc))
+            .collect();
+        for r in 0..throughput_rounds(opts.quick) {
+            total.set_message(format!("{}: throughput round {}", profile.name, r + 1));
+            let mut order = paired.clone();
+            // Every other round runs backwards, so a drift in the machine's speed during
+            // a round does not always favour the same side.
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            let mut round = report::ThroughputRound::default();
+            for sc in &order {
+                let body = match sc.ask {
+                    Ask::Plain => seed::verify_body(&b.keys.plain, true),
+                    Ask::Stateful => seed::verify_body(&b.keys.stateful, false),
+                };
+                let m = oha(Shot {
+                    addr: server_addr(sc)?,
+                    path: "/v2/keys.verifyKey",
+                    body: Some(body),
+                    bearer: Some(b.root_key.clone()),
+                    connections: opts.max_connections,
+                    duration: Duration::from_secs_f64(opts.seconds),
+                    pace: Pace::Max,
+                })
+                .await?;
+                round.throughput.insert(sc.name, m.throughput);
+            }
+            rounds.push(round);
+        }
+    }
     drop(workerd);
     drop(proxies);
-    Ok(rows)
+    Ok((rows, rounds))
+}
+
+/// Alternating rounds of the throughput targets' scenarios: an odd count, so the median
+/// ratio is one round's.
+fn throughput_rounds(quick: bool) -> usize {
+    if quick { 1 } else { 3 }
 }
 
 /// Alternating runs of origin-hot and the hello-world for the tail target: an odd count,

@@ -75,6 +75,15 @@ pub const HELLO_AT_ORIGIN_RATE: Scenario = Scenario {
     expect_cache: None,
 };
 
+/// The scenarios the throughput targets compare, run again in alternating rounds.
+pub const THROUGHPUT_TARGETS: [&str; 5] = [
+    "hello-axum",
+    "origin-hot",
+    "hello-workerd",
+    "hello-rust-worker",
+    "edge-hit",
+];
+
 pub const ALL: [Scenario; 11] = [
     Scenario {
         name: "hello-axum",
