@@ -10,7 +10,7 @@ use keyway_core::verify::{EventContext, Stateless, VerifyError, decide};
 use keyway_core::wire::{self, Event, ForwardedVerify, ServedBy, VerifyAnswer};
 use worker::{Response, console_log};
 
-use crate::error::{EdgeError, bytes_response};
+use crate::error::{Accept, EdgeError, bytes_response};
 use crate::lookup::{Stale, Status};
 use crate::origin;
 use crate::runtime::{Runtime, now_ms, record_event, request_id, stats};
@@ -25,7 +25,7 @@ pub async fn authenticate(rt: &Runtime, root_hash: &KeyHash) -> Result<RootScope
 pub async fn verify_at_edge(
     rt: &Runtime,
     root_hash: KeyHash,
-    accept: Option<&str>,
+    accept: &Accept,
     request: VerifyKeyRequest,
     query: Option<&Query>,
     hash: &KeyHash,
@@ -77,7 +77,7 @@ pub async fn verify_at_edge(
         Err(VerifyError::Api(e)) => Ok(bytes_response(
             e.status,
             e.to_json(&request_id()),
-            e.content_type(accept),
+            e.content_type(accept.get().as_deref()),
             ServedBy::Edge,
             Some(status.as_str()),
         )),
@@ -95,7 +95,9 @@ pub async fn verify_at_edge(
                 .map_err(|e| EdgeError::Origin(format!("bad verify answer: {e}")))?;
             let problem = answer.status == 429
                 || (answer.status != 200
-                    && accept.is_some_and(|a| a.contains("application/problem+json")));
+                    && accept
+                        .get()
+                        .is_some_and(|a| a.contains("application/problem+json")));
             let content_type = if problem {
                 "application/problem+json"
             } else {

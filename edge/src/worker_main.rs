@@ -12,7 +12,7 @@ use keyway_core::wire::ServedBy;
 use worker::{Context, Env, Method, Request, Response, console_log, event};
 
 use crate::config::Config;
-use crate::error::{EdgeError, bytes_response};
+use crate::error::{Accept, EdgeError, bytes_response};
 use crate::origin::{self, VERIFY_PATH};
 use crate::route::{RouteMode, may_proxy};
 use crate::runtime::{self, Runtime, config, flush_events, route_mode, stats};
@@ -29,23 +29,23 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let cfg = config(&env);
-    let accept = req.headers().get("accept").ok().flatten();
+    let accept = Accept::of(req.headers());
     let rt = Runtime {
         cfg,
         ctx: Some(Rc::new(ctx)),
     };
-    let result = handle(req, &env, &rt, accept.as_deref()).await;
+    let result = handle(req, &env, &rt, &accept).await;
     if let Some(ctx) = &rt.ctx {
         flush_events(&rt.cfg, ctx, false);
     }
-    Ok(result.unwrap_or_else(|e| e.into_response(accept.as_deref(), ServedBy::Edge)))
+    Ok(result.unwrap_or_else(|e| e.into_response(&accept, ServedBy::Edge)))
 }
 
 async fn handle(
     mut req: Request,
     env: &Env,
     rt: &Runtime,
-    accept: Option<&str>,
+    accept: &Accept,
 ) -> Result<Response, EdgeError> {
     let cfg = &rt.cfg;
     let path = req.path();
@@ -71,8 +71,13 @@ async fn handle(
     // The bearer token is parsed and hashed once per request.
     let root_hash = bearer_token(authorization.as_deref()).map(KeyHash::of);
     if !mode.decides_at_edge(&hash) {
-        let (status, answer, content_type) =
-            origin::public_verify(cfg, &body, authorization.as_deref(), accept).await?;
+        let (status, answer, content_type) = origin::public_verify(
+            cfg,
+            &body,
+            authorization.as_deref(),
+            accept.get().as_deref(),
+        )
+        .await?;
         if mode == RouteMode::Shadow
             && let Some(ctx) = &rt.ctx
         {

@@ -50,6 +50,24 @@ async fn edge_end_to_end() {
         .await;
     assert_eq!((r.status, r.served_by.as_deref()), (400, Some("edge")));
     assert_eq!(r.body["error"]["status"], 400);
+    // An error's content type follows the caller's Accept, as at the origin. The edge reads
+    // Accept only when it answers with an error, so this checks that late read.
+    for (accept, want) in [
+        ("application/problem+json", "application/problem+json"),
+        ("application/json", "application/json"),
+        ("*/*", "application/json"),
+    ] {
+        let resp = reqwest::Client::new()
+            .post(format!("{e}/v2/keys.verifyKey"))
+            .bearer_auth(&origin.root_key)
+            .header("accept", accept)
+            .body("{\"key\":")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["content-type"], want, "Accept: {accept}");
+    }
     let r = c
         .post(
             e,
