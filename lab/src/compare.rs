@@ -181,6 +181,16 @@ async fn start(root: &Path) -> Result<Bench> {
     })
 }
 
+impl Bench {
+    /// The verifyKey body a scenario sends: its seeded key.
+    fn verify_body(&self, sc: &Scenario) -> String {
+        match sc.ask {
+            Ask::Plain => seed::verify_body(&self.keys.plain, true),
+            Ask::Stateful => seed::verify_body(&self.keys.stateful, false),
+        }
+    }
+}
+
 /// Where the caller connects: straight to the server, or through a delay proxy.
 async fn reach(
     target: SocketAddr,
@@ -240,10 +250,7 @@ async fn run_profile(
             profile.client_origin_ms
         };
         let addr = reach(server_addr, one_way, &mut proxies).await?;
-        let body = match sc.ask {
-            Ask::Plain => seed::verify_body(&b.keys.plain, true),
-            Ask::Stateful => seed::verify_body(&b.keys.stateful, false),
-        };
+        let body = b.verify_body(&sc);
         total.set_message(format!("{}: {}", profile.name, sc.name));
         let base = Shot {
             addr,
@@ -344,14 +351,10 @@ async fn run_profile(
             }
             let mut round = report::ThroughputRound::default();
             for sc in &order {
-                let body = match sc.ask {
-                    Ask::Plain => seed::verify_body(&b.keys.plain, true),
-                    Ask::Stateful => seed::verify_body(&b.keys.stateful, false),
-                };
                 let m = oha(Shot {
                     addr: server_addr(sc)?,
                     path: "/v2/keys.verifyKey",
-                    body: Some(body),
+                    body: Some(b.verify_body(sc)),
                     bearer: Some(b.root_key.clone()),
                     connections: opts.max_connections,
                     duration: Duration::from_secs_f64(opts.seconds),
