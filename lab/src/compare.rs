@@ -288,7 +288,7 @@ async fn run_profile(
                 // times on a shared 2-core machine, so the two alternate and each keeps
                 // its median run by p99.
                 let (mut ours, mut hello) = (Vec::new(), Vec::new());
-                for _ in 0..tail_rounds(opts.quick) {
+                for _ in 0..alternating_rounds(opts.quick) {
                     ours.push(oha(at_half.clone()).await?);
                     hello.push(
                         oha(Shot {
@@ -341,7 +341,7 @@ async fn run_profile(
             .into_iter()
             .filter(|sc| scenarios::THROUGHPUT_TARGETS.contains(&sc.name) && selected(sc))
             .collect();
-        for r in 0..throughput_rounds(opts.quick) {
+        for r in 0..alternating_rounds(opts.quick) {
             total.set_message(format!("{}: throughput round {}", profile.name, r + 1));
             let mut order = paired.clone();
             // Every other round runs backwards, so a drift in the machine's speed during
@@ -371,15 +371,10 @@ async fn run_profile(
     Ok((rows, rounds))
 }
 
-/// Alternating rounds of the throughput targets' scenarios: an odd count, so the median
-/// ratio is one round's.
-fn throughput_rounds(quick: bool) -> usize {
-    if quick { 1 } else { 3 }
-}
-
-/// Alternating runs of origin-hot and the hello-world for the tail target: an odd count,
-/// so the median is one real run.
-fn tail_rounds(quick: bool) -> usize {
+/// Alternating runs for the targets (origin-hot and the hello-world at one rate for the
+/// tail; the throughput targets' scenarios flat out): an odd count, so the median is one
+/// real run or one round's ratio.
+fn alternating_rounds(quick: bool) -> usize {
     if quick { 1 } else { 3 }
 }
 
@@ -484,6 +479,6 @@ mod tests {
     fn keeps_the_median_run_by_p99() {
         assert_eq!(median_by_p99(vec![run(9.0), run(1.0), run(4.0)]).p99, 4.0);
         assert_eq!(median_by_p99(vec![run(2.0)]).p99, 2.0);
-        assert_eq!(tail_rounds(false) % 2, 1);
+        assert_eq!(alternating_rounds(false) % 2, 1);
     }
 }
