@@ -16,8 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_core::api::{Envelope, ListEnvelope, Meta, Pagination};
 use keyway_core::error::ApiError;
@@ -308,8 +309,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
-pub fn authorization(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+/// The request's `Authorization` header, taken by handlers instead of a `HeaderMap`,
+/// which axum extracts as a copy of every header (two allocations per request).
+/// Extracting it decides nothing: handlers authenticate after validating the body.
+pub struct Credentials(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Credentials {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        // A refcounted handle on the header's bytes, not a copy.
+        Ok(Credentials(
+            parts.headers.get(header::AUTHORIZATION).cloned(),
+        ))
+    }
+}
+
+impl Credentials {
+    /// The header's text; `None` when it is missing or not visible ASCII.
+    pub fn authorization(&self) -> Option<&str> {
+        self.0.as_ref().and_then(|v| v.to_str().ok())
+    }
 }

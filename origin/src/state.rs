@@ -3,7 +3,6 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use keyway_core::admission::{Admission, Charge};
 use keyway_core::auth::{RootScope, bearer_token};
 use keyway_core::credits::CreditBalance;
@@ -16,7 +15,7 @@ use crate::cluster::ClusterError;
 use crate::cluster::notices::Notices;
 use crate::cluster::script::Limits;
 use crate::events::EventSink;
-use crate::http::{AppError, authorization};
+use crate::http::{AppError, Credentials};
 use crate::ids;
 use crate::ledger::{CreditLedger, FlushReport};
 use crate::limiter::MemoryCounters;
@@ -69,8 +68,8 @@ impl AppState {
     }
 
     /// The caller's root key, from `Authorization: Bearer`.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<RootScope, AppError> {
-        let token = bearer_token(authorization(headers))?;
+    pub async fn authenticate(&self, credentials: &Credentials) -> Result<RootScope, AppError> {
+        let token = bearer_token(credentials.authorization())?;
         self.authenticate_hash(&KeyHash::of(token)).await
     }
 

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::analytics::QueryRequest;
 use keyway_core::auth::{Action, Targets};
 use keyway_core::error::ApiError;
@@ -13,18 +12,18 @@ use crate::analytics::functions::Ctx;
 use crate::analytics::query::{self, QueryError};
 use crate::analytics::reader::ReadError;
 use crate::analytics::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
-use crate::http::{ApiResult, AppError, Json, ok};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok};
 use crate::ids;
 use crate::state::AppState;
 
 pub async fn get_verifications(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<QueryRequest>,
 ) -> ApiResult {
     run(
         &state,
-        &headers,
+        &credentials,
         &req,
         &VERIFICATIONS,
         Action::ReadAnalytics,
@@ -34,12 +33,12 @@ pub async fn get_verifications(
 
 pub async fn get_ratelimits(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<QueryRequest>,
 ) -> ApiResult {
     run(
         &state,
-        &headers,
+        &credentials,
         &req,
         &RATELIMITS,
         Action::ReadRatelimitAnalytics,
@@ -49,7 +48,7 @@ pub async fn get_ratelimits(
 
 async fn run(
     state: &AppState,
-    headers: &HeaderMap,
+    credentials: &Credentials,
     req: &QueryRequest,
     catalog: &Catalog,
     action: Action,
@@ -57,7 +56,7 @@ async fn run(
     let mut v = Issues::new();
     v.length("body.query", &req.query, 1, usize::MAX);
     v.finish()?;
-    let caller = state.authenticate(headers).await?;
+    let caller = state.authenticate(credentials).await?;
     let only = match caller.targets(action) {
         Targets::All => None,
         Targets::Only(ids) => Some(ids),

@@ -1,7 +1,6 @@
 //! `apis.*`.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::Empty;
 use keyway_core::api::apis::{
     ApiData, ApiIdRequest, CreateApiRequest, CreateApiResponseData, ListKeysRequest,
@@ -10,7 +9,7 @@ use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Json, ok, ok_list};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::{authorize, authorize_all};
 use crate::service::resources::api_for;
@@ -21,13 +20,13 @@ use crate::store::{ApiRow, HashFilter};
 
 pub async fn create_api(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<CreateApiRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.name", &req.name, 3, 256);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::CreateApi)?;
     let api = ApiRow {
         id: ids::new_id("api"),
@@ -47,11 +46,11 @@ fn validate_api_id(api_id: &str) -> Result<(), AppError> {
 
 pub async fn get_api(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ApiIdRequest>,
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;
     ok(ApiData {
         id: api.id,
@@ -61,11 +60,11 @@ pub async fn get_api(
 
 pub async fn delete_api(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ApiIdRequest>,
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let api = api_for(&state, &caller, &req.api_id, Action::DeleteApi).await?;
     state.store.delete_api(&api.id, ids::now_ms()).await?;
     state.invalidate(HashFilter::Api(&api.id)).await?;
@@ -74,7 +73,7 @@ pub async fn delete_api(
 
 pub async fn list_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ListKeysRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -84,7 +83,7 @@ pub async fn list_keys(
     }
     v.finish()?;
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     // Listing keys reads the API as well as its keys: Unkey requires both grants.
     authorize(&caller, Action::ReadKey, Some(&req.api_id), not_found::api)?;
     let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;

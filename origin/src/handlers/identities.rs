@@ -1,7 +1,6 @@
 //! `identities.*`.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::Empty;
 use keyway_core::api::identities::{
     CreateIdentityRequest, CreateIdentityResponseData, IdentityRef, ListRequest,
@@ -12,7 +11,7 @@ use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Json, ok, ok_list};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::authorize_all;
 use crate::service::not_found;
@@ -35,7 +34,7 @@ fn validate_ref(v: &mut Issues, identity: &str) {
 
 pub async fn create_identity(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<CreateIdentityRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -43,7 +42,7 @@ pub async fn create_identity(
     validate::meta(&mut v, "body.meta", req.meta.as_ref());
     validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::CreateIdentity)?;
     let row = IdentityRow {
         id: ids::new_id("id"),
@@ -66,13 +65,13 @@ pub async fn create_identity(
 
 pub async fn get_identity(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<IdentityRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadIdentity)?;
     let row = state
         .store
@@ -84,11 +83,11 @@ pub async fn get_identity(
 
 pub async fn list_identities(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadIdentity)?;
     let rows = state
         .store
@@ -105,14 +104,14 @@ pub async fn list_identities(
 
 pub async fn update_identity(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<UpdateIdentityRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
     validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::UpdateIdentity)?;
     let row = state
         .store
@@ -144,13 +143,13 @@ pub async fn update_identity(
 
 pub async fn delete_identity(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<IdentityRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::DeleteIdentity)?;
     let row = state
         .store

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_core::api::{Envelope, Meta};
 use keyway_core::auth::{RootScope, bearer_token};
@@ -17,14 +17,14 @@ use keyway_core::wire::{
 };
 
 use crate::cache::Stale;
-use crate::http::{AppError, RawBody, authorization, request_id};
+use crate::http::{AppError, Credentials, RawBody, request_id};
 use crate::state::AppState;
 
-fn check_secret(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
     let Some(secret) = &state.edge_secret else {
         return Err(AppError(ApiError::route_not_found("/internal/v1")));
     };
-    let token = bearer_token(authorization(headers))?;
+    let token = bearer_token(credentials.authorization())?;
     if secret.matches(token) {
         Ok(())
     } else {
@@ -54,10 +54,10 @@ fn postcard<M: WireMessage>(msg: &M) -> Response {
 
 pub async fn snapshot(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &headers)?;
+    check_secret(&state, &credentials)?;
     let lookup: SnapshotLookup = decode(&body)?;
     // Never hand the edge a stale copy: it caches what it gets for its own fresh time,
     // and two stale windows in a row would double the revocation bound.
@@ -71,10 +71,10 @@ pub async fn snapshot(
 /// neither, in one round trip.
 pub async fn pair(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &headers)?;
+    check_secret(&state, &credentials)?;
     let lookup: PairLookup = decode(&body)?;
     let (root, _) = state.lookup_with(&lookup.root, Stale::Reload).await?;
     let authenticated = RootScope::from_snapshot(root.clone(), crate::ids::now_ms()).is_ok();
@@ -96,10 +96,10 @@ pub async fn pair(
 
 pub async fn verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &headers)?;
+    check_secret(&state, &credentials)?;
     let fwd: ForwardedVerify = decode(&body)?;
     let answer = match forwarded(&state, &fwd).await {
         Ok(data) => {
@@ -135,10 +135,10 @@ async fn forwarded(
 
 pub async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &headers)?;
+    check_secret(&state, &credentials)?;
     let batch: EventBatch = decode(&body)?;
     for e in batch.events {
         state.events.record(e);

@@ -1,7 +1,6 @@
 //! `permissions.*`: workspace permissions and roles.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::Empty;
 use keyway_core::api::identities::ListRequest;
 use keyway_core::api::permissions::{
@@ -13,7 +12,7 @@ use keyway_core::error::ApiError;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Json, ok, ok_list};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::{authorize_all, may_create_permissions};
 use crate::service::not_found;
@@ -33,14 +32,14 @@ async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
 
 pub async fn create_permission(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<CreatePermissionRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.name", &req.name, 1, 512);
     validate::slug(&mut v, "body.slug", &req.slug);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::CreatePermission)?;
     let row = PermissionRow {
         id: ids::new_id("perm"),
@@ -66,13 +65,13 @@ pub async fn create_permission(
 
 pub async fn get_permission(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<PermissionRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadPermission)?;
     let p = state
         .store
@@ -84,11 +83,11 @@ pub async fn get_permission(
 
 pub async fn list_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadPermission)?;
     let rows = state
         .store
@@ -100,13 +99,13 @@ pub async fn list_permissions(
 
 pub async fn delete_permission(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<PermissionRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::DeletePermission)?;
     let p = state
         .store
@@ -124,7 +123,7 @@ pub async fn delete_permission(
 
 pub async fn create_role(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<CreateRoleRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -135,7 +134,7 @@ pub async fn create_role(
         }
     }
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::CreateRole)?;
     if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
         authorize_all(&caller, Action::AddPermissionToRole)?;
@@ -162,13 +161,13 @@ pub async fn create_role(
 
 pub async fn get_role(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<RoleRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadRole)?;
     let r = state
         .store
@@ -180,11 +179,11 @@ pub async fn get_role(
 
 pub async fn list_roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::ReadRole)?;
     let rows = state
         .store
@@ -196,13 +195,13 @@ pub async fn list_roles(
 
 pub async fn delete_role(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<RoleRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::DeleteRole)?;
     let r = state
         .store
@@ -219,14 +218,14 @@ pub async fn delete_role(
 /// on their next verification.
 pub async fn set_role_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<SetRolePermissionsRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.roleId", &req.role_id, 1, 255);
     validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     authorize_all(&caller, Action::AddPermissionToRole)?;
     authorize_all(&caller, Action::RemovePermissionFromRole)?;
     let role = state

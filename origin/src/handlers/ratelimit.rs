@@ -1,7 +1,6 @@
 //! `ratelimit.*`: standalone rate limiting by namespace and identifier, with overrides.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::ratelimit::{
     LimitRequest, LimitResponseData, ListOverridesRequest, MultiLimitCheck, MultiLimitResponseData,
     OverrideData, OverrideRef, SetOverrideRequest, SetOverrideResponseData,
@@ -13,7 +12,9 @@ use keyway_core::validate::{Issues, parse_json};
 use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Json, RawBody, ok, ok_list, request_id, started};
+use crate::http::{
+    ApiResult, AppError, Credentials, Json, RawBody, ok, ok_list, request_id, started,
+};
 use crate::ids;
 use crate::overrides::OverrideCache;
 use crate::service::not_found;
@@ -99,13 +100,13 @@ async fn run(
 
 pub async fn limit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<LimitRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_limit(&mut v, "body.", &req);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_limit(&caller, &req.namespace, Action::Limit)?;
     let (passed, mut checks) = run(&state, &caller, std::slice::from_ref(&req)).await?;
     let c = checks.remove(0);
@@ -120,7 +121,7 @@ pub async fn limit(
 
 pub async fn multi_limit(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> ApiResult {
     let reqs: Vec<LimitRequest> = parse_json(&body)?;
@@ -135,7 +136,7 @@ pub async fn multi_limit(
         validate_limit(&mut v, &format!("body[{i}]."), r);
     }
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     for r in &reqs {
         require_limit(&caller, &r.namespace, Action::Limit)?;
     }
@@ -156,14 +157,14 @@ fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
 
 pub async fn set_override(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<SetOverrideRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.range("body.duration", req.duration, 1000, 2_592_000_000);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_limit(&caller, &req.namespace, Action::SetOverride)?;
     let row = OverrideRow {
         id: ids::new_id("rlo"),
@@ -182,13 +183,13 @@ pub async fn set_override(
 
 pub async fn get_override(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<OverrideRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let o = state
         .store
@@ -205,14 +206,14 @@ pub async fn get_override(
 
 pub async fn list_overrides(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<ListOverridesRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.namespace", &req.namespace, 1, 512);
     v.finish()?;
     let limit = page_limit(req.limit, 10)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let rows = state
         .store
@@ -238,13 +239,13 @@ pub async fn list_overrides(
 
 pub async fn delete_override(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<OverrideRef>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_limit(&caller, &req.namespace, Action::DeleteOverride)?;
     let o = state
         .store

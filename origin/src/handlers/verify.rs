@@ -1,22 +1,21 @@
 //! `keys.verifyKey`: the hot path.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::keys::VerifyKeyRequest;
 use keyway_core::validate::{parse_json, verify_request};
 
-use crate::http::{ApiResult, RawBody, ok};
+use crate::http::{ApiResult, Credentials, RawBody, ok};
 use crate::service::verify::verify;
 use crate::state::AppState;
 
 pub async fn verify_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     RawBody(body): RawBody,
 ) -> ApiResult {
     let req: VerifyKeyRequest = parse_json(&body)?;
     let query = verify_request(&req)?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let hash = req.key.hash();
     let data = verify(&state, &caller, &hash, &req, query.as_ref()).await?;
     ok(data)

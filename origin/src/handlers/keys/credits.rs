@@ -1,14 +1,13 @@
 //! `keys.updateCredits`: a balance set, raised or lowered from its live value.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::keys::{CreditOperation, KeyCreditsData, UpdateCreditsRequest};
 use keyway_core::auth::Action;
 use keyway_core::credits::CreditBalance;
 use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::validate::Issues;
 
-use crate::http::{ApiResult, AppError, Json, ok};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok};
 use crate::ids;
 use crate::service::resources::{key_for, snapshot_for};
 use crate::service::validate;
@@ -18,7 +17,7 @@ use crate::store::KeyUpdate;
 
 pub async fn update_credits(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<UpdateCreditsRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -29,7 +28,7 @@ pub async fn update_credits(
         });
     }
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();

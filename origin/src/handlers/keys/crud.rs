@@ -1,7 +1,6 @@
 //! Keys themselves: create, read, update, delete, reroll.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::keys::{
     CreateKeyRequest, CreateKeyResponseData, DeleteKeyRequest, GetKeyRequest, RerollKeyRequest,
     UpdateKeyRequest, WhoamiRequest,
@@ -15,7 +14,7 @@ use keyway_core::snapshot::LimitOwner;
 use keyway_core::validate::Issues;
 
 use super::new_api_key;
-use crate::http::{ApiResult, AppError, Json, ok};
+use crate::http::{ApiResult, AppError, Credentials, Json, ok};
 use crate::ids;
 use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
 use crate::service::resources::{api_for, key_for, snapshot_for};
@@ -43,7 +42,7 @@ async fn key_data(
 
 pub async fn create_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<CreateKeyRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -71,7 +70,7 @@ pub async fn create_key(
     validate::key_fields(&mut v, "body", &fields);
     v.finish()?;
 
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_grant_changes(
         &caller,
         req.permissions
@@ -123,26 +122,26 @@ pub async fn create_key(
 
 pub async fn get_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<GetKeyRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate::key_id(&mut v, &req.key_id);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::ReadKey).await?;
     ok(key_data(&state, &caller, row, req.decrypt).await?)
 }
 
 pub async fn whoami(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<WhoamiRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     v.length("body.key", req.key.expose(), 1, 512);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let hash = req.key.hash();
     let row = state
         .store
@@ -161,13 +160,13 @@ pub async fn whoami(
 
 pub async fn delete_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<DeleteKeyRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate::key_id(&mut v, &req.key_id);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::DeleteKey).await?;
     let now = ids::now_ms();
     if req.permanent {
@@ -181,7 +180,7 @@ pub async fn delete_key(
 
 pub async fn update_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<UpdateKeyRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -208,7 +207,7 @@ pub async fn update_key(
     validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
     v.finish()?;
 
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_grant_changes(
         &caller,
         req.permissions.as_ref().map(|_| SetOp::Set),
@@ -261,14 +260,14 @@ pub async fn update_key(
 
 pub async fn reroll_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<RerollKeyRequest>,
 ) -> ApiResult {
     let mut v = Issues::new();
     validate::key_id(&mut v, &req.key_id);
     validate::expires(&mut v, "body.expiration", req.expiration);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::CreateKey).await?;
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();

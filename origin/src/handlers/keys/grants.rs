@@ -1,13 +1,12 @@
 //! A key's direct permissions and roles: add, set, remove.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::keys::{KeyPermissionsRequest, KeyRolesRequest};
 use keyway_core::api::permissions::PermissionData;
 use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
-use crate::http::{ApiResult, Json, ok};
+use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::service::access::{may_create_permissions, require_grant_changes};
 use crate::service::resources::key_for;
@@ -18,7 +17,7 @@ use crate::store::{HashFilter, SetOp};
 
 async fn change_permissions(
     state: AppState,
-    headers: HeaderMap,
+    credentials: Credentials,
     req: KeyPermissionsRequest,
     op: SetOp,
 ) -> ApiResult {
@@ -31,7 +30,7 @@ async fn change_permissions(
     );
     validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_grant_changes(&caller, Some(op), None)?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     state
@@ -58,31 +57,31 @@ async fn change_permissions(
 
 pub async fn add_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyPermissionsRequest>,
 ) -> ApiResult {
-    change_permissions(state, headers, req, SetOp::Add).await
+    change_permissions(state, credentials, req, SetOp::Add).await
 }
 
 pub async fn set_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyPermissionsRequest>,
 ) -> ApiResult {
-    change_permissions(state, headers, req, SetOp::Set).await
+    change_permissions(state, credentials, req, SetOp::Set).await
 }
 
 pub async fn remove_permissions(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyPermissionsRequest>,
 ) -> ApiResult {
-    change_permissions(state, headers, req, SetOp::Remove).await
+    change_permissions(state, credentials, req, SetOp::Remove).await
 }
 
 async fn change_roles(
     state: AppState,
-    headers: HeaderMap,
+    credentials: Credentials,
     req: KeyRolesRequest,
     op: SetOp,
 ) -> ApiResult {
@@ -95,7 +94,7 @@ async fn change_roles(
     );
     validate::roles(&mut v, "body.roles", Some(&req.roles));
     v.finish()?;
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     require_grant_changes(&caller, None, Some(op))?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     state
@@ -115,24 +114,24 @@ async fn change_roles(
 
 pub async fn add_roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyRolesRequest>,
 ) -> ApiResult {
-    change_roles(state, headers, req, SetOp::Add).await
+    change_roles(state, credentials, req, SetOp::Add).await
 }
 
 pub async fn set_roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyRolesRequest>,
 ) -> ApiResult {
-    change_roles(state, headers, req, SetOp::Set).await
+    change_roles(state, credentials, req, SetOp::Set).await
 }
 
 pub async fn remove_roles(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<KeyRolesRequest>,
 ) -> ApiResult {
-    change_roles(state, headers, req, SetOp::Remove).await
+    change_roles(state, credentials, req, SetOp::Remove).await
 }

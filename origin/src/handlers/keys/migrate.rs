@@ -1,14 +1,13 @@
 //! keys.migrateKeys: moving keys in from another system by their hashes.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use keyway_core::api::keys::{MigrateKeysRequest, MigrateKeysResponseData, MigratedKey};
 use keyway_core::auth::Action;
 use keyway_core::key::{ImportedHash, KeyHash};
 use keyway_core::validate::Issues;
 
 use super::new_api_key;
-use crate::http::{ApiResult, Json, ok};
+use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::service::access::require_grant_changes;
 use crate::service::resources::api_for;
@@ -22,7 +21,7 @@ pub const MAX_BATCH: usize = 1000;
 
 pub async fn migrate_keys(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    credentials: Credentials,
     Json(req): Json<MigrateKeysRequest>,
 ) -> ApiResult {
     let strategy = ImportedHash::by_id(&req.migration_id);
@@ -60,7 +59,7 @@ pub async fn migrate_keys(
     }
     v.finish()?;
 
-    let caller = state.authenticate(&headers).await?;
+    let caller = state.authenticate(&credentials).await?;
     let any = |list: Option<&Vec<String>>| list.is_some_and(|l| !l.is_empty());
     require_grant_changes(
         &caller,
