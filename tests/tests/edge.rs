@@ -101,6 +101,14 @@ async fn edge_end_to_end() {
         hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
     );
+    let again = anonymous
+        .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
+        .await;
+    assert_ne!(
+        again.body["meta"]["requestId"].as_str(),
+        Some(id),
+        "ids repeat"
+    );
 
     // Only the public API is proxied: never the internal endpoints, and /metrics only when
     // the operator asks for it.
