@@ -35,6 +35,18 @@ impl EventMode {
     }
 }
 
+/// The event writer thread's CPU priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WriterPriority {
+    /// The same as the runtime's workers.
+    Normal,
+    /// Linux `SCHED_IDLE`: the writer runs only when the workers leave the CPU free, so a
+    /// batch never delays a verification. When the CPU stays busy, writes lag, events can
+    /// be dropped once the buffer is full, and with SQLite the API's own writes can wait
+    /// behind a batch that holds the write lock.
+    Idle,
+}
+
 /// How long analytics rows are kept, in days per table; 0 keeps them forever.
 #[derive(Debug, Clone, Args)]
 pub struct Retention {
@@ -218,6 +230,16 @@ pub struct ServeConfig {
     /// Analytics: `raw+rollup`, `rollup` (counts only) or `off`.
     #[arg(long, env = "KEYWAY_EVENTS", value_enum, default_value = "raw+rollup")]
     pub events: EventMode,
+
+    /// The event writer's CPU priority: `normal`, or `idle` to yield every CPU the
+    /// verifications want (for a server given about one core).
+    #[arg(
+        long,
+        env = "KEYWAY_EVENT_WRITER_PRIORITY",
+        value_enum,
+        default_value = "normal"
+    )]
+    pub event_writer_priority: WriterPriority,
 
     #[command(flatten)]
     pub retention: Retention,

@@ -66,6 +66,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
             batch_size: config.event_batch_size.max(1),
             interval: Duration::from_millis(config.event_flush_ms.max(10)),
             mode: config.events,
+            priority: config.event_writer_priority,
         },
         Arc::clone(&metrics),
     )?;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::config::EventMode;
+use crate::config::{EventMode, WriterPriority};
 use crate::metrics::Metrics;
 
 mod recorded;
@@ -111,6 +111,7 @@ pub struct BatchConfig {
     pub batch_size: usize,
     pub interval: Duration,
     pub mode: EventMode,
+    pub priority: WriterPriority,
 }
 
 impl EventBatcher {
@@ -154,6 +155,9 @@ impl EventBatcher {
 }
 
 fn run(mut writer: Writer, buffer: &Buffer) {
+    if buffer.config.priority == WriterPriority::Idle {
+        set_idle_priority();
+    }
     loop {
         // Woken early when a batch fills or at shutdown; an unpark that came before
         // this park makes it return at once, so no wake-up is lost.
@@ -181,6 +185,28 @@ fn run(mut writer: Writer, buffer: &Buffer) {
             return;
         }
     }
+}
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class. Measured with the server on
+/// one core at half its maximum rate, a batch at normal priority held the core for a
+/// scheduler slice at a time while verifications queued: p99 2.4 to 3.7 ms against 0.9
+/// to 1.5 ms with the writer idle (README, "The event writer's priority").
+fn set_idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread, and `param` outlives the call.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if rc == 0 {
+            tracing::info!("the event writer runs at idle priority");
+        } else {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "could not give the event writer idle priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!(
+        "idle priority for the event writer exists only on Linux; it runs at normal priority"
+    );
 }
 
 fn gauge(n: usize) -> i64 {

@@ -295,3 +295,48 @@ both!(
         db.close().await;
     }
 );
+
+/// The scheduling policy of the server's thread named `name`, from `/proc` (field 41 of
+/// the thread's `stat`; 0 is normal, 5 is `SCHED_IDLE`).
+fn thread_policy(pid: u32, name: &str) -> Option<u32> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // After the parenthesised name, fields start at the third.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            return rest.split_whitespace().nth(41 - 3)?.parse().ok();
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_priority_writer_still_writes_every_event() {
+    let srv = crate::harness::Server::start_with(
+        crate::harness::Backend::Sqlite,
+        &["--event-writer-priority", "idle", "--event-flush-ms", "50"],
+    )
+    .await;
+    assert!(
+        srv.log_line("the event writer runs at idle priority")
+            .is_some()
+    );
+    assert_eq!(thread_policy(srv.pid(), "keyway-events"), Some(5));
+    // The runtime's workers keep the normal class.
+    assert_eq!(thread_policy(srv.pid(), "tokio-rt-worker"), Some(0));
+    let (_, _, key) = srv.create_key(json!({})).await;
+    for _ in 0..20 {
+        srv.verify(json!({"key": key})).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while srv.metric("keyway_events_written_total").await < 20.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events were not written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(srv.metric("keyway_events_dropped_total").await, 0.0);
+}

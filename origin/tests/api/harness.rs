@@ -112,6 +112,14 @@ impl Server {
         status.code()
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process
+            .as_ref()
+            .and_then(|p| p.process.pid())
+            .expect("a running server")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
