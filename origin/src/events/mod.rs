@@ -194,7 +194,9 @@ fn run(mut writer: Writer, buffer: &Buffer) {
 fn set_idle_priority() {
     #[cfg(target_os = "linux")]
     {
-        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_param` is plain integers (musl's has more fields than glibc's),
+        // and all zeros is the priority SCHED_IDLE requires.
+        let param: libc::sched_param = unsafe { std::mem::zeroed() };
         // SAFETY: pid 0 is the calling thread, and `param` outlives the call.
         let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
         if rc == 0 {
