@@ -119,6 +119,10 @@ enum Cmd {
         origin_url: String,
         #[arg(long, env = "KEYWAY_EDGE_SECRET", hide_env_values = true)]
         secret: String,
+        /// Also serve the Rust hello-world Worker (built by `edge/build.sh
+        /// lab/hello-worker`) here, in the same workerd.
+        #[arg(long)]
+        hello_rust_listen: Option<String>,
     },
 }
 
@@ -253,11 +257,15 @@ fn run() -> Result<()> {
             listen,
             origin_url,
             secret,
+            hello_rust_listen,
         } => {
             let root = parts::workspace_root();
             keyway_testkit::workerd::copy_bundle(&root.join("edge/build"), &dir.join("edge"))?;
-            let config = keyway_testkit::WorkerdConfig::new()
+            let mut config = keyway_testkit::WorkerdConfig::new()
                 .worker(parts::edge_worker("edge", &origin_url, &secret, "edge").listen(&listen));
+            if let Some(addr) = hello_rust_listen {
+                config = config.worker(parts::hello_rust_worker(&root, &dir)?.listen(&addr));
+            }
             std::fs::write(dir.join("workerd.capnp"), config.render())?;
             println!("{}", dir.join("workerd.capnp").display());
             Ok(())

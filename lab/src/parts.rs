@@ -155,7 +155,7 @@ pub fn edge_worker(name: &str, origin_url: &str, secret: &str, route: &str) -> W
 /// The workerd config: every edge Worker is the same bundle with its own settings and
 /// its own isolate, all in one workerd process, plus two hello-worlds: one in JS, and
 /// one in Rust through the same `worker` crate entry point as the edge.
-pub fn workerd_config(s: &WorkerdSettings) -> WorkerdConfig {
+pub fn workerd_config(s: &WorkerdSettings, hello_rust: Worker) -> WorkerdConfig {
     let mut config = WorkerdConfig::new();
     for w in s.workers {
         config = config.worker(
@@ -166,8 +166,17 @@ pub fn workerd_config(s: &WorkerdSettings) -> WorkerdConfig {
     }
     config
         .worker(Worker::js(HELLO_JS, "hello.js"))
-        .worker(Worker::bundle(HELLO_RUST, "hello-rust"))
+        .worker(hello_rust)
         .external("cache", s.cache_service)
+}
+
+/// The Rust hello-world Worker, with its bundle copied into `dir` beside the config.
+pub fn hello_rust_worker(root: &Path, dir: &Path) -> Result<Worker> {
+    copy_bundle(
+        &root.join(HELLO_RUST_DIR).join("build"),
+        &dir.join("hello-rust"),
+    )?;
+    Ok(Worker::bundle(HELLO_RUST, "hello-rust"))
 }
 
 /// The workerd hello-world: the least a Worker can do, answering JSON of the size of a
@@ -186,12 +195,9 @@ const HELLO_JS_SOURCE: &str = r#"export default {
 /// port the OS chose (`Workerd::addr` by name).
 pub fn start_workerd(root: &Path, dir: &Path, s: &WorkerdSettings) -> Result<Workerd> {
     copy_bundle(&root.join("edge/build"), &dir.join("edge"))?;
-    copy_bundle(
-        &root.join(HELLO_RUST_DIR).join("build"),
-        &dir.join("hello-rust"),
-    )?;
+    let hello_rust = hello_rust_worker(root, dir)?;
     std::fs::write(dir.join("hello.js"), HELLO_JS_SOURCE)?;
-    Workerd::start(dir, &workerd_config(s))
+    Workerd::start(dir, &workerd_config(s, hello_rust))
 }
 
 /// Resident memory of a process, from /proc.
