@@ -15,11 +15,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 cargo build --release -p keyway-origin --bin keyway -p keyway-lab >/dev/null
 bash edge/build.sh >/dev/null 2>&1
 bash edge/build.sh lab/hello-worker >/dev/null 2>&1
-server=() load=()
-if [ -n "${PIN:-}" ]; then
-  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
-  server=(taskset -c 0) load=(taskset -c 1)
-fi
+source scripts/pin.sh
 
 dir=$(mktemp -d)
 root="root_bench_$RANDOM$RANDOM"
@@ -52,7 +48,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $root"
 wrk.body = '$body'
 LUA
-req_s() { awk '/Requests\/sec/ {print $2}'; }
+declare -A rate
 targets=("edge-hit http://127.0.0.1:18788" "hello-rust http://127.0.0.1:18789")
 # Pinned, the origin shares CPU 1 with wrk, so its row would measure that sharing; its
 # pinned figures come from PIN=1 scripts/bench-origin.sh.
@@ -61,11 +57,10 @@ for r in $(seq "${ROUNDS:-2}"); do
   for target in "${targets[@]}"; do
     set -- $target
     out=$("${load[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$dir/post.lua" "$2/v2/keys.verifyKey")
-    printf 'round %s %-10s %8s req/s  p50 %-9s p90 %-9s p99 %s\n' "$r" "$1" \
-      "$(echo "$out" | req_s)" \
+    rate[$1]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    printf 'round %s %-10s %8s req/s  p50 %-9s p90 %-9s p99 %s\n' "$r" "$1" "${rate[$1]}" \
       "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="90%" {print $2}')" \
       "$(echo "$out" | awk '$1=="99%" {print $2}')"
-    eval "rate_${1//-/_}=$(echo "$out" | req_s)"
   done
-  printf 'round %s edge-hit / Rust hello-world Worker: %.2f\n' "$r" "$(echo "$rate_edge_hit / $rate_hello_rust" | bc -l)"
+  printf 'round %s edge-hit / Rust hello-world Worker: %.2f\n' "$r" "$(echo "${rate[edge-hit]} / ${rate[hello-rust]}" | bc -l)"
 done

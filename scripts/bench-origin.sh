@@ -3,8 +3,8 @@
 # BASE=path also measures another build of `keyway` (say, the previous commit's) in each
 # round, on its own database, so two builds are compared in one sitting.
 # PIN=1 runs the servers on CPU 0 and wrk on CPU 1 (taskset), so each server's figure is
-# its own cost per request rather than how it shares the cores with wrk; on this 2-core
-# machine that makes the ratios repeat to two decimals, where unpinned runs vary by 0.2.
+# its own cost per request rather than how it shares the cores with wrk; on a quiet host
+# that makes the ratios repeat to two decimals, where unpinned runs vary by 0.2.
 # Usage: [BASE=path] [PIN=1] scripts/bench-origin.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +13,7 @@ conns=${2:-32}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 cargo build --release -p keyway-origin --bin keyway -p keyway-lab >/dev/null
 
-server=() load=()
-if [ -n "${PIN:-}" ]; then
-  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
-  server=(taskset -c 0) load=(taskset -c 1)
-fi
+source scripts/pin.sh
 
 dir=$(mktemp -d)
 root="root_bench_$RANDOM$RANDOM"

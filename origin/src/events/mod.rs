@@ -190,7 +190,7 @@ fn run(mut writer: Writer, buffer: &Buffer) {
 /// Puts the calling thread in Linux's `SCHED_IDLE` class. Measured with the server on
 /// one core at half its maximum rate, a batch at normal priority held the core for a
 /// scheduler slice at a time while verifications queued: p99 2.4 to 3.7 ms against 0.9
-/// to 1.5 ms with the writer idle (README, "The event writer's priority").
+/// to 1.5 ms with the writer idle (README, "The server on a core of its own").
 fn set_idle_priority() {
     #[cfg(target_os = "linux")]
     {
