@@ -118,6 +118,13 @@ pub struct AnalyticsLimits {
         default_value_t = 5_000
     )]
     pub timeout_ms: u64,
+    /// Analytics queries one root key may have running at once; more is a 429.
+    #[arg(
+        long = "analytics-per-key",
+        env = "KEYWAY_ANALYTICS_PER_KEY",
+        default_value_t = 2
+    )]
+    pub per_key: usize,
 }
 
 /// Recoverable keys' master keys. Shared by `serve` and `keyway encryption rotate`.

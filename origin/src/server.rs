@@ -106,12 +106,23 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         edge_secret: config.edge_secret.clone().filter(|s| !s.is_empty()),
         cluster,
         analytics: Analytics {
-            reader: Reader::connect(config.database_url.expose())?,
+            reader: analytics_reader(config.database_url.expose()).await?,
             limits: config.analytics_limits.clone(),
+            running: Default::default(),
         },
         vault: config.encryption.vault()?,
     }));
     Ok(Built { state, batcher })
+}
+
+/// The analytics reader; on PostgreSQL, after its role and policies are in place.
+async fn analytics_reader(url: &str) -> anyhow::Result<Reader> {
+    let role = if url.starts_with("sqlite:") {
+        None
+    } else {
+        crate::analytics::reader::prepare_postgres(url).await?
+    };
+    Reader::connect(url, role)
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {

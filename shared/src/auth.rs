@@ -243,6 +243,11 @@ impl RootScope {
             .unwrap_or_default()
     }
 
+    /// The root key's own id: what per-caller quotas count by.
+    pub fn key_id(&self) -> &str {
+        &self.snapshot.key_id
+    }
+
     pub fn permissions(&self) -> &[String] {
         &self.snapshot.permissions
     }

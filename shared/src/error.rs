@@ -209,6 +209,16 @@ impl ApiError {
         )
     }
 
+    /// Over a quota that is not a key's rate limit (analytics queries running at once).
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(
+            429,
+            "Too Many Requests",
+            "user/too_many_requests/query_quota_exceeded",
+            detail,
+        )
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
             503,

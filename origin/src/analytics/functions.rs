@@ -6,7 +6,9 @@
 //! query was planned. A function `translate` does not know is refused by name.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use sqlparser::ast::{Expr, Value};
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{Expr, Value, visit_expressions_mut};
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
@@ -44,12 +46,13 @@ pub fn number(n: impl std::fmt::Display) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }
 
-/// Parses a fixed expression with `{0}`, `{1}`… standing for the arguments. The arguments
-/// are rendered from the validated tree and parenthesized, and the result is parsed
-/// again, so what comes out is one expression tree, never text glued to text.
+/// Parses a fixed expression with `{0}`, `{1}`… standing for the arguments, then puts
+/// each argument's tree (parenthesized) where its name stands. Arguments are never
+/// printed and read back: a string printed by one dialect and read by another is how
+/// the sandbox was once escaped.
 fn template(ctx: &Ctx, sql: &str, args: &[Expr]) -> Result<Expr, QueryError> {
-    // One pass over the template: an argument's own text is never scanned again, so a
-    // literal '{1}' inside an argument stays a literal.
+    // One pass over the template; an argument becomes an unquoted name no user name can
+    // be, since every user name is quoted by then.
     let mut text = String::with_capacity(sql.len() + 16 * args.len());
     let mut rest = sql;
     while let Some(open) = rest.find('{') {
@@ -59,9 +62,9 @@ fn template(ctx: &Ctx, sql: &str, args: &[Expr]) -> Result<Expr, QueryError> {
         match after[..close]
             .parse::<usize>()
             .ok()
-            .and_then(|i| args.get(i))
+            .filter(|i| *i < args.len())
         {
-            Some(a) => text.push_str(&format!("({a})")),
+            Some(i) => text.push_str(&format!("{ARG}{i}")),
             None => text.push_str(&rest[open..(open + 2 + close).min(rest.len())]),
         }
         rest = &after[(close + 1).min(after.len())..];
@@ -75,8 +78,27 @@ fn template(ctx: &Ctx, sql: &str, args: &[Expr]) -> Result<Expr, QueryError> {
             .try_with_sql(&text)
             .and_then(|mut p| p.parse_expr()),
     };
-    parsed.map_err(|e| QueryError::Invalid(format!("could not translate a function call: {e}")))
+    let mut expr = parsed
+        .map_err(|e| QueryError::Invalid(format!("could not translate a function call: {e}")))?;
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let Expr::Identifier(id) = e {
+            let arg = id
+                .value
+                .strip_prefix(ARG)
+                .filter(|_| id.quote_style.is_none())
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| args.get(i));
+            if let Some(a) = arg {
+                *e = Expr::Nested(Box::new(a.clone()));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(expr)
 }
+
+/// The name an argument stands under inside a template.
+const ARG: &str = "kw_arg_";
 
 fn arity(call: &Call, min: usize, max: usize) -> Result<(), QueryError> {
     let n = call.args.len();

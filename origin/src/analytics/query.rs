@@ -10,7 +10,9 @@
 //!   to a stored table by name;
 //! - every identifier is quoted, so names mean the same in SQLite and PostgreSQL;
 //! - functions and `INTERVAL`s are translated (`functions`);
-//! - the outermost query gets a `LIMIT` of one more row than allowed.
+//! - the outermost query gets a `LIMIT` of one more row than allowed;
+//! - the tree is sealed (`seal`): its strings become parameters and its text must parse
+//!   back, in the target's dialect, to the tree that was checked.
 
 use sqlparser::ast::{
     BinaryOperator, CastKind, DateTimeField, Distinct, DuplicateTreatment, Expr, FunctionArg,
@@ -24,6 +26,7 @@ use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 
 use super::functions::{self, Call, Ctx, DAY_MS, Dialect, HOUR_MS, MINUTE_MS};
+use super::seal::{self, Sealed};
 use super::tables::{Catalog, Scope};
 
 /// Longest query text accepted.
@@ -58,7 +61,7 @@ pub fn plan(
     scope: &Scope,
     ctx: Ctx,
     max_rows: u64,
-) -> Result<String, QueryError> {
+) -> Result<Sealed, QueryError> {
     if sql.len() > MAX_QUERY_BYTES {
         return Err(QueryError::Limit(format!(
             "the query is {} bytes; the limit is {MAX_QUERY_BYTES}",
@@ -95,7 +98,7 @@ pub fn plan(
     };
     rewriter.query(&mut query)?;
     cap_rows(&mut query, max_rows);
-    Ok(query.to_string())
+    seal::seal(*query, ctx.dialect)
 }
 
 /// A CTE the query defined, under the name the output gives it.
@@ -830,15 +833,29 @@ mod tests {
         }
     }
 
+    /// The sealed text with each parameter written back in as a literal, to read.
+    pub(crate) fn inlined(s: &Sealed) -> String {
+        let mut out = s.sql.clone();
+        for (i, p) in s.params.iter().enumerate().rev() {
+            let n = i + 1;
+            let lit = format!("'{}'", p.replace('\'', "''"));
+            out = out
+                .replace(&format!("?{n}"), &lit)
+                .replace(&format!("${n}"), &lit);
+        }
+        out
+    }
+
     fn ok(sql: &str) -> String {
-        plan(
+        let sealed = plan(
             sql,
             &VERIFICATIONS,
             &scope(Some(&["api_1"])),
             ctx(Dialect::Sqlite),
             100,
         )
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        inlined(&sealed)
     }
 
     fn err(sql: &str) -> QueryError {
@@ -1030,6 +1047,7 @@ mod tests {
             10,
         )
         .unwrap();
+        let out = inlined(&out);
         assert!(out.contains("FROM ratelimits_per_hour"), "{out}");
         assert!(out.contains("t.namespace IN ('ns')"), "{out}");
     }

@@ -30,7 +30,25 @@ pub struct Table {
 /// The rows of one analytics route: verifications or rate limits.
 #[derive(Debug)]
 pub struct Catalog {
+    /// Which route's rows: the databases' own scope checks name it too, so a query
+    /// through one route cannot read the other's tables even past the rewriter.
+    pub kind: Kind,
     pub tables: &'static [Table],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Verifications,
+    Ratelimits,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Verifications => "verifications",
+            Kind::Ratelimits => "ratelimits",
+        }
+    }
 }
 
 impl Catalog {
@@ -82,6 +100,7 @@ const RATELIMIT_ROLLUP: &[(&str, &str)] = &[
 const RATELIMIT_GROUP: &str = "t.time, t.workspace_id, t.namespace, t.identifier";
 
 pub static VERIFICATIONS: Catalog = Catalog {
+    kind: Kind::Verifications,
     tables: &[
         Table {
             name: "key_verifications_v1",
@@ -136,6 +155,7 @@ pub static VERIFICATIONS: Catalog = Catalog {
 };
 
 pub static RATELIMITS: Catalog = Catalog {
+    kind: Kind::Ratelimits,
     tables: &[
         Table {
             name: "ratelimits_v1",
@@ -189,6 +209,17 @@ pub static RATELIMITS: Catalog = Catalog {
 pub fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// Every stored table an analytics query may read, with the column a grant restricts
+/// and the route it belongs to: what the databases' own sandbox is built from.
+pub fn stored_tables() -> impl Iterator<Item = (&'static str, &'static str, Kind)> {
+    [&VERIFICATIONS, &RATELIMITS]
+        .into_iter()
+        .flat_map(|c| c.tables.iter().map(|t| (t.stored, t.restrict, c.kind)))
+}
+
+/// The one other stored table the subqueries read (`external_id`), and its columns.
+pub const IDENTITIES: (&str, &[&str]) = ("identities", &["id", "workspace_id", "external_id"]);
 
 impl Table {
     /// The subquery that stands for this table: public columns, the caller's rows.

@@ -10,7 +10,7 @@ use keyway_core::validate::Issues;
 
 use crate::analytics::functions::Ctx;
 use crate::analytics::query::{self, QueryError};
-use crate::analytics::reader::ReadError;
+use crate::analytics::reader::{DbScope, ReadError};
 use crate::analytics::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
 use crate::http::{ApiResult, AppError, Credentials, Json, ok};
 use crate::ids;
@@ -80,11 +80,25 @@ async fn run(
         now_ms: ids::now_ms(),
     };
     let max_rows = analytics.limits.max_rows;
-    let sql = query::plan(&req.query, catalog, &scope, ctx, max_rows).map_err(query_error)?;
+    let sealed = query::plan(&req.query, catalog, &scope, ctx, max_rows).map_err(query_error)?;
+    let _slot = analytics
+        .running
+        .enter(caller.key_id(), analytics.limits.per_key)
+        .ok_or_else(|| {
+            AppError(ApiError::too_many_requests(format!(
+                "This root key already has {} analytics queries running; wait for one to finish.",
+                analytics.limits.per_key
+            )))
+        })?;
     let timeout = Duration::from_millis(analytics.limits.timeout_ms);
     let rows = analytics
         .reader
-        .run(&sql, max_rows, timeout)
+        .run(
+            &sealed,
+            &DbScope::new(catalog.kind, &scope),
+            max_rows,
+            timeout,
+        )
         .await
         .map_err(read_error)?;
     ok(rows)
@@ -107,18 +121,12 @@ fn read_error(e: ReadError) -> AppError {
             m,
         )),
         ReadError::Limit(m) => AppError(ApiError::query_limit(m)),
+        ReadError::Unavailable(m) => AppError(ApiError::unavailable(m)),
         ReadError::Database(e) => {
             tracing::error!(error = %e, "analytics query failed");
-            match e {
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                    AppError(ApiError::unavailable(
-                        "The analytics database could not be reached; try again.",
-                    ))
-                }
-                _ => AppError(ApiError::internal(
-                    "The analytics query failed in the database.",
-                )),
-            }
+            AppError(ApiError::internal(
+                "The analytics query failed in the database.",
+            ))
         }
     }
 }
