@@ -81,6 +81,18 @@ impl Drop for TestDb {
                             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                                 .execute(&admin)
                                 .await;
+                        // The origin made an analytics role for this database; roles are
+                        // the server's, not the database's, so they outlive it otherwise.
+                        let role: Result<String, _> = sqlx::query_scalar(&format!(
+                            "SELECT 'keyway_analytics_' || left(md5('{name}'), 12)"
+                        ))
+                        .fetch_one(&admin)
+                        .await;
+                        if let Ok(role) = role {
+                            let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
+                                .execute(&admin)
+                                .await;
+                        }
                         admin.close().await;
                     }
                 });

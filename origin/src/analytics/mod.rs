@@ -1,6 +1,7 @@
 //! Analytics: events recorded as rows and rollups, kept for a while, and read back
 //! through the SQL of `analytics.getVerifications` and `analytics.getRatelimits`.
 
+pub mod cost;
 pub mod functions;
 pub mod query;
 pub mod reader;

@@ -20,14 +20,15 @@ use sqlparser::ast::{
     JoinConstraint, JoinOperator, LimitClause, ObjectName, ObjectNamePart, Offset, OffsetRows,
     OrderByKind, Query, Select, SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
     SetOperator, Statement, TableAlias, TableFactor, TableWithJoins, UnaryOperator, Value,
-    WildcardAdditionalOptions,
+    WildcardAdditionalOptions, visit_expressions_mut,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 
+use super::cost;
 use super::functions::{self, Call, Ctx, DAY_MS, Dialect, HOUR_MS, MINUTE_MS};
 use super::seal::{self, Sealed};
-use super::tables::{Catalog, Scope};
+use super::tables::{Catalog, Scope, scope_slot};
 
 /// Longest query text accepted.
 pub const MAX_QUERY_BYTES: usize = 32 * 1024;
@@ -98,6 +99,7 @@ pub fn plan(
     };
     rewriter.query(&mut query)?;
     cap_rows(&mut query, max_rows);
+    cost::check(&query)?;
     seal::seal(*query, ctx.dialect)
 }
 
@@ -464,7 +466,8 @@ impl Rewriter<'_> {
                         name: id.value.clone(),
                         allowed: self.catalog.names(),
                     })?;
-                let subquery = parse_ours(&table.subquery(self.scope))?;
+                let (text, values) = table.subquery(self.scope);
+                let subquery = parse_ours(&text, &values)?;
                 *f = TableFactor::Derived {
                     lateral: false,
                     subquery,
@@ -806,12 +809,27 @@ fn word_ms(w: &str) -> Option<i64> {
     }
 }
 
-/// Our own subquery text (never the user's), as a tree.
-fn parse_ours(sql: &str) -> Result<Box<Query>, QueryError> {
-    Parser::new(&ClickHouseDialect {})
+/// Our own subquery text (never the user's), as a tree, with the scope's values put in
+/// where their slots stand: as string values in the tree, never as text to be read.
+fn parse_ours(sql: &str, values: &[String]) -> Result<Box<Query>, QueryError> {
+    let mut q = Parser::new(&ClickHouseDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())
-        .map_err(|e| QueryError::Invalid(format!("internal table rewrite failed: {e}")))
+        .map_err(|e| QueryError::Invalid(format!("internal table rewrite failed: {e}")))?;
+    let _ = visit_expressions_mut(&mut *q, |e| {
+        if let Expr::Identifier(id) = e
+            && id.quote_style.is_none()
+            && let Some(v) = values
+                .iter()
+                .enumerate()
+                .find(|(i, _)| id.value == scope_slot(*i))
+                .map(|(_, v)| v)
+        {
+            *e = Expr::value(Value::SingleQuotedString(v.clone()));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Ok(q)
 }
 
 #[cfg(test)]
@@ -904,6 +922,28 @@ mod tests {
         ok(
             "SELECT a.key_id FROM key_verifications_v1 a JOIN key_verifications_per_day_v1 b ON a.key_id = b.key_id",
         );
+    }
+
+    #[test]
+    fn inlining_cannot_grow_a_query_without_bound() {
+        // Doubling through CTEs or nested subqueries, which the databases inline: refused.
+        let mut ctes = String::from("WITH c0 AS (SELECT key_id AS v FROM key_verifications_v1)");
+        for i in 1..=20 {
+            ctes.push_str(&format!(", c{i} AS (SELECT v || v AS v FROM c{})", i - 1));
+        }
+        let doubled = format!("{ctes} SELECT length(v) AS n FROM c20");
+        assert!(matches!(err(&doubled), QueryError::Limit(m) if m.contains("inlined")));
+        let mut nested = String::from("SELECT key_id AS v FROM key_verifications_v1");
+        for _ in 0..20 {
+            nested = format!("SELECT v || v AS v FROM ({nested}) AS s");
+        }
+        assert!(matches!(err(&nested), QueryError::Limit(m) if m.contains("inlined")));
+        // A few levels are fine.
+        let mut few = String::from("SELECT key_id AS v FROM key_verifications_v1");
+        for _ in 0..4 {
+            few = format!("SELECT v || v AS v FROM ({few}) AS s");
+        }
+        ok(&few);
     }
 
     #[test]

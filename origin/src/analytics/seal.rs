@@ -190,7 +190,7 @@ fn quoted_ident(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -212,6 +212,167 @@ mod tests {
         assert!(quoted_ident("Total verifications") && quoted_ident("größe"));
         for bad in ["a\"b", "a`b", "a\\", "a'b", "[x]", "a\0b", "a\nb", ""] {
             assert!(!quoted_ident(bad), "{bad:?}");
+        }
+    }
+
+    use crate::analytics::functions::Ctx;
+    use crate::analytics::query::plan;
+    use crate::analytics::tables::{RATELIMITS, Scope, VERIFICATIONS};
+    use proptest::prelude::*;
+
+    /// Characters every dialect reads differently somewhere: quotes of each kind,
+    /// backslashes, comment and statement markers, dollar quotes, PostgreSQL's `E'` and
+    /// `U&'`, SQLite's brackets, control characters and non-ASCII text.
+    pub(crate) fn hostile_char() -> impl Strategy<Value = char> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                '\'', '\\', '"', '`', '-', '/', '*', ';', '$', 'E', 'U', '&', '[', ']', '(',
+                ')', ',', ' ', '\n', '\t', '\r', 'a', 'z', '0', '9', '{', '}', '%', '?',
+                ':', '@', '#', '=', '|',
+            ]),
+            1 => any::<char>(),
+        ]
+    }
+
+    pub(crate) fn hostile_string() -> impl Strategy<Value = String> {
+        prop::collection::vec(hostile_char(), 0..24).prop_map(|c| c.into_iter().collect())
+    }
+
+    /// `v` as a ClickHouse string literal, escaping quotes either way ClickHouse reads.
+    pub(crate) fn clickhouse_literal(v: &str, doubled: bool) -> String {
+        let body = v
+            .replace('\\', "\\\\")
+            .replace('\'', if doubled { "''" } else { "\\'" });
+        format!("'{body}'")
+    }
+
+    /// A piece of a select list: a literal, a name, a call, or text as it comes.
+    fn item() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (hostile_string(), any::<bool>()).prop_map(|(v, d)| clickhouse_literal(&v, d)),
+            (hostile_string(), any::<bool>())
+                .prop_map(|(v, d)| format!("concat(key_id, {}) AS x", clickhouse_literal(&v, d))),
+            (hostile_string(), any::<bool>()).prop_map(|(v, d)| format!(
+                "countIf(outcome = {}) AS n",
+                clickhouse_literal(&v, d)
+            )),
+            hostile_string().prop_map(|v| format!("1 AS `{v}`")),
+            hostile_string().prop_map(|v| format!("1 AS \"{v}\"")),
+            hostile_string().prop_map(|v| format!("key_id /* {v} */")),
+            hostile_string().prop_map(|v| format!("key_id -- {v}\n")),
+            hostile_string().prop_map(|v| format!("E'{v}'")),
+            hostile_string().prop_map(|v| format!("U&'{v}'")),
+            hostile_string().prop_map(|v| format!("$${v}$$")),
+            hostile_string().prop_map(|v| format!("[{v}]")),
+            hostile_string(),
+            Just("key_id".to_string()),
+            Just("toStartOfMonth(time) AS m".to_string()),
+        ]
+    }
+
+    fn hostile_query() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(item(), 1..4),
+            prop::sample::select(vec!["key_verifications_v1", "ratelimits_v1"]),
+            prop::option::of(item()),
+        )
+            .prop_map(|(items, table, filter)| {
+                let mut q = format!("SELECT {} FROM {table}", items.join(", "));
+                if let Some(f) = filter {
+                    q.push_str(&format!(" WHERE {f}"));
+                }
+                q
+            })
+    }
+
+    /// The sealed text, outside its quoted names, holds no string, comment or second
+    /// statement: whatever the caller wrote, only names, numbers, keywords, operators and
+    /// placeholders are left.
+    pub(crate) fn hides_nothing(sql: &str, dialect: Dialect) -> Result<(), String> {
+        let quote = match dialect {
+            Dialect::Sqlite => '`',
+            Dialect::Postgres => '"',
+        };
+        let mut outside = String::new();
+        let mut in_name = false;
+        for c in sql.chars() {
+            if c == quote {
+                in_name = !in_name;
+                outside.push(' ');
+            } else if !in_name {
+                outside.push(c);
+            }
+        }
+        if in_name {
+            return Err("an unclosed name".into());
+        }
+        for bad in ["'", "--", "/*", ";", "\\", "\"", "`", "[", "$$", "\0"] {
+            if outside.contains(bad) {
+                return Err(format!("{bad:?} outside a name"));
+            }
+        }
+        // A `$` is only ever a placeholder's.
+        let mut chars = outside.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && !chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                return Err("a `$` that is not a placeholder".into());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn what_runs_is_what_was_checked(query in hostile_query(), pg in any::<bool>()) {
+            let dialect = if pg { Dialect::Postgres } else { Dialect::Sqlite };
+            let catalog = if query.contains("ratelimits_v1") { &RATELIMITS } else { &VERIFICATIONS };
+            let scope = Scope { workspace_id: "ws_'1\\".into(), only: Some(vec!["api_'\\x".into()]) };
+            let ctx = Ctx { dialect, now_ms: 1_700_000_000_000 };
+            if let Ok(sealed) = plan(&query, catalog, &scope, ctx, 100) {
+                prop_assert!(hides_nothing(&sealed.sql, dialect).is_ok(),
+                    "{query}\n=> {}\n{:?}", sealed.sql, hides_nothing(&sealed.sql, dialect));
+                // Where a table is read, its scope is bound, never spliced.
+                if sealed.sql.contains(" t WHERE ") {
+                    prop_assert!(sealed.params.contains(&"ws_'1\\".to_string()));
+                }
+                let again = reparse(&sealed.sql, dialect);
+                prop_assert!(again.is_ok(), "{query}\n=> {}", sealed.sql);
+            }
+        }
+
+        /// Queries that are valid whatever their strings hold must plan, so the property
+        /// above is not passed by refusing everything.
+        #[test]
+        fn hostile_strings_in_valid_queries_plan(
+            values in prop::collection::vec((hostile_string(), any::<bool>()), 1..4),
+            pg in any::<bool>(),
+        ) {
+            let dialect = if pg { Dialect::Postgres } else { Dialect::Sqlite };
+            let items: Vec<String> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (v, d))| format!("concat(key_id, {}) AS c{i}", clickhouse_literal(v, *d)))
+                .collect();
+            let query = format!(
+                "SELECT {} FROM key_verifications_v1 WHERE outcome <> {}",
+                items.join(", "),
+                clickhouse_literal(&values[0].0, !values[0].1)
+            );
+            let scope = Scope { workspace_id: "ws_'1\\".into(), only: Some(vec!["ns \\' --".into()]) };
+            let ctx = Ctx { dialect, now_ms: 0 };
+            match plan(&query, &VERIFICATIONS, &scope, ctx, 100) {
+                Ok(sealed) => {
+                    prop_assert!(hides_nothing(&sealed.sql, dialect).is_ok(), "{}", sealed.sql);
+                    prop_assert!(sealed.params.contains(&"ws_'1\\".to_string()));
+                    prop_assert!(sealed.params.contains(&"ns \\' --".to_string()));
+                    for (v, _) in &values {
+                        prop_assert!(sealed.params.contains(v), "{v:?} in {:?}", sealed.params);
+                    }
+                }
+                Err(e) => prop_assert!(values.iter().any(|(v, _)| v.contains('\0')), "{query}: {e}"),
+            }
         }
     }
 }

@@ -205,11 +205,6 @@ pub static RATELIMITS: Catalog = Catalog {
     ],
 };
 
-/// `'it''s'`: a string literal. Only our own ids reach here, but quote them properly.
-pub fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// Every stored table an analytics query may read, with the column a grant restricts
 /// and the route it belongs to: what the databases' own sandbox is built from.
 pub fn stored_tables() -> impl Iterator<Item = (&'static str, &'static str, Kind)> {
@@ -221,19 +216,27 @@ pub fn stored_tables() -> impl Iterator<Item = (&'static str, &'static str, Kind
 /// The one other stored table the subqueries read (`external_id`), and its columns.
 pub const IDENTITIES: (&str, &[&str]) = ("identities", &["id", "workspace_id", "external_id"]);
 
+/// The name that stands for the caller's `i`th scope value in a subquery's text, until
+/// `query` puts the value itself in the parsed tree: values are never printed into SQL.
+pub fn scope_slot(i: usize) -> String {
+    format!("kw_scope_{i}")
+}
+
 impl Table {
-    /// The subquery that stands for this table: public columns, the caller's rows.
-    pub fn subquery(&self, scope: &Scope) -> String {
+    /// The subquery that stands for this table: public columns, the caller's rows. The
+    /// scope's values (workspace, then each readable id) appear as `scope_slot(i)` names.
+    pub fn subquery(&self, scope: &Scope) -> (String, Vec<String>) {
         let columns = self
             .columns
             .iter()
             .map(|(name, sql)| format!("{sql} AS {name}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let mut values = vec![scope.workspace_id.clone()];
         let mut sql = format!(
             "SELECT {columns} FROM {} t WHERE t.workspace_id = {}",
             self.stored,
-            literal(&scope.workspace_id)
+            scope_slot(0)
         );
         if let Some(only) = &scope.only {
             // An empty grant list never reaches here (it is a 403), but an empty IN ()
@@ -241,14 +244,19 @@ impl Table {
             if only.is_empty() {
                 sql.push_str(" AND 1 = 0");
             } else {
-                let ids = only.iter().map(|s| literal(s)).collect::<Vec<_>>();
-                sql.push_str(&format!(" AND t.{} IN ({})", self.restrict, ids.join(", ")));
+                let slots = (1..=only.len()).map(scope_slot).collect::<Vec<_>>();
+                values.extend(only.iter().cloned());
+                sql.push_str(&format!(
+                    " AND t.{} IN ({})",
+                    self.restrict,
+                    slots.join(", ")
+                ));
             }
         }
         if let Some(g) = self.group_by {
             sql.push_str(&format!(" GROUP BY {g}"));
         }
-        sql
+        (sql, values)
     }
 }
 
@@ -259,19 +267,20 @@ mod tests {
     #[test]
     fn subqueries_restrict_to_the_scope() {
         let t = VERIFICATIONS.find("KEY_VERIFICATIONS_V1").unwrap();
-        let all = t.subquery(&Scope {
+        let (all, values) = t.subquery(&Scope {
             workspace_id: "ws_1".into(),
             only: None,
         });
-        assert!(all.contains("FROM key_verifications t WHERE t.workspace_id = 'ws_1'"));
+        assert!(all.contains("FROM key_verifications t WHERE t.workspace_id = kw_scope_0"));
         assert!(!all.contains(" IN "));
-        let some = t.subquery(&Scope {
+        assert_eq!(values, ["ws_1"]);
+        let (some, values) = t.subquery(&Scope {
             workspace_id: "ws_'x".into(),
-            only: Some(vec!["api_1".into(), "api_2".into()]),
+            only: Some(vec!["api_1".into(), "api_\\'2".into()]),
         });
-        assert!(some.contains("t.workspace_id = 'ws_''x'"));
-        assert!(some.ends_with("AND t.api_id IN ('api_1', 'api_2')"));
-        let none = t.subquery(&Scope {
+        assert!(some.ends_with("AND t.api_id IN (kw_scope_1, kw_scope_2)"));
+        assert_eq!(values, ["ws_'x", "api_1", "api_\\'2"]);
+        let (none, _) = t.subquery(&Scope {
             workspace_id: "ws_1".into(),
             only: Some(vec![]),
         });

@@ -389,8 +389,10 @@ fn classify(e: sqlx::Error, collector: &Collector) -> ReadError {
             ));
         }
         // 42 syntax, names and privileges (42501: a read the sandbox refuses), 22 data,
-        // 21 cardinality, 25006 read-only.
-        let caller = ["42", "22", "21"].iter().any(|c| code.starts_with(c)) || code == "25006";
+        // 21 cardinality, 0A feature not supported (a write nested in a query), 25006
+        // read-only.
+        let caller =
+            ["42", "22", "21", "0A"].iter().any(|c| code.starts_with(c)) || code == "25006";
         if caller {
             return ReadError::Rejected(format!(
                 "the database refused the query: {}",
@@ -399,4 +401,165 @@ fn classify(e: sqlx::Error, collector: &Collector) -> ReadError {
         }
     }
     database(e)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The database alone: raw SQL straight to the reader, no rewriter in front, on a
+    //! PostgreSQL database of the test's own.
+    use super::*;
+    use crate::store::Store;
+    use keyway_testkit::db::{Backend, TestDb};
+
+    async fn setup() -> (TestDb, PgReader) {
+        let db = TestDb::new(Backend::Postgres).await.unwrap();
+        let store = Store::connect(&db.url, 2).await.unwrap();
+        store.close().await;
+        let pool = db.pool().await.unwrap();
+        for (ws, api, n) in [("ws_1", "a1", 1), ("ws_1", "a2", 10), ("ws_2", "a1", 100)] {
+            sqlx::query(&format!(
+                "INSERT INTO key_verifications_per_day (time, workspace_id, api_id, key_id, identity_id, outcome, tags, count, spent_credits) \
+                 VALUES (0, '{ws}', '{api}', 'k', '', 'VALID', '[]', {n}, 0)"
+            ))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+        let role = prepare(&db.url)
+            .await
+            .unwrap()
+            .expect("the test user may create roles");
+        // Twice, as a second node or a restart does: it keeps the role current.
+        let role2 = prepare(&db.url).await.unwrap().unwrap();
+        assert_eq!(role.password, role2.password);
+        let reader = PgReader::connect(&db.url, Some(role)).unwrap();
+        (db, reader)
+    }
+
+    fn scope(only: Option<&[&str]>) -> DbScope {
+        DbScope {
+            kind: Kind::Verifications,
+            workspace_id: "ws_1".into(),
+            only: only.map(|o| o.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    async fn run(r: &PgReader, sql: &str, scope: DbScope) -> Result<Rows, ReadError> {
+        let sealed = Sealed {
+            sql: sql.into(),
+            params: Vec::new(),
+        };
+        r.run(&sealed, &scope, Collector::new(100, Duration::from_secs(2)))
+            .await
+    }
+
+    async fn number(r: &PgReader, sql: &str, scope: DbScope) -> f64 {
+        let rows = run(r, sql, scope)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows[0]
+            .values()
+            .next()
+            .and_then(Value::as_f64)
+            .unwrap_or(-1.0)
+    }
+
+    #[tokio::test]
+    async fn the_role_sees_only_its_grants_rows() {
+        let (_db, r) = setup().await;
+        let sum = "SELECT COALESCE(SUM(count), 0) AS n FROM key_verifications_per_day";
+        assert_eq!(number(&r, sum, scope(None)).await, 11.0);
+        assert_eq!(number(&r, sum, scope(Some(&["a1"]))).await, 1.0);
+        assert_eq!(number(&r, sum, scope(Some(&[]))).await, 0.0);
+        let other = DbScope {
+            kind: Kind::Ratelimits,
+            ..scope(None)
+        };
+        assert_eq!(number(&r, sum, other).await, 0.0, "the other route's grant");
+        // Forged settings do not widen the scope: the grant is found by its token.
+        for forged in [
+            "SELECT set_config('keyway.analytics_token', 'guess', true) AS t, (SELECT COALESCE(SUM(count), 0) FROM key_verifications_per_day) AS n",
+            "SELECT (SELECT COALESCE(SUM(count), 0) FROM key_verifications_per_day, (SELECT set_config('keyway.analytics_token', '', false)) AS x) AS n",
+        ] {
+            let rows = run(&r, forged, scope(Some(&["a1"]))).await.unwrap();
+            let n = rows[0]["n"].as_f64().unwrap_or(-1.0);
+            assert!(n <= 1.0, "{forged}: {rows:?}");
+        }
+        // Grants do not outlive their query.
+        let pool = PgPool::connect(&_db.url).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keyway_analytics_grants")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn everything_else_is_refused_by_the_database() {
+        let (_db, r) = setup().await;
+        for sql in [
+            "SELECT * FROM keys",
+            "SELECT hash FROM keys",
+            "SELECT meta FROM identities",
+            "SELECT * FROM keyway_analytics_grants",
+            "SELECT * FROM keyway_analytics_role",
+            "SELECT * FROM apis",
+            "SELECT pg_read_file('/etc/passwd') AS x",
+            "SELECT pg_ls_dir('.') AS x",
+            "SELECT * FROM pg_stat_activity",
+            "SELECT pg_terminate_backend(1) AS x",
+            "SELECT pg_cancel_backend(1) AS x",
+            "SELECT set_config('role', 'postgres', true) AS x",
+            "SELECT set_config('session_authorization', 'postgres', true) AS x",
+            "SELECT lo_import('/etc/passwd') AS x",
+            "WITH d AS (DELETE FROM key_verifications_per_day RETURNING 1) SELECT COUNT(*) AS n FROM d",
+            "SELECT 1 AS x) AS q; DELETE FROM keys; SELECT (SELECT 1",
+            "SELECT 1 AS x) AS q; COMMIT; SELECT (SELECT 1",
+        ] {
+            match run(&r, sql, scope(None)).await {
+                Err(ReadError::Rejected(_)) => {}
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        // The catalog and the connection are as they were: a later query still runs, and
+        // the stored rows are all there.
+        assert_eq!(
+            number(
+                &r,
+                "SELECT COALESCE(SUM(count), 0) AS n FROM key_verifications_per_day",
+                scope(None)
+            )
+            .await,
+            11.0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reset_after_each_query() {
+        let (_db, r) = setup().await;
+        for _ in 0..4 {
+            run(
+                &r,
+                "SELECT set_config('work_mem', '64kB', false) AS x",
+                scope(None),
+            )
+            .await
+            .unwrap();
+        }
+        for _ in 0..4 {
+            let rows = run(&r, "SELECT current_setting('work_mem') AS w, current_setting('transaction_read_only') AS ro, current_user AS u", scope(None))
+                .await
+                .unwrap();
+            assert_eq!(rows[0]["w"], "16MB", "{rows:?}");
+            assert_eq!(rows[0]["ro"], "on", "{rows:?}");
+            assert!(
+                rows[0]["u"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("keyway_analytics_")
+            );
+        }
+    }
 }

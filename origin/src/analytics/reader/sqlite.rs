@@ -36,6 +36,11 @@ use crate::analytics::tables::{IDENTITIES, stored_tables};
 
 /// The longest string or blob a query may make (SQLite's default is 1 GB).
 pub const MAX_VALUE_BYTES: i32 = 1024 * 1024;
+/// The most memory SQLite may hold in this process, all connections together. The API's
+/// connections use a few tens of MB (page caches of 2 MB each); this is the backstop for
+/// a query whose plan alone would grow without bound, should one pass `cost`: SQLite
+/// then answers SQLITE_NOMEM instead of the kernel ending the process.
+pub const HEAP_LIMIT_BYTES: i64 = 512 * 1024 * 1024;
 /// SQLite VM steps between deadline checks: about a millisecond of work.
 const STEPS_PER_CHECK: i32 = 10_000;
 
@@ -88,6 +93,10 @@ impl SqliteReader {
                     .to_path_buf(),
             )
         };
+        // SAFETY: a plain setter of SQLite's global heap limit; callable at any time.
+        unsafe {
+            rusqlite::ffi::sqlite3_hard_heap_limit64(HEAP_LIMIT_BYTES);
+        }
         Ok(SqliteReader {
             path,
             idle: Mutex::new(Vec::new()),
@@ -353,6 +362,9 @@ fn classify(f: Failure, collector: &Collector) -> ReadError {
     let message = e.to_string();
     match e.sqlite_error_code() {
         Some(ErrorCode::OperationInterrupted) => collector.slow(),
+        Some(ErrorCode::OutOfMemory) => ReadError::Limit(
+            "the query needs more memory than the analytics database allows".into(),
+        ),
         Some(ErrorCode::TooBig) => ReadError::Limit(format!(
             "a value in the query grew past {MAX_VALUE_BYTES} bytes; the analytics database stops there"
         )),
@@ -501,9 +513,14 @@ mod tests {
     #[test]
     fn a_value_cannot_grow_past_the_length_limit() {
         let (_d, s) = sandbox();
+        // Materialized, so SQLite computes each level once instead of inlining the
+        // doublings into one huge expression (which `cost` refuses before it gets here).
         let mut sql = String::from("WITH c0 AS (SELECT 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' AS v)");
         for i in 1..=20 {
-            sql.push_str(&format!(", c{i} AS (SELECT v || v AS v FROM c{})", i - 1));
+            sql.push_str(&format!(
+                ", c{i} AS MATERIALIZED (SELECT v || v AS v FROM c{})",
+                i - 1
+            ));
         }
         sql.push_str(" SELECT length(v) AS n FROM c20");
         match run(&s, &sql, scope(None)) {
@@ -527,5 +544,61 @@ mod tests {
             )
             .unwrap();
         assert_eq!(rows[0]["n"], 0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The database says what a string was: whatever the caller's literal holds, it
+        /// comes back as exactly the value ClickHouse's reading of it gives.
+        #[test]
+        fn a_literal_comes_back_as_itself(
+            v in crate::analytics::seal::tests::hostile_string(),
+            doubled in proptest::prelude::any::<bool>(),
+        ) {
+            use crate::analytics::functions::{Ctx, Dialect};
+            use crate::analytics::query::plan;
+            use crate::analytics::tables::{Scope, VERIFICATIONS};
+            let (_d, s) = migrated();
+            let lit = crate::analytics::seal::tests::clickhouse_literal(&v, doubled);
+            let query = format!("SELECT {lit} AS v, concat({lit}, key_id) AS w FROM key_verifications_v1 WHERE api_id = 'a1'");
+            let scope = Scope { workspace_id: "ws_1".into(), only: None };
+            let ctx = Ctx { dialect: Dialect::Sqlite, now_ms: 0 };
+            match plan(&query, &VERIFICATIONS, &scope, ctx, 10) {
+                Ok(sealed) => {
+                    let rows = s.run(&sealed, super::tests::scope(None), Collector::new(10, std::time::Duration::from_secs(2)));
+                    let rows = rows.map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{query}: {e}")))?;
+                    proptest::prop_assert_eq!(rows.len(), 1);
+                    proptest::prop_assert_eq!(rows[0]["v"].as_str(), Some(v.as_str()), "{}", query);
+                    let w = format!("{v}k1");
+                    proptest::prop_assert_eq!(rows[0]["w"].as_str(), Some(w.as_str()));
+                }
+                // Only a NUL may be refused: every other string is a fine literal.
+                Err(e) => proptest::prop_assert!(v.contains('\0'), "{query}: {e}"),
+            }
+        }
+    }
+
+    /// A database with the real schema and one verification of `ws_1`, key `k1`.
+    fn migrated() -> (tempfile::TempDir, Sandboxed) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let c = Connection::open(&path).unwrap();
+        for m in [
+            include_str!("../../../migrations/0001_init.sql"),
+            include_str!("../../../migrations/0002_rollups.sql"),
+            include_str!("../../../migrations/0003_encrypted_keys.sql"),
+            include_str!("../../../migrations/0004_raw_events_one_index.sql"),
+        ] {
+            c.execute_batch(m).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO key_verifications (time, request_id, workspace_id, api_id, key_id, identity_id, outcome, spent_credits, tags, latency_us, served_by) \
+             VALUES (0, 'r1', 'ws_1', 'a1', 'k1', NULL, 'VALID', 0, '[]', 1, 'origin'), (0, 'r2', 'ws_2', 'a1', 'k2', NULL, 'VALID', 0, '[]', 1, 'origin')",
+        )
+        .unwrap();
+        drop(c);
+        let s = Sandboxed::open(&path).unwrap();
+        (dir, s)
     }
 }
