@@ -10,7 +10,20 @@ use crate::error::{ApiError, ValidationIssue};
 use crate::permission::Query;
 
 /// Parses a JSON body; the error names the field that failed, e.g. `body.credits.cost`.
+///
+/// A NUL character anywhere in the body is refused first, naming the field: PostgreSQL
+/// cannot store one in text (a 500 there, and a poisoned event batch), SQLite stores it
+/// and a later `keyway migrate` to PostgreSQL fails on it. No field of the API needs one.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if let Some(location) = nul_location(body) {
+        return Err(ApiError::invalid_input(
+            "The request body holds a NUL character.",
+            vec![ValidationIssue::new(
+                location,
+                "must not contain a NUL character (\\u0000)",
+            )],
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     match parsed {
@@ -46,6 +59,44 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ))
         }
     }
+}
+
+/// Where the body's first NUL character is, as `body.a.b[2]`, if it has one. JSON can
+/// only carry a NUL as the escape `\u0000`, so a body without that text has none, and
+/// only such a body is parsed a second time to find the field.
+fn nul_location(body: &[u8]) -> Option<String> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if !body.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    fn find(v: &serde_json::Value, path: &mut String) -> bool {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = find(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            serde_json::Value::Object(map) => map.iter().any(|(k, item)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let found = k.contains('\0') || find(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::from("body");
+    find(&value, &mut path).then_some(path)
 }
 
 /// Collects field problems so one 400 can list them all.
@@ -239,6 +290,27 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_is_refused_by_its_field() {
+        for (body, location) in [
+            (&br#"{"key":"a\u0000b"}"#[..], "body.key"),
+            (br#"{"key":"k","tags":["x","\u0000"]}"#, "body.tags[1]"),
+            (
+                br#"{"key":"k","ratelimits":[{"name":"r\u0000"}]}"#,
+                "body.ratelimits[0].name",
+            ),
+            (br#"{"key":"k","meta":{"a\u0000":1}}"#, "body.meta.a\0"),
+        ] {
+            let e = parse_json::<serde_json::Value>(body).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert_eq!(e.errors[0].location, location, "{:?}", e.errors);
+            assert!(e.errors[0].message.contains("NUL"));
+        }
+        // The text `\\u0000` is a backslash and five characters, not a NUL.
+        let v: serde_json::Value = parse_json(br#"{"key":"a\\u0000"}"#).unwrap();
+        assert_eq!(v["key"], "a\\u0000");
+    }
+
+    #[test]
     fn verify_validation() {
         let ok: VerifyKeyRequest = parse_json(br#"{"key":"k","permissions":"a AND b"}"#).unwrap();
         assert!(verify_request(&ok).unwrap().is_some());
@@ -296,11 +368,39 @@ mod tests {
             assert_eq!(e.status, 400);
             assert_eq!(e.errors[0].location, location, "{body}");
         }
-        let max = format!(
-            r#"{{"key":"k","ratelimits":[{{"name":"abc","cost":{}}}]}}"#,
-            i64::MAX
+        // Counters stop at 2^53 - 1, which Redis's Lua and JavaScript count exactly.
+        let cost = |n: u64| format!(r#"{{"key":"k","ratelimits":[{{"name":"abc","cost":{n}}}]}}"#);
+        let max = crate::api::int64::COUNTER_MAX;
+        assert!(parse_json::<VerifyKeyRequest>(cost(max).as_bytes()).is_ok());
+        let e = parse_json::<VerifyKeyRequest>(cost(max + 1).as_bytes()).unwrap_err();
+        assert_eq!(e.errors[0].location, "body.ratelimits[0].cost");
+        assert!(
+            e.errors[0].message.contains("9007199254740991"),
+            "{:?}",
+            e.errors
         );
-        assert!(parse_json::<VerifyKeyRequest>(max.as_bytes()).is_ok());
+        use crate::api::keys::CreateKeyRequest as Create;
+        for (body, location) in [
+            (
+                r#"{"apiId":"a","credits":{"remaining":9007199254740992}}"#,
+                "body.credits.remaining",
+            ),
+            (
+                r#"{"apiId":"a","credits":{"remaining":9223372036854775807}}"#,
+                "body.credits.remaining",
+            ),
+            (
+                r#"{"apiId":"a","credits":{"remaining":1,"refill":{"interval":"daily","amount":9007199254740992}}}"#,
+                "body.credits.refill.amount",
+            ),
+            (
+                r#"{"apiId":"a","ratelimits":[{"name":"r","limit":9007199254740992,"duration":1000}]}"#,
+                "body.ratelimits[0].limit",
+            ),
+        ] {
+            let e = parse_json::<Create>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.errors[0].location, location, "{body}");
+        }
         use crate::api::keys::{CreateKeyRequest, UpdateCreditsRequest, UpdateKeyRequest};
         use crate::api::ratelimit::{LimitRequest, SetOverrideRequest};
         let e = parse_json::<LimitRequest>(

@@ -560,3 +560,37 @@ async fn redis_down_never_over_admits() {
     let k = cl.ok(&n0, "/v2/keys.getKey", json!({"keyId": id})).await;
     assert_eq!(k["credits"]["remaining"], 0, "{k}");
 }
+
+// Redis's Lua counts in doubles: a balance of i64::MAX once became one VALID with
+// credits 0, then USAGE_EXCEEDED forever and a false "redis is unreachable". The API now
+// stops every count at 2^53 - 1, and at that bound the cluster counts exactly, as one
+// node does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_at_2_pow_53_are_exact_across_nodes() {
+    let cl = Cluster::start(&[]).await;
+    let n0 = cl.nodes[0].url.clone();
+    let api = cl.c.create_api(&n0).await;
+    let r =
+        cl.c.post(
+            &n0,
+            "/v2/keys.createKey",
+            json!({"apiId": api, "credits": {"remaining": 9223372036854775807u64}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let max = 9_007_199_254_740_991u64;
+    let (_, key) =
+        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": max}}))
+            .await;
+    for (i, node) in cl.nodes.iter().enumerate() {
+        let v = cl.verify(&node.url, json!({"key": key})).await;
+        assert_eq!(v["code"], "VALID", "{v}");
+        assert_eq!(v["credits"], max - 1 - i as u64, "{v}");
+    }
+    let limit = json!({"namespace": "big", "identifier": "u", "limit": max, "duration": 60000});
+    for (i, node) in cl.nodes.iter().enumerate() {
+        let v = cl.ok(&node.url, "/v2/ratelimit.limit", limit.clone()).await;
+        assert_eq!(v["success"], true, "{v}");
+        assert_eq!(v["remaining"], max - 1 - i as u64, "{v}");
+    }
+}

@@ -109,7 +109,10 @@ impl Cluster {
                 inv.key(self.balance_key(key_id)).arg(&version);
                 match new {
                     None => inv.arg("del").arg(0).arg(0),
-                    Some(b) => inv.arg("set").arg(b.remaining).arg(b.last_refill_at),
+                    Some(b) => inv
+                        .arg("set")
+                        .arg(super::script::exact(b.remaining))
+                        .arg(b.last_refill_at),
                 };
                 let swapped: i64 = inv.invoke_async(&mut self.conn()).await?;
                 if swapped == 1 {

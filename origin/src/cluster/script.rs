@@ -99,24 +99,24 @@ impl Cluster {
             let left = i64::try_from(d).unwrap_or(i64::MAX) - into;
             inv.arg(cell)
                 .arg(d)
-                .arg(spec.limit)
-                .arg(spec.cost)
+                .arg(exact(spec.limit))
+                .arg(exact(spec.cost))
                 .arg(left);
         }
         if let Some(c) = charge.credits {
             inv.key(self.key(&["cr", c.key_id]));
             inv.key(self.key(&["cr-dirty"]));
             let refill = c.credits.refill.as_ref();
-            inv.arg(c.cost)
+            inv.arg(exact(c.cost))
                 .arg(
                     refill
                         .and_then(|r| r.last_moment(now_ms))
                         .map(|m| m.to_string())
                         .unwrap_or_default(),
                 )
-                .arg(refill.map_or(0, |r| r.amount));
+                .arg(refill.map_or(0, |r| exact(r.amount)));
             match seed {
-                Some(s) => inv.arg(s.remaining).arg(s.last_refill_at),
+                Some(s) => inv.arg(exact(s.remaining)).arg(s.last_refill_at),
                 None => inv.arg("").arg(""),
             };
             inv.arg(c.key_id);
@@ -168,4 +168,11 @@ fn parse(reply: Value, n: usize, has_credit: bool) -> Result<Option<Admission>, 
         limits_passed,
         spend,
     }))
+}
+
+/// A count as the script may carry it: Lua's numbers are doubles, exact up to 2^53 - 1,
+/// where the API stops every credit, limit and cost. A larger value stored before that
+/// bound counts down from the bound instead of wrapping to a negative balance.
+pub(super) fn exact(n: u64) -> u64 {
+    n.min(keyway_core::api::int64::COUNTER_MAX)
 }

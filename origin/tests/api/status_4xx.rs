@@ -253,3 +253,88 @@ both!(status_413, |srv| {
     let (status, _) = srv.call("/v2/keys.verifyKey", json!({"key": "k"})).await;
     assert_eq!(status, 200);
 });
+
+// A NUL in any text field is a 400 naming the field, on both databases (PostgreSQL
+// cannot store one: it was a 500 there, and in a rate-limit identifier it poisoned the
+// analytics batch of every caller).
+both!(status_400_nul_in_text, |srv| {
+    let api = srv.create_api().await;
+    for (path, body, location) in [
+        (
+            "/v2/apis.createApi",
+            json!({"name": "a\u{0}b"}),
+            "body.name",
+        ),
+        (
+            "/v2/keys.createKey",
+            json!({"apiId": api, "name": "k\u{0}"}),
+            "body.name",
+        ),
+        (
+            "/v2/keys.createKey",
+            json!({"apiId": api, "meta": {"note": "x\u{0}"}}),
+            "body.meta.note",
+        ),
+        (
+            "/v2/ratelimit.limit",
+            json!({"namespace": "n\u{0}s", "identifier": "u", "limit": 1, "duration": 1000}),
+            "body.namespace",
+        ),
+        (
+            "/v2/ratelimit.limit",
+            json!({"namespace": "ns", "identifier": "\u{0}", "limit": 1, "duration": 1000}),
+            "body.identifier",
+        ),
+        (
+            "/v2/permissions.createPermission",
+            json!({"name": "p\u{0}", "slug": "p"}),
+            "body.name",
+        ),
+        (
+            "/v2/analytics.getVerifications",
+            json!({"query": "SELECT '\u{0}' AS x"}),
+            "body.query",
+        ),
+        ("/v2/keys.verifyKey", json!({"key": "k\u{0}"}), "body.key"),
+    ] {
+        let (status, v) = srv.call(path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body} → {v}");
+        assert_envelope(&v, 400);
+        assert_eq!(v["error"]["errors"][0]["location"], location, "{path}: {v}");
+    }
+    // Nothing was written: the API's keys and the namespace's counters are untouched.
+    let (status, v) = srv.call("/v2/apis.listKeys", json!({"apiId": api})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(0), "{v}");
+});
+
+// Credits, refill amounts, limits and costs stop at 2^53 - 1 in every mode.
+both!(status_400_counts_past_2_pow_53, |srv| {
+    let api = srv.create_api().await;
+    for (path, body, location) in [
+        (
+            "/v2/keys.createKey",
+            json!({"apiId": api, "credits": {"remaining": 9223372036854775807u64}}),
+            "body.credits.remaining",
+        ),
+        (
+            "/v2/keys.createKey",
+            json!({"apiId": api, "credits": {"remaining": 9007199254740992u64}}),
+            "body.credits.remaining",
+        ),
+        (
+            "/v2/ratelimit.limit",
+            json!({"namespace": "ns", "identifier": "u", "limit": 9007199254740993u64, "duration": 1000}),
+            "body.limit",
+        ),
+    ] {
+        let (status, v) = srv.call(path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body} → {v}");
+        assert_eq!(v["error"]["errors"][0]["location"], location, "{v}");
+    }
+    let (_, key) = srv
+        .create_key_in(&api, json!({"credits": {"remaining": 9007199254740991u64}}))
+        .await;
+    let v = srv.verify(json!({"key": key})).await;
+    assert_eq!(v["credits"], 9007199254740990u64, "{v}");
+});

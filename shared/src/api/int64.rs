@@ -23,6 +23,38 @@ fn bounded<E: Error>(v: u64) -> Result<u64, E> {
     }
 }
 
+/// Credits, refill amounts, limits and costs: 2^53 - 1 at most. Redis's Lua counts in
+/// doubles and the Unkey SDK's JavaScript numbers cannot carry more, so a larger value
+/// would be counted wrong in cluster mode (or read wrong by a client) instead of refused.
+pub const COUNTER_MAX: u64 = (1 << 53) - 1;
+
+fn counter_bounded<E: Error>(v: u64) -> Result<u64, E> {
+    if v <= COUNTER_MAX {
+        Ok(v)
+    } else {
+        Err(E::custom(format!(
+            "must be at most {COUNTER_MAX} (2^53 - 1, the largest integer JavaScript and Redis count exactly), got {v}"
+        )))
+    }
+}
+
+pub fn counter<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    counter_bounded(u64::deserialize(d)?)
+}
+
+pub fn opt_counter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<u64>::deserialize(d)?
+        .map(counter_bounded)
+        .transpose()
+}
+
+pub fn patch_counter<'de, D: Deserializer<'de>>(d: D) -> Result<Patch<u64>, D::Error> {
+    Ok(match Patch::<u64>::deserialize(d)? {
+        Patch::Value(v) => Patch::Value(counter_bounded(v)?),
+        other => other,
+    })
+}
+
 pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     bounded(u64::deserialize(d)?)
 }

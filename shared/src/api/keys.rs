@@ -28,7 +28,7 @@ pub struct VerifyKeyRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCredits {
-    #[serde(deserialize_with = "super::int64::u64")]
+    #[serde(deserialize_with = "super::int64::counter")]
     pub cost: u64,
 }
 
@@ -36,9 +36,9 @@ pub struct VerifyCredits {
 #[serde(deny_unknown_fields)]
 pub struct VerifyRatelimit {
     pub name: String,
-    #[serde(default, deserialize_with = "super::int64::opt")]
+    #[serde(default, deserialize_with = "super::int64::opt_counter")]
     pub cost: Option<u64>,
-    #[serde(default, deserialize_with = "super::int64::opt")]
+    #[serde(default, deserialize_with = "super::int64::opt_counter")]
     pub limit: Option<u64>,
     #[serde(default, deserialize_with = "super::int64::opt")]
     pub duration: Option<u64>,
@@ -174,7 +174,7 @@ pub struct RatelimitData {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RatelimitRequest {
     pub name: String,
-    #[serde(deserialize_with = "super::int64::u64")]
+    #[serde(deserialize_with = "super::int64::counter")]
     pub limit: u64,
     #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
@@ -186,7 +186,7 @@ pub struct RatelimitRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefillData {
     pub interval: RefillInterval,
-    #[serde(deserialize_with = "super::int64::u64")]
+    #[serde(deserialize_with = "super::int64::counter")]
     pub amount: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refill_day: Option<u8>,
@@ -196,7 +196,7 @@ pub struct RefillData {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyCreditsData {
-    #[serde(default, deserialize_with = "super::int64::opt")]
+    #[serde(default, deserialize_with = "super::int64::opt_counter")]
     pub remaining: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refill: Option<RefillData>,
@@ -379,7 +379,7 @@ pub struct UpdateCreditsData {
     #[serde(
         default,
         skip_serializing_if = "Patch::is_absent",
-        deserialize_with = "super::int64::patch"
+        deserialize_with = "super::int64::patch_counter"
     )]
     pub remaining: Patch<u64>,
     #[serde(default, skip_serializing_if = "Patch::is_absent")]
@@ -398,7 +398,7 @@ pub enum CreditOperation {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateCreditsRequest {
     pub key_id: String,
-    #[serde(default, deserialize_with = "super::int64::opt")]
+    #[serde(default, deserialize_with = "super::int64::opt_counter")]
     pub value: Option<u64>,
     pub operation: CreditOperation,
 }

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 pub struct LimitRequest {
     pub namespace: String,
     pub identifier: String,
-    #[serde(deserialize_with = "super::int64::u64")]
+    #[serde(deserialize_with = "super::int64::counter")]
     pub limit: u64,
     #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
-    #[serde(default, deserialize_with = "super::int64::opt")]
+    #[serde(default, deserialize_with = "super::int64::opt_counter")]
     pub cost: Option<u64>,
 }
 
@@ -51,7 +51,7 @@ pub struct MultiLimitCheck {
 pub struct SetOverrideRequest {
     pub namespace: String,
     pub identifier: String,
-    #[serde(deserialize_with = "super::int64::u64")]
+    #[serde(deserialize_with = "super::int64::counter")]
     pub limit: u64,
     #[serde(deserialize_with = "super::int64::u64")]
     pub duration: u64,
