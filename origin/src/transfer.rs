@@ -8,11 +8,13 @@
 
 use std::collections::BTreeSet;
 
+use anyhow::Context;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::store::Store;
 use crate::store::transfer::{
-    Checksum, Column, batch_rows, checksum, empty_tables, for_each_row, insert_rows,
+    Checksum, Column, Value, batch_rows, checksum, empty_tables, for_each_row, insert_rows,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +70,31 @@ pub async fn copy(from: &Store, to: &Store, options: &Options) -> anyhow::Result
         let per_batch = batch_rows(columns.len());
         let mut batch = Vec::with_capacity(per_batch);
         let mut sum = Checksum::default();
+        let mut copied = 0u64;
+        let id_column = columns.iter().position(|c| c.name == "id");
+        let mut failed_at = 0;
         for_each_row(&mut read, table, columns, async |row| {
+            copied += 1;
+            failed_at = copied;
+            check_row(table, columns, id_column, copied, &row)?;
             sum.add(&row);
             batch.push(row);
             if batch.len() == per_batch {
                 insert_rows(&mut write, table, columns, &batch).await?;
+                failed_at = 0;
                 bar.inc(batch.len() as u64);
                 batch.clear();
             }
             Ok(())
         })
-        .await?;
-        insert_rows(&mut write, table, columns, &batch).await?;
+        .await
+        .with_context(|| match failed_at {
+            0 => format!("reading table `{table}`"),
+            n => rows_context(table, n, batch.len()),
+        })?;
+        insert_rows(&mut write, table, columns, &batch)
+            .await
+            .with_context(|| rows_context(table, copied, batch.len()))?;
         bar.inc(batch.len() as u64);
         bar.finish();
         sources.push(sum);
@@ -99,6 +114,42 @@ pub async fn copy(from: &Store, to: &Store, options: &Options) -> anyhow::Result
     }
     back.rollback().await?;
     Ok(reports)
+}
+
+/// Which rows a failed insert held, for its error.
+fn rows_context(table: &str, last: u64, n: usize) -> String {
+    let first = last.saturating_sub(n as u64) + 1;
+    format!("copying table `{table}`, rows {first} to {last}")
+}
+
+/// A row the target cannot hold is named before anything is written: PostgreSQL refuses
+/// a NUL in text with an encoding error that names no table or row. The row is named by
+/// its place in the table and its `id`, never by other values (a hash, a secret).
+fn check_row(
+    table: &str,
+    columns: &[Column],
+    id_column: Option<usize>,
+    n: u64,
+    row: &[Value],
+) -> crate::store::StoreResult<()> {
+    for (value, column) in row.iter().zip(columns) {
+        if let Value::Text(t) = value
+            && t.contains('\0')
+        {
+            let id = id_column
+                .and_then(|i| match row.get(i) {
+                    Some(Value::Text(id)) => Some(format!(" (id {id:?})")),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            return Err(crate::store::StoreError::Corrupt(format!(
+                "table `{table}`, row {n}{id}: column `{}` holds a NUL character, which PostgreSQL cannot store; \
+                 correct or delete that row in the source and migrate again",
+                column.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Both sides run the same migrations on connecting, so their tables must agree; if not,

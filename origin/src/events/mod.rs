@@ -216,23 +216,155 @@ fn gauge(n: usize) -> i64 {
 }
 
 fn write(writer: &mut Writer, batch: &[Recorded], mode: EventMode, metrics: &Metrics) {
-    let n = batch.len();
+    let (written, dropped) = write_batch(batch, |part| writer.write(part, mode));
+    metrics.events_written.inc_by(written as u64);
+    metrics.events_dropped.inc_by(dropped as u64);
+}
+
+/// Writes that the whole batch may fail before it is split in search of a bad row.
+const WHOLE_TRIES: u32 = 3;
+/// Writes the search for bad rows may make: a handful of bad rows in a batch of 10,000 are
+/// found in about 14 writes each, while a database that refuses everything costs no more
+/// than this before the rest is dropped.
+const SPLIT_WRITES: u32 = 64;
+
+/// Writes `batch` through `write`, whole or, if it keeps failing, in halves, so that a
+/// row the database refuses is dropped alone and not with its neighbours. Answers how
+/// many events were written and how many dropped.
+fn write_batch(
+    batch: &[Recorded],
+    mut write: impl FnMut(&[Recorded]) -> anyhow::Result<()>,
+) -> (usize, usize) {
     // Retry a few times: losing a batch to one locked-database moment would be silly.
-    for attempt in 0..3u32 {
-        match writer.write(batch, mode) {
-            Ok(()) => {
-                metrics.events_written.inc_by(n as u64);
-                return;
-            }
+    for attempt in 0..WHOLE_TRIES {
+        match write(batch) {
+            Ok(()) => return (batch.len(), 0),
             Err(e) => {
-                tracing::warn!(error = %e, attempt, events = n, "writing analytics events failed");
+                tracing::warn!(error = %e, attempt, events = batch.len(), "writing analytics events failed");
                 std::thread::sleep(Duration::from_millis(100 * u64::from(attempt + 1)));
             }
         }
     }
-    tracing::error!(
-        events = n,
-        "dropping an analytics batch after repeated write failures"
-    );
-    metrics.events_dropped.inc_by(n as u64);
+    let mut budget = SPLIT_WRITES;
+    let (written, dropped) = split(batch, &mut write, &mut budget);
+    if dropped > 0 {
+        tracing::error!(
+            written,
+            dropped,
+            "dropping analytics events the database refused"
+        );
+    }
+    (written, dropped)
+}
+
+/// One half at a time, down to single rows, while the budget lasts.
+fn split(
+    batch: &[Recorded],
+    write: &mut impl FnMut(&[Recorded]) -> anyhow::Result<()>,
+    budget: &mut u32,
+) -> (usize, usize) {
+    if batch.len() <= 1 || *budget == 0 {
+        return (0, batch.len());
+    }
+    let (a, b) = batch.split_at(batch.len() / 2);
+    let mut out = (0, 0);
+    for half in [a, b] {
+        let (w, d) = if *budget == 0 {
+            (0, half.len())
+        } else {
+            *budget -= 1;
+            match write(half) {
+                Ok(()) => (half.len(), 0),
+                Err(_) => split(half, write, budget),
+            }
+        };
+        out = (out.0 + w, out.1 + d);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
+
+    fn event(i: usize, identifier: &str) -> Recorded {
+        Recorded::Wire(Event::Ratelimit(RatelimitEvent {
+            time_ms: 1_700_000_000_000 + i as i64,
+            request_id: format!("req_{i}"),
+            workspace_id: "ws".into(),
+            namespace: "ns".into(),
+            identifier: identifier.into(),
+            passed: true,
+            latency_us: 1,
+            served_by: ServedBy::Origin,
+        }))
+    }
+
+    fn identifier(r: &Recorded) -> &str {
+        match r {
+            Recorded::Wire(Event::Ratelimit(e)) => &e.identifier,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn a_refused_row_is_dropped_alone() {
+        let mut batch: Vec<Recorded> = (0..1000).map(|i| event(i, "ok")).collect();
+        batch[417] = event(417, "bad");
+        batch[903] = event(903, "bad");
+        let mut stored = 0;
+        let mut writes = 0;
+        let (written, dropped) = write_batch(&batch, |part| {
+            writes += 1;
+            if part.iter().any(|r| identifier(r) == "bad") {
+                anyhow::bail!("refused");
+            }
+            stored += part.len();
+            Ok(())
+        });
+        assert_eq!((written, dropped), (998, 2));
+        assert_eq!(stored, 998);
+        assert!(writes <= WHOLE_TRIES + 2 * 2 * 10, "{writes} writes");
+    }
+
+    #[test]
+    fn a_database_that_refuses_everything_costs_a_bounded_number_of_writes() {
+        let batch: Vec<Recorded> = (0..10_000).map(|i| event(i, "ok")).collect();
+        let mut writes = 0;
+        let (written, dropped) = write_batch(&batch, |_| {
+            writes += 1;
+            anyhow::bail!("down")
+        });
+        assert_eq!((written, dropped), (0, 10_000));
+        assert!(writes <= WHOLE_TRIES + SPLIT_WRITES, "{writes} writes");
+    }
+
+    /// The real thing: PostgreSQL refuses a NUL in text, and only that row is lost.
+    #[test]
+    fn postgres_refuses_one_row_and_keeps_the_rest() {
+        use keyway_testkit::db::{Backend, TestDb};
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let db = rt.block_on(TestDb::new(Backend::Postgres)).unwrap();
+        let store = rt
+            .block_on(crate::store::Store::connect(&db.url, 2))
+            .unwrap();
+        let mut writer = Writer::Store {
+            store,
+            runtime: rt.handle().clone(),
+        };
+        let mut batch: Vec<Recorded> = (0..50).map(|i| event(i, "ok")).collect();
+        batch[20] = event(20, "a\0b");
+        let (written, dropped) =
+            write_batch(&batch, |part| writer.write(part, EventMode::RawAndRollup));
+        assert_eq!((written, dropped), (49, 1));
+        let n: i64 = rt.block_on(async {
+            let pool = db.pool().await.unwrap();
+            sqlx::query_scalar("SELECT COUNT(*) FROM ratelimit_events")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        });
+        assert_eq!(n, 49);
+    }
 }

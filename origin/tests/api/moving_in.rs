@@ -794,3 +794,39 @@ both!(
         assert_eq!(status, 200);
     }
 );
+
+// SQLite stores a NUL in text, PostgreSQL refuses one: a deployment whose rows hold one
+// (written before the API refused them) once failed to migrate with an encoding error
+// that named no table or row. It now names both, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyway_migrate_names_a_row_postgres_cannot_hold() {
+    use crate::harness::{Backend, Server, TestDb};
+    let mut srv = Server::start_with(Backend::Sqlite, &[]).await;
+    let api = srv.create_api().await;
+    assert_eq!(srv.signal_and_wait("TERM"), Some(0));
+    let db = srv.db.pool().await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE apis SET name = 'a' || char(0) || 'b' WHERE id = '{api}'"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    let target = TestDb::new(Backend::Postgres).await.unwrap();
+    let out = keyway(&["migrate", "--from", &srv.db.url, "--to", &target.url]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("table `apis`"), "{said}");
+    assert!(said.contains(&format!("(id \"{api}\")")), "{said}");
+    assert!(said.contains("column `name` holds a NUL"), "{said}");
+    let pool = target.pool().await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM apis")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "the target is left as it was");
+}
