@@ -5,11 +5,11 @@
 //! use. "Not found" is cached like any snapshot, which absorbs floods of random keys.
 //!
 //! Writes must never be undone by a reload that read the old row just before them. Every
-//! write bumps `epoch` after committing and before invalidating; a loader inserts only
-//! if the epoch did not move while it read, and re-checks after inserting.
+//! write bumps its key's epoch (`epochs`) after committing and before invalidating; a
+//! loader inserts only if that epoch did not move while it read, and re-checks after
+//! inserting.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use moka::sync::Cache;
 
+use crate::epochs::Epochs;
 use crate::store::{Store, StoreResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub struct SnapshotCache {
     entries: Option<Cache<[u8; 32], Arc<Entry>>>,
     fresh: Duration,
     refreshing: Mutex<HashSet<[u8; 32]>>,
-    epoch: AtomicU64,
+    epochs: Epochs,
 }
 
 impl SnapshotCache {
@@ -80,7 +81,7 @@ impl SnapshotCache {
             entries,
             fresh,
             refreshing: Mutex::new(HashSet::new()),
-            epoch: AtomicU64::new(0),
+            epochs: Epochs::default(),
         }
     }
 
@@ -120,10 +121,10 @@ impl SnapshotCache {
         hash: &KeyHash,
         digest: [u8; 32],
     ) -> StoreResult<Option<Arc<KeySnapshot>>> {
-        let before = self.epoch.load(Ordering::Acquire);
+        let before = self.epochs.read(&digest);
         let snapshot = store.load_snapshot(hash).await?.map(Arc::new);
         if let Some(entries) = &self.entries
-            && self.epoch.load(Ordering::Acquire) == before
+            && self.epochs.read(&digest) == before
         {
             entries.insert(
                 digest,
@@ -132,7 +133,7 @@ impl SnapshotCache {
                     loaded: Instant::now(),
                 }),
             );
-            if self.epoch.load(Ordering::Acquire) != before {
+            if self.epochs.read(&digest) != before {
                 entries.invalidate(&digest);
             }
         }
@@ -165,21 +166,68 @@ impl SnapshotCache {
     /// Drops snapshots after a write has committed, before the write answers.
     /// Drops every entry: a node that may have missed change notices starts over.
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epochs.bump_all();
         if let Some(entries) = &self.entries {
             entries.invalidate_all();
         }
     }
 
     pub fn invalidate<'a>(&self, hashes: impl IntoIterator<Item = &'a str>) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(entries) = &self.entries {
-            for digest in hashes
-                .into_iter()
-                .filter_map(|h| KeyHash::from_stored(h).digest())
-            {
+        for digest in hashes
+            .into_iter()
+            .filter_map(|h| KeyHash::from_stored(h).digest())
+        {
+            self.epochs.bump(&digest);
+            if let Some(entries) = &self.entries {
                 entries.invalidate(&digest);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A steady stream of writes to other keys: a cold key is still cached on its first
+    /// load, and a stale one still refreshes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn other_keys_writes_do_not_keep_a_key_uncached() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        let cache = Arc::new(SnapshotCache::new(
+            1000,
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+        ));
+        let storm = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                for i in 0..200_000u64 {
+                    let other = KeyHash::of(&format!("other_{i}"));
+                    cache.invalidate([other.as_str()]);
+                    if i % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        for n in 0..20 {
+            let hash = KeyHash::of(&format!("cold_{n}"));
+            let (_, first) = cache.get(&store, &hash, Stale::Serve).await.unwrap();
+            let (_, second) = cache.get(&store, &hash, Stale::Serve).await.unwrap();
+            assert_eq!(
+                (first, second),
+                (CacheStatus::Miss, CacheStatus::Hit),
+                "key {n}"
+            );
+        }
+        storm.abort();
+        // A write to the key itself still drops it.
+        let hash = KeyHash::of("cold_0");
+        cache.invalidate([hash.as_str()]);
+        let (_, status) = cache.get(&store, &hash, Stale::Serve).await.unwrap();
+        assert_eq!(status, CacheStatus::Miss);
     }
 }

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod epochs;
 pub mod events;
 pub mod handlers;
 pub mod http;

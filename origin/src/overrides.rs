@@ -4,23 +4,24 @@
 //! overrides are now read once and kept for the snapshot cache's fresh time; a change
 //! drops the entry here at once and, in cluster mode, on every node through the same
 //! change notices as key snapshots (the entry's name is a digest, like a key hash). Writes
-//! bump `epoch` so a load that read the old rows just before a change is not kept.
+//! bump the namespace's epoch (`epochs`) so a load that read the old rows just before a
+//! change is not kept.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keyway_core::key::KeyHash;
 use keyway_core::override_match::Overrides;
 use moka::sync::Cache;
 
+use crate::epochs::Epochs;
 use crate::store::{OverrideRow, Store, StoreResult};
 
 type Namespace = Arc<Overrides<OverrideRow>>;
 
 pub struct OverrideCache {
     entries: Cache<[u8; 32], Namespace>,
-    epoch: AtomicU64,
+    epochs: Epochs,
 }
 
 impl OverrideCache {
@@ -30,7 +31,7 @@ impl OverrideCache {
                 .max_capacity(10_000)
                 .time_to_live(fresh.max(Duration::from_millis(1)))
                 .build(),
-            epoch: AtomicU64::new(0),
+            epochs: Epochs::default(),
         }
     }
 
@@ -63,11 +64,11 @@ impl OverrideCache {
         let overrides = match self.entries.get(&digest) {
             Some(o) => o,
             None => {
-                let before = self.epoch.load(Ordering::Acquire);
+                let before = self.epochs.read(&digest);
                 let loaded = load().await?;
-                if self.epoch.load(Ordering::Acquire) == before {
+                if self.epochs.read(&digest) == before {
                     self.entries.insert(digest, Arc::clone(&loaded));
-                    if self.epoch.load(Ordering::Acquire) != before {
+                    if self.epochs.read(&digest) != before {
                         self.entries.invalidate(&digest);
                     }
                 }
@@ -79,17 +80,17 @@ impl OverrideCache {
 
     /// Drops the named entries (names from [`OverrideCache::name`]; others are ignored).
     pub fn invalidate<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         for digest in names
             .into_iter()
             .filter_map(|h| KeyHash::from_stored(h).digest())
         {
+            self.epochs.bump(&digest);
             self.entries.invalidate(&digest);
         }
     }
 
     pub fn invalidate_all(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epochs.bump_all();
         self.entries.invalidate_all();
     }
 }
