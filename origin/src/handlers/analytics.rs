@@ -50,7 +50,7 @@ async fn run(
     state: &AppState,
     credentials: &Credentials,
     req: &QueryRequest,
-    catalog: &Catalog,
+    catalog: &'static Catalog,
     action: Action,
 ) -> ApiResult {
     let mut v = Issues::new();
@@ -80,8 +80,8 @@ async fn run(
         now_ms: ids::now_ms(),
     };
     let max_rows = analytics.limits.max_rows;
-    let sealed = query::plan(&req.query, catalog, &scope, ctx, max_rows).map_err(query_error)?;
-    let _slot = analytics
+    // Taken before planning, which is work too (on a thread of its own).
+    let slot = analytics
         .running
         .enter(caller.key_id(), analytics.limits.per_key)
         .ok_or_else(|| {
@@ -90,6 +90,19 @@ async fn run(
                 analytics.limits.per_key
             )))
         })?;
+    let sealed = {
+        let (sql, scope) = (req.query.clone(), scope.clone());
+        tokio::task::spawn_blocking(move || {
+            query::plan_on_own_stack(&sql, catalog, &scope, ctx, max_rows)
+        })
+        .await
+        .map_err(|_| {
+            AppError(ApiError::internal(
+                "The analytics query could not be planned.",
+            ))
+        })?
+        .map_err(query_error)?
+    };
     let timeout = Duration::from_millis(analytics.limits.timeout_ms);
     let rows = analytics
         .reader
@@ -98,6 +111,7 @@ async fn run(
             &DbScope::new(catalog.kind, &scope),
             max_rows,
             timeout,
+            Some(slot),
         )
         .await
         .map_err(read_error)?;

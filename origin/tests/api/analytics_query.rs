@@ -615,3 +615,127 @@ both!(
         assert_eq!(status, 200);
     }
 );
+
+// What a hostile review of the rebuilt sandbox found, each with only an
+// `api.<id>.read_analytics` key: a chain of operators that overflowed the stack and ended
+// the process, strings that PostgreSQL folded to 17 GB while planning, work inside one row
+// that the deadline could not interrupt, and a hang-up that freed the caller's places
+// while its query ran on.
+both!(
+    the_reviews_resource_attacks_are_bounded,
+    &["--analytics-timeout-ms", "1500", "--analytics-per-key", "1"],
+    |srv| {
+        let api = srv.create_api().await;
+        let (_, key) = srv.create_key_in(&api, json!({})).await;
+        let workspace = {
+            let db = srv.db.pool().await.unwrap();
+            let ws: String =
+                sqlx::query_scalar(&format!("SELECT workspace_id FROM apis WHERE id = '{api}'"))
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+            db.close().await;
+            ws
+        };
+        plant_foreign_rows(&srv, &workspace, &api).await;
+        let reader = srv.root_key_with(&["api.*.read_analytics"]);
+        let ask = |q: String| {
+            let (srv, reader) = (&srv, reader.clone());
+            async move {
+                srv.call_as(VERIFICATIONS, Some(&reader), json!({"query": q}))
+                    .await
+            }
+        };
+
+        // Chains of every length answer, none ends the process.
+        for n in [300, 5000] {
+            for op in [" + ", " OR ", " || "] {
+                let q = format!(
+                    "SELECT {} AS x FROM key_verifications_v1",
+                    vec!["1"; n].join(op)
+                );
+                let (status, body) = ask(q).await;
+                assert_eq!(status, 400, "{n} terms of {op}: {body}");
+            }
+        }
+        let ors = (0..300)
+            .map(|i| format!("outcome = 'O{i}'"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let (status, body) = ask(format!(
+            "SELECT COUNT(*) AS n FROM key_verifications_v1 WHERE {ors}"
+        ))
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["detail"].as_str().unwrap().contains("use IN"),
+            "{body}"
+        );
+
+        // Strings that grow: refused before any database sees them.
+        let big = "a".repeat(30_000);
+        let eight = "v||v||v||v||v||v||v||v";
+        let started = Instant::now();
+        let (status, body) = ask(format!(
+            "WITH a AS (SELECT '{big}' AS v), b AS (SELECT {eight} AS v FROM a), c AS (SELECT {eight} AS v FROM b), \
+             d AS (SELECT {eight} AS v FROM c), e AS (SELECT {eight} AS v FROM d) \
+             SELECT length(v||v||v||v||v||v||v||v||v) AS n FROM e"
+        ))
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Work inside one row, where the deadline cannot reach: LIKEs over long strings
+        // answer within the time limit or are refused, and a wide row is refused.
+        for (len, times) in [(25_000, 60), (200_000, 60)] {
+            let like = format!("'{}'", "%a_".repeat(times));
+            let likes = (0..3)
+                .map(|i| format!("v LIKE {like} AS x{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let started = Instant::now();
+            let (status, body) = ask(format!(
+                "WITH a AS (SELECT '{}' AS v), b AS (SELECT {eight} AS v FROM a) SELECT {likes} FROM b",
+                "a".repeat(len / 8)
+            ))
+            .await;
+            assert!([200, 422].contains(&status), "{body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        let wide = (0..250)
+            .map(|i| format!("concat(key_id, '{}') AS c{i}", "x".repeat(100)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (status, body) = ask(format!("SELECT {wide} FROM key_verifications_v1")).await;
+        assert_eq!(status, 422, "{body}");
+
+        // A caller that hangs up keeps its place until its query ends.
+        let slow = "SELECT COUNT(*) AS n FROM key_verifications_v1 a, key_verifications_v1 b, key_verifications_v1 c";
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let hung_up = impatient
+            .post(srv.url(VERIFICATIONS))
+            .bearer_auth(&reader)
+            .json(&json!({"query": slow}))
+            .send()
+            .await;
+        assert!(hung_up.is_err(), "the slow query answered within 300 ms");
+        let (status, body) = ask("SELECT 1 AS n".to_string()).await;
+        assert_eq!(status, 429, "{body}");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let (status, body) = ask("SELECT 1 AS n".to_string()).await;
+        assert_eq!(status, 200, "{body}");
+
+        // The server is alive and verifies throughout.
+        assert_eq!(srv.verify(json!({"key": key})).await["valid"], true);
+    }
+);

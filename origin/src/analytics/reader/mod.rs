@@ -25,8 +25,9 @@ pub use postgres::prepare as prepare_postgres;
 
 /// Bytes of row data one answer may carry.
 pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
-/// Connections for analytics queries, apart from the API's pool.
-const CONNECTIONS: usize = 2;
+/// Connections for analytics queries, apart from the API's pool: twice the default per
+/// key, so one caller at its limit leaves as many for everyone else.
+const CONNECTIONS: usize = 4;
 /// How long a query waits for one of those connections before it is told to retry.
 const ACQUIRE: Duration = Duration::from_secs(5);
 
@@ -101,17 +102,20 @@ impl Reader {
     }
 
     /// Runs `sealed` (from `query::plan`, which asked for one row over `max_rows`).
+    /// `slot` (the caller's place among its key's running queries) is held until the
+    /// database has finished, even if the caller hangs up first.
     pub async fn run(
         &self,
         sealed: &Sealed,
         scope: &DbScope,
         max_rows: u64,
         timeout: Duration,
+        slot: Option<super::Slot>,
     ) -> Result<Rows, ReadError> {
         let collector = Collector::new(max_rows, timeout);
         match self {
-            Reader::Sqlite(r) => r.run(sealed, scope, collector).await,
-            Reader::Postgres(r) => r.run(sealed, scope, collector).await,
+            Reader::Sqlite(r) => r.run(sealed, scope, collector, slot).await,
+            Reader::Postgres(r) => r.run(sealed, scope, collector, slot).await,
         }
     }
 }

@@ -16,7 +16,6 @@
 //! A connection that is not back in autocommit after a query is dropped, not reused.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,6 +30,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::sync::Semaphore;
 
 use super::{ACQUIRE, CONNECTIONS, Collector, DbScope, ReadError, Rows, busy};
+
 use crate::analytics::seal::Sealed;
 use crate::analytics::tables::{IDENTITIES, stored_tables};
 
@@ -43,6 +43,8 @@ pub const MAX_VALUE_BYTES: i32 = 1024 * 1024;
 pub const HEAP_LIMIT_BYTES: i64 = 512 * 1024 * 1024;
 /// SQLite VM steps between deadline checks: about a millisecond of work.
 const STEPS_PER_CHECK: i32 = 10_000;
+/// The widest row one answer may carry.
+const MAX_ROW_BYTES: usize = 1024 * 1024;
 
 /// The functions the rewriter emits for SQLite, and the two that read the scope.
 const FUNCTIONS: &[&str] = &[
@@ -70,9 +72,23 @@ const TABLE_FUNCTIONS: &[&str] = &["json_each"];
 
 pub struct SqliteReader {
     /// `None`: an in-memory database, which only the store's own pool can see.
-    path: Option<PathBuf>,
-    idle: Mutex<Vec<Sandboxed>>,
-    permits: Semaphore,
+    jobs: Option<Mutex<std::sync::mpsc::Sender<Job>>>,
+    /// One per worker: a query waits here (at most `ACQUIRE`) for a free one.
+    permits: Arc<Semaphore>,
+}
+
+/// A query for a worker, with what must live as long as it runs: its connection permit
+/// and its caller's place (`Slot`). A caller that hangs up frees neither; the query runs
+/// to its end or its deadline, and only then do both go.
+struct Job {
+    sealed: Sealed,
+    scope: DbScope,
+    collector: Collector,
+    hold: (
+        tokio::sync::OwnedSemaphorePermit,
+        Option<crate::analytics::Slot>,
+    ),
+    reply: tokio::sync::oneshot::Sender<Result<Rows, ReadError>>,
 }
 
 /// One connection inside the sandbox, and the scope its views read.
@@ -84,23 +100,31 @@ struct Sandboxed {
 impl SqliteReader {
     pub fn new(url: &str) -> anyhow::Result<SqliteReader> {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let path = if memory {
-            None
-        } else {
-            Some(
-                SqliteConnectOptions::from_str(url)?
-                    .get_filename()
-                    .to_path_buf(),
-            )
-        };
         // SAFETY: a plain setter of SQLite's global heap limit; callable at any time.
         unsafe {
             rusqlite::ffi::sqlite3_hard_heap_limit64(HEAP_LIMIT_BYTES);
         }
+        let permits = Arc::new(Semaphore::new(CONNECTIONS));
+        if memory {
+            return Ok(SqliteReader {
+                jobs: None,
+                permits,
+            });
+        }
+        let path = SqliteConnectOptions::from_str(url)?
+            .get_filename()
+            .to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..CONNECTIONS {
+            let (rx, path) = (Arc::clone(&rx), path.clone());
+            std::thread::Builder::new()
+                .name(format!("analytics-{i}"))
+                .spawn(move || work(&path, &rx))?;
+        }
         Ok(SqliteReader {
-            path,
-            idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(CONNECTIONS),
+            jobs: Some(Mutex::new(tx)),
+            permits,
         })
     }
 
@@ -109,35 +133,79 @@ impl SqliteReader {
         sealed: &Sealed,
         scope: &DbScope,
         collector: Collector,
+        slot: Option<crate::analytics::Slot>,
     ) -> Result<Rows, ReadError> {
-        let Some(path) = self.path.clone() else {
+        let Some(jobs) = &self.jobs else {
             return Err(ReadError::Unavailable(
                 "Analytics are not available on an in-memory database.".into(),
             ));
         };
-        let _permit = tokio::time::timeout(ACQUIRE, self.permits.acquire())
+        let permit = tokio::time::timeout(ACQUIRE, Arc::clone(&self.permits).acquire_owned())
             .await
             .map_err(|_| busy())?
             .map_err(|_| busy())?;
-        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let sealed = sealed.clone();
-        let scope = scope.clone();
-        let job = tokio::task::spawn_blocking(move || {
-            let sandboxed = match idle {
-                Some(s) => s,
-                None => Sandboxed::open(&path).map_err(|e| ReadError::Database(e.to_string()))?,
-            };
-            let result = sandboxed.run(&sealed, scope, collector);
-            let reusable = sandboxed.conn.is_autocommit();
-            Ok::<_, ReadError>((reusable.then_some(sandboxed), result))
-        });
-        let (back, result) = job
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            sealed: sealed.clone(),
+            scope: scope.clone(),
+            collector,
+            hold: (permit, slot),
+            reply,
+        };
+        jobs.lock()
+            .map_err(|_| busy())?
+            .send(job)
+            .map_err(|_| ReadError::Database("the analytics workers stopped".into()))?;
+        answer
             .await
-            .map_err(|e| ReadError::Database(format!("the analytics task failed: {e}")))??;
-        if let (Some(s), Ok(mut idle)) = (back, self.idle.lock()) {
-            idle.push(s);
+            .map_err(|_| ReadError::Database("the analytics worker failed".into()))?
+    }
+}
+
+/// A worker: its own thread, its own connection (opened at first use, opened again if a
+/// query left it in a state it should not be in), at a lower priority than the API's
+/// threads, so a report never takes a core a verification needs.
+fn work(path: &std::path::Path, jobs: &Mutex<std::sync::mpsc::Receiver<Job>>) {
+    lower_priority();
+    let mut sandboxed: Option<Sandboxed> = None;
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = match sandboxed.take() {
+            Some(s) => Ok(s),
+            None => Sandboxed::open(path).map_err(|e| ReadError::Database(e.to_string())),
         }
-        result
+        .and_then(|s| {
+            let result = s.run(&job.sealed, job.scope, job.collector);
+            if s.conn.is_autocommit() {
+                sandboxed = Some(s);
+            }
+            result
+        });
+        // Free the places first, so the caller's next query finds them free.
+        drop(job.hold);
+        let _ = job.reply.send(result);
+    }
+}
+
+/// Nice 10 for the calling thread: about a tenth of a core against the API's threads when
+/// both want one, all of it when the API is idle. (SCHED_IDLE, as the event writer may
+/// use, would let a busy server starve reports entirely.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no arguments and cannot fail; setpriority on our own thread
+        // id only lowers this thread's priority, which needs no privilege.
+        let rc = unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 10)
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "analytics worker keeps normal priority");
+        }
     }
 }
 
@@ -209,7 +277,18 @@ impl Sandboxed {
             let mut out = Map::new();
             let mut size = 0;
             for (i, name) in names.iter().enumerate() {
-                let value = match row.get_ref(i)? {
+                let raw = row.get_ref(i)?;
+                // Sized before it is copied: a row is cut at MAX_ROW_BYTES, as PostgreSQL's
+                // reader cuts it inside the database.
+                size += name.len()
+                    + match raw {
+                        ValueRef::Text(t) | ValueRef::Blob(t) => t.len() + 2,
+                        _ => 24,
+                    };
+                if size > MAX_ROW_BYTES {
+                    return Err(Failure::Read(super::too_large()));
+                }
+                let value = match raw {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(n) => Value::from(n),
                     ValueRef::Real(f) => Value::from(f),
@@ -217,7 +296,6 @@ impl Sandboxed {
                         Value::from(String::from_utf8_lossy(t).into_owned())
                     }
                 };
-                size += name.len() + value.to_string().len();
                 out.insert(name.clone(), value);
             }
             collector.push(out, size).map_err(Failure::Read)?;
@@ -321,7 +399,7 @@ fn set_limits(conn: &Connection) {
         (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 32),
         (Limit::SQLITE_LIMIT_FUNCTION_ARG, 32),
         (Limit::SQLITE_LIMIT_ATTACHED, 0),
-        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000),
+        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 200),
         (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 4096),
         (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 1),
     ] {
