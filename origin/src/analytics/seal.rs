@@ -9,6 +9,8 @@
 //! - every identifier must be plain (`[A-Za-z_][A-Za-z0-9_]*`) or quoted with the
 //!   target's quote and free of quotes, backslashes, brackets and control characters;
 //! - every number must look like a number;
+//! - the printed text, outside its quoted names, may hold no quote, comment, backslash,
+//!   semicolon or dollar quote (`hides_nothing`, a scan that shares nothing with sqlparser);
 //! - the printed text is parsed again with the target database's own dialect and must
 //!   give exactly the tree that was checked, or the query is refused.
 
@@ -44,6 +46,13 @@ pub fn seal(mut query: Query, dialect: Dialect) -> Result<Sealed, QueryError> {
         return Err(e);
     }
     let sql = query.to_string();
+    // Checked on the text itself, without sqlparser: whatever the printer did, nothing
+    // but names, numbers, keywords, operators and placeholders may be in it.
+    hides_nothing(&sql, dialect).map_err(|what| {
+        QueryError::Invalid(format!(
+            "the query could not be rendered safely for the database ({what}); simplify it"
+        ))
+    })?;
     let reparsed = reparse(&sql, dialect)?;
     if *reparsed != query {
         return Err(QueryError::Invalid(
@@ -151,6 +160,42 @@ impl VisitorMut for Binder {
         ));
         self.refuse(e)
     }
+}
+
+/// The sealed text, outside its quoted names, holds no string, comment or second
+/// statement: whatever the caller wrote, only names, numbers, keywords, operators and
+/// placeholders are left.
+pub fn hides_nothing(sql: &str, dialect: Dialect) -> Result<(), String> {
+    let quote = match dialect {
+        Dialect::Sqlite => '`',
+        Dialect::Postgres => '"',
+    };
+    let mut outside = String::new();
+    let mut in_name = false;
+    for c in sql.chars() {
+        if c == quote {
+            in_name = !in_name;
+            outside.push(' ');
+        } else if !in_name {
+            outside.push(c);
+        }
+    }
+    if in_name {
+        return Err("an unclosed name".into());
+    }
+    for bad in ["'", "--", "/*", ";", "\\", "\"", "`", "[", "$$", "\0"] {
+        if outside.contains(bad) {
+            return Err(format!("{bad:?} outside a name"));
+        }
+    }
+    // A `$` is only ever a placeholder's.
+    let mut chars = outside.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && !chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            return Err("a `$` that is not a placeholder".into());
+        }
+    }
+    Ok(())
 }
 
 /// `12`, `1.5`, `.5`, `1e9`, `2.5E-3`: digits, one point, one exponent.
@@ -283,42 +328,6 @@ pub(crate) mod tests {
                 }
                 q
             })
-    }
-
-    /// The sealed text, outside its quoted names, holds no string, comment or second
-    /// statement: whatever the caller wrote, only names, numbers, keywords, operators and
-    /// placeholders are left.
-    pub(crate) fn hides_nothing(sql: &str, dialect: Dialect) -> Result<(), String> {
-        let quote = match dialect {
-            Dialect::Sqlite => '`',
-            Dialect::Postgres => '"',
-        };
-        let mut outside = String::new();
-        let mut in_name = false;
-        for c in sql.chars() {
-            if c == quote {
-                in_name = !in_name;
-                outside.push(' ');
-            } else if !in_name {
-                outside.push(c);
-            }
-        }
-        if in_name {
-            return Err("an unclosed name".into());
-        }
-        for bad in ["'", "--", "/*", ";", "\\", "\"", "`", "[", "$$", "\0"] {
-            if outside.contains(bad) {
-                return Err(format!("{bad:?} outside a name"));
-            }
-        }
-        // A `$` is only ever a placeholder's.
-        let mut chars = outside.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '$' && !chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-                return Err("a `$` that is not a placeholder".into());
-            }
-        }
-        Ok(())
     }
 
     proptest! {
