@@ -106,6 +106,14 @@ impl CreditLedger {
     }
 
     /// The live balance, if this node holds one.
+    /// Forgets a deleted key's cell: cells otherwise live as long as the process, and a
+    /// deleted key will never spend again.
+    pub fn forget(&self, key_id: &str) {
+        if let Ok(mut cells) = self.cells.write() {
+            cells.remove(key_id);
+        }
+    }
+
     pub fn peek(&self, key_id: &str) -> Option<CreditBalance> {
         let map = self.cells.read().unwrap_or_else(|p| p.into_inner());
         map.get(key_id).map(|c| lock(c).balance)

@@ -156,6 +156,22 @@ impl AppState {
         }
     }
 
+    /// Drops a deleted key's live balance: Redis's in a cluster, the ledger's cell on one
+    /// node. Neither would ever be spent again, and neither expired on its own.
+    pub async fn drop_credits(&self, key_id: &str) -> Result<(), AppError> {
+        match &self.cluster {
+            Some(c) => c
+                .redis
+                .drop_balance(key_id)
+                .await
+                .map_err(counters_unreachable),
+            None => {
+                self.ledger.forget(key_id);
+                Ok(())
+            }
+        }
+    }
+
     /// Live balances of many keys at once (one Redis round trip in a cluster).
     pub async fn live_credits_many(
         &self,

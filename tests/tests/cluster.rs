@@ -579,7 +579,7 @@ async fn counts_at_2_pow_53_are_exact_across_nodes() {
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     let max = 9_007_199_254_740_991u64;
-    let (_, key) =
+    let (key_id, key) =
         cl.c.create_key(&n0, &api, json!({"credits": {"remaining": max}}))
             .await;
     for (i, node) in cl.nodes.iter().enumerate() {
@@ -593,4 +593,24 @@ async fn counts_at_2_pow_53_are_exact_across_nodes() {
         assert_eq!(v["success"], true, "{v}");
         assert_eq!(v["remaining"], max - 1 - i as u64, "{v}");
     }
+
+    // The balance in Redis expires when unused, and goes with its key.
+    let redis = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &cl.redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (Debian's redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let balance = format!("{}cr:{key_id}", cl.prefix);
+    let ttl: i64 = redis(&["PTTL", &balance]).parse().unwrap();
+    assert!(ttl > 86_400_000, "the balance's TTL is {ttl} ms");
+    cl.ok(
+        &n0,
+        "/v2/keys.deleteKey",
+        json!({"keyId": key_id, "permanent": true}),
+    )
+    .await;
+    assert_eq!(redis(&["EXISTS", &balance]), "0");
 }

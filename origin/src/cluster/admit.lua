@@ -115,6 +115,9 @@ end
 
 if changed or (has_credit and v == 0) then
   redis.call('HSET', ckey, 'r', int(r), 't', int(t), 'v', int(v + 1))
+  -- A balance unused for 30 days leaves Redis (the database has had it written long
+  -- since); the next spend seeds it again from there.
+  redis.call('PEXPIRE', ckey, 2592000000)
   redis.call('SADD', cdirty, ARGV[cbase + 6])
 end
 return out

@@ -20,6 +20,7 @@ if ARGV[2] == 'del' then
   redis.call('DEL', KEYS[1])
 else
   redis.call('HSET', KEYS[1], 'r', ARGV[3], 't', ARGV[4], 'v', tostring((tonumber(v) or 0) + 1))
+  redis.call('PEXPIRE', KEYS[1], 2592000000)
 end
 return 1
 ",
@@ -52,6 +53,18 @@ impl Cluster {
             )),
             _ => None,
         })
+    }
+
+    /// Forgets a deleted key's balance: nothing will spend it again, and written behind it
+    /// would only be written to a row that is gone.
+    pub async fn drop_balance(&self, key_id: &str) -> Result<(), ClusterError> {
+        let result = redis::pipe()
+            .del(self.balance_key(key_id))
+            .srem(self.key(&["cr-dirty"]), key_id)
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(ClusterError::from);
+        self.observe("drop_balance", result)
     }
 
     /// The cluster's live balance, if Redis holds one (else the database's is current).

@@ -175,6 +175,7 @@ pub async fn delete_key(
         state.store.soft_delete_key(&row.id, now).await?;
     }
     state.forget([row.hash.as_str()]).await;
+    state.drop_credits(&row.id).await?;
     ok(Empty {})
 }
 
