@@ -208,6 +208,17 @@ pub struct ServeConfig {
     #[arg(long, env = "KEYWAY_CACHE_STALE_SECONDS", default_value_t = 600.0)]
     pub cache_stale_seconds: f64,
 
+    /// Most rate-limit counters kept in memory (about 100 bytes each). Past it a new
+    /// counter takes the place of one whose window has ended, else of one ending soon,
+    /// counted in `keyway_ratelimit_counters_evicted_total`. Cluster mode counts in Redis:
+    /// bound it there with `maxmemory` and `maxmemory-policy volatile-ttl`.
+    #[arg(
+        long,
+        env = "KEYWAY_RATELIMIT_MAX_COUNTERS",
+        default_value_t = 1_000_000
+    )]
+    pub ratelimit_max_counters: usize,
+
     /// Most snapshots kept in memory. 0 turns the cache off: every verification reads
     /// the database (the lab's `origin-cold` scenario).
     #[arg(long, env = "KEYWAY_CACHE_CAPACITY", default_value_t = 2_000_000)]

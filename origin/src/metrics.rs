@@ -22,6 +22,8 @@ pub struct Metrics {
     pub event_buffer_depth: IntGauge,
     pub events_dropped: IntCounter,
     pub events_written: IntCounter,
+    /// Rate-limit counters dropped at the bound before their window ended.
+    pub counters_evicted: IntCounter,
     pub request_duration: HistogramVec,
     /// Answers with a 5xx status. Each is also logged where it happened, with its cause.
     pub server_errors: IntCounter,
@@ -60,6 +62,10 @@ impl Metrics {
         let events_written = IntCounter::new(
             "keyway_events_written_total",
             "Analytics events written to the database",
+        )?;
+        let counters_evicted = IntCounter::new(
+            "keyway_ratelimit_counters_evicted_total",
+            "Rate-limit counters dropped at --ratelimit-max-counters before their window ended",
         )?;
         let request_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -114,6 +120,7 @@ impl Metrics {
         registry.register(Box::new(event_buffer_depth.clone()))?;
         registry.register(Box::new(events_dropped.clone()))?;
         registry.register(Box::new(events_written.clone()))?;
+        registry.register(Box::new(counters_evicted.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         Ok(Metrics {
             registry,
@@ -122,6 +129,7 @@ impl Metrics {
             event_buffer_depth,
             events_dropped,
             events_written,
+            counters_evicted,
             request_duration,
             server_errors,
             redis_errors,

@@ -99,7 +99,10 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         store: store.clone(),
         cache,
         overrides,
-        counters: Arc::new(MemoryCounters::default()),
+        counters: Arc::new(MemoryCounters::with_bound(
+            config.ratelimit_max_counters,
+            metrics.counters_evicted.clone(),
+        )),
         ledger: Arc::new(CreditLedger::default()),
         events: batcher.sink.clone(),
         metrics,

@@ -651,3 +651,27 @@ both!(unbounded_inputs_are_refused, |srv| {
         .await;
     assert_eq!(s, 400);
 });
+
+// Rate-limit counters with identifiers of the caller's choosing are bounded: past
+// --ratelimit-max-counters the oldest windows make room, counted in /metrics, and a
+// counter in use is never the one to go, so it still counts exactly.
+both!(
+    ratelimit_counters_are_bounded,
+    &["--ratelimit-max-counters", "1024"],
+    |srv| {
+        let month = 2_592_000_000u64;
+        let hot = serde_json::json!({"namespace": "ns", "identifier": "hot", "limit": 10_000, "duration": month});
+        let mut uses = 0u64;
+        for i in 0..3_000 {
+            let body = serde_json::json!({"namespace": "ns", "identifier": format!("random_{i}"), "limit": 5, "duration": month});
+            srv.ok("/v2/ratelimit.limit", body).await;
+            if i % 5 == 0 {
+                srv.ok("/v2/ratelimit.limit", hot.clone()).await;
+                uses += 1;
+            }
+        }
+        assert!(srv.metric("keyway_ratelimit_counters_evicted_total").await > 0.0);
+        let v = srv.ok("/v2/ratelimit.limit", hot.clone()).await;
+        assert_eq!(v["remaining"], 10_000 - uses - 1, "{v}");
+    }
+);
