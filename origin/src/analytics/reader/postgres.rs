@@ -593,3 +593,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod without_createrole {
+    //! A deployment whose database user may not create roles: the server says so and
+    //! runs analytics as itself, read-only.
+    use super::*;
+    use crate::store::Store;
+    use keyway_testkit::db::PG_SERVER;
+
+    #[tokio::test]
+    async fn analytics_run_as_the_servers_user_with_a_warning() {
+        let suffix = hex(&crate::ids::random_bytes(6));
+        let (user, db) = (
+            format!("kw_plain_{suffix}"),
+            format!("kw_plain_db_{suffix}"),
+        );
+        let admin = PgPool::connect(&format!("{PG_SERVER}/postgres"))
+            .await
+            .unwrap();
+        for sql in [
+            format!("CREATE ROLE {user} LOGIN NOCREATEROLE NOSUPERUSER"),
+            format!("CREATE DATABASE {db} OWNER {user}"),
+        ] {
+            sqlx::query(&sql).execute(&admin).await.unwrap();
+        }
+        let url = format!("postgres://{user}@127.0.0.1:5432/{db}");
+        let result = async {
+            let store = Store::connect(&url, 2).await?;
+            store.close().await;
+            let role = prepare(&url).await?;
+            anyhow::ensure!(role.is_none(), "a role was made without CREATEROLE");
+            let reader = PgReader::connect(&url, None)?;
+            let sealed = Sealed {
+                sql: "SELECT COUNT(*) AS n, current_user AS u FROM key_verifications".into(),
+                params: Vec::new(),
+            };
+            let scope = DbScope {
+                kind: Kind::Verifications,
+                workspace_id: "ws".into(),
+                only: None,
+            };
+            let rows = reader
+                .run(
+                    &sealed,
+                    &scope,
+                    Collector::new(10, Duration::from_secs(2)),
+                    None,
+                )
+                .await?;
+            anyhow::ensure!(rows[0]["u"] == user.as_str(), "{rows:?}");
+            // Still read-only.
+            let write = Sealed {
+                sql: "WITH d AS (DELETE FROM keys RETURNING 1) SELECT COUNT(*) AS n FROM d".into(),
+                params: Vec::new(),
+            };
+            let refused = reader
+                .run(
+                    &write,
+                    &scope,
+                    Collector::new(10, Duration::from_secs(2)),
+                    None,
+                )
+                .await;
+            anyhow::ensure!(
+                matches!(refused, Err(ReadError::Rejected(_))),
+                "{refused:?}"
+            );
+            Ok(())
+        }
+        .await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+        let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {user}"))
+            .execute(&admin)
+            .await;
+        result.unwrap();
+    }
+}
