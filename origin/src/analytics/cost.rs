@@ -38,7 +38,8 @@ pub const MAX_VALUE_BYTES: u64 = 1024 * 1024;
 /// The widest row a query may build: the readers cut a row there too.
 pub const MAX_ROW_BYTES: u64 = 1024 * 1024;
 /// What a stored column may hold, as far as this estimate goes: ids, outcomes, tags.
-const STORED_BYTES: u64 = 16 * 1024;
+/// Tags are up to 20 of 512 characters each, which JSON can write at 6 bytes a character.
+const STORED_BYTES: u64 = 64 * 1024;
 /// A number, a boolean, a NULL.
 const SCALAR_BYTES: u64 = 24;
 
@@ -293,10 +294,13 @@ impl Visitor for Sizer<'_> {
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
         if self.depth == 0 {
+            let before = self.walk.work;
             match query(q, self.local, self.walk) {
-                // A scalar subquery is one value of its largest column's size.
+                // A nested query weighs all of its work: when the database flattens the
+                // query it stands in, it copies the whole subquery into every place the
+                // column is used (`v + v` over it doubles it, level after level).
                 Ok(size) => self.give(Size {
-                    nodes: 1,
+                    nodes: self.walk.work.saturating_sub(before).max(1),
                     bytes: size.bytes,
                 }),
                 Err(e) => return self.fail(e),
@@ -421,8 +425,22 @@ mod tests {
         );
         let e = size_of(&like).unwrap_err();
         assert!(e.to_string().contains("units of work"), "{e}");
+        // A subquery copied into every use of its column, level after level.
+        let inlist = (0..1000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut dup = format!(
+            "WITH c1 AS (SELECT (SELECT count(*) FROM t WHERE x IN ({inlist})) AS v FROM t)"
+        );
+        for k in 2..=12 {
+            dup.push_str(&format!(", c{k} AS (SELECT v+v AS v FROM c{})", k - 1));
+        }
+        dup.push_str(" SELECT v FROM c12");
+        let e = size_of(&dup).unwrap_err();
+        assert!(e.to_string().contains("units of work"), "{e}");
         // A wide row.
-        let cols = (0..80)
+        let cols = (0..20)
             .map(|i| format!("tags AS c{i}"))
             .collect::<Vec<_>>()
             .join(", ");

@@ -62,6 +62,7 @@ fn template(ctx: &Ctx, sql: &str, args: &[Expr]) -> Result<Expr, QueryError> {
     // One pass over the template; an argument becomes an unquoted name no user name can
     // be, since every user name is quoted by then.
     let mut text = String::with_capacity(sql.len() + 16 * args.len());
+    let mut used = vec![false; args.len()];
     let mut rest = sql;
     while let Some(open) = rest.find('{') {
         text.push_str(&rest[..open]);
@@ -72,7 +73,16 @@ fn template(ctx: &Ctx, sql: &str, args: &[Expr]) -> Result<Expr, QueryError> {
             .ok()
             .filter(|i| *i < args.len())
         {
-            Some(i) => text.push_str(&format!("{ARG}{i}")),
+            // An argument used twice would copy its whole tree (see `week_floor`).
+            Some(i) if used[i] => {
+                return Err(QueryError::Invalid(format!(
+                    "internal: a function template uses argument {i} twice"
+                )));
+            }
+            Some(i) => {
+                used[i] = true;
+                text.push_str(&format!("{ARG}{i}"));
+            }
             None => text.push_str(&rest[open..(open + 2 + close).min(rest.len())]),
         }
         rest = &after[(close + 1).min(after.len())..];
@@ -179,11 +189,13 @@ fn calendar_floor(ctx: &Ctx, x: &Expr, unit: &str) -> Result<Expr, QueryError> {
 }
 
 /// The start of the week holding `x`; 1970-01-01 was a Thursday, so a Sunday-based week
-/// is offset by 4 days and a Monday-based one by 3.
+/// is offset by 4 days and a Monday-based one by 3. `x` appears once: a template that
+/// used an argument twice doubled the tree at each level of nesting, and twenty nested
+/// calls were gigabytes before any bound could look at them.
 fn week_floor(ctx: &Ctx, x: &Expr, offset_days: i64) -> Result<Expr, QueryError> {
     template(
         ctx,
-        &format!("({{0}} / {DAY_MS} - ({{0}} / {DAY_MS} + {offset_days}) % 7) * {DAY_MS}"),
+        &format!("(({{0}} / {DAY_MS} + {offset_days}) / 7 * 7 - {offset_days}) * {DAY_MS}"),
         std::slice::from_ref(x),
     )
 }
@@ -494,9 +506,22 @@ mod tests {
     #[test]
     fn weeks_start_on_sunday_or_monday() {
         // 2023-11-14 (Tuesday) → Sunday 2023-11-12 and Monday 2023-11-13, by the formula.
-        let day = 1_699_920_000_000_i64 / DAY_MS;
-        assert_eq!((day - (day + 4) % 7) * DAY_MS, 1_699_747_200_000);
-        assert_eq!((day - (day + 3) % 7) * DAY_MS, 1_699_833_600_000);
+        let ms = 1_699_920_000_000_i64 + 5 * HOUR_MS;
+        let week = |off: i64| ((ms / DAY_MS + off) / 7 * 7 - off) * DAY_MS;
+        assert_eq!(week(4), 1_699_747_200_000);
+        assert_eq!(week(3), 1_699_833_600_000);
+        // The same for every day of a few years, against the two-step formula.
+        for day in 0..2_000i64 {
+            for off in [3, 4] {
+                assert_eq!((day + off) / 7 * 7 - off, day - (day + off) % 7, "{day}");
+            }
+        }
+        assert!(
+            sql(Dialect::Sqlite, "toStartOfWeek", vec![ident("time")])
+                .matches("time")
+                .count()
+                == 1
+        );
     }
 
     #[test]

@@ -1009,6 +1009,33 @@ mod tests {
     }
 
     #[test]
+    fn nested_calls_grow_the_tree_linearly() {
+        for f in [
+            "toStartOfWeek",
+            "toMonday",
+            "toStartOfMonth",
+            "countIf",
+            "concat",
+        ] {
+            let mut e = "time".to_string();
+            for _ in 0..40 {
+                e = format!("{f}({e})");
+            }
+            let q = format!("SELECT {e} AS w FROM key_verifications_v1");
+            // Refused or planned, but small either way: no argument is copied.
+            if let Ok(sealed) =
+                plan_on_own_stack(&q, &VERIFICATIONS, &scope(None), ctx(Dialect::Sqlite), 10)
+            {
+                assert!(
+                    sealed.sql.len() < 40 * 200 + 4_000,
+                    "{f}: {} bytes",
+                    sealed.sql.len()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn times_before_1970_fold_to_negative_numbers_that_seal() {
         let out = ok(
             "SELECT toStartOfDay('1969-12-31') AS d, 5 - toStartOfDay('1969-12-31') AS e FROM key_verifications_v1",

@@ -90,10 +90,13 @@ async fn run(
                 analytics.limits.per_key
             )))
         })?;
-    let sealed = {
+    // The slot goes with the planning thread and comes back: a caller that hangs up
+    // while its query is planned frees nothing until the planning ends.
+    let (sealed, slot) = {
         let (sql, scope) = (req.query.clone(), scope.clone());
         tokio::task::spawn_blocking(move || {
-            query::plan_on_own_stack(&sql, catalog, &scope, ctx, max_rows)
+            let planned = query::plan_on_own_stack(&sql, catalog, &scope, ctx, max_rows);
+            (planned, slot)
         })
         .await
         .map_err(|_| {
@@ -101,8 +104,8 @@ async fn run(
                 "The analytics query could not be planned.",
             ))
         })?
-        .map_err(query_error)?
     };
+    let sealed = sealed.map_err(query_error)?;
     let timeout = Duration::from_millis(analytics.limits.timeout_ms);
     let rows = analytics
         .reader

@@ -26,7 +26,7 @@ use std::time::Duration;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use super::{ACQUIRE, CONNECTIONS, Collector, DbScope, ReadError, Rows, busy, too_large};
 use crate::analytics::seal::Sealed;
@@ -226,6 +226,10 @@ impl PgReader {
     pub fn connect(url: &str, role: Option<Role>) -> anyhow::Result<PgReader> {
         let own: PgConnectOptions = url.parse()?;
         let sandboxed = role.is_some();
+        // Statement logs would carry callers' queries into the origin's log.
+        let own = own
+            .log_statements(log::LevelFilter::Off)
+            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(0));
         let as_reader = match role {
             Some(r) => own.clone().username(&r.name).password(&r.password),
             None => own.clone(),
