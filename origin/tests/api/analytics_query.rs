@@ -197,6 +197,18 @@ both!(
     }
 );
 
+/// The workspace an API belongs to, read from the database.
+async fn workspace_of(srv: &Server, api: &str) -> String {
+    let db = srv.db.pool().await.unwrap();
+    let ws: String =
+        sqlx::query_scalar(&format!("SELECT workspace_id FROM apis WHERE id = '{api}'"))
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    db.close().await;
+    ws
+}
+
 /// Rows the caller must never see: another workspace, and an API outside its grant.
 async fn plant_foreign_rows(srv: &Server, own_workspace: &str, visible_api: &str) {
     let db = srv.db.pool().await.unwrap();
@@ -248,16 +260,7 @@ both!(
     |srv| {
         let api = srv.create_api().await;
         let (_, probe) = srv.create_key_in(&api, json!({})).await;
-        let workspace = {
-            let db = srv.db.pool().await.unwrap();
-            let ws: String =
-                sqlx::query_scalar(&format!("SELECT workspace_id FROM apis WHERE id = '{api}'"))
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-            db.close().await;
-            ws
-        };
+        let workspace = workspace_of(&srv, &api).await;
         plant_foreign_rows(&srv, &workspace, &api).await;
         let reader = srv.root_key_with(&[&format!("api.{api}.read_analytics")]);
         let everything = srv.root_key_with(&["api.*.read_analytics"]);
@@ -569,16 +572,7 @@ both!(
     &["--analytics-per-key", "1", "--analytics-timeout-ms", "1500"],
     |srv| {
         let api = srv.create_api().await;
-        let workspace = {
-            let db = srv.db.pool().await.unwrap();
-            let ws: String =
-                sqlx::query_scalar(&format!("SELECT workspace_id FROM apis WHERE id = '{api}'"))
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-            db.close().await;
-            ws
-        };
+        let workspace = workspace_of(&srv, &api).await;
         plant_foreign_rows(&srv, &workspace, &api).await;
         let hog = srv.root_key_with(&["api.*.read_analytics"]);
         let other = srv.root_key_with(&["api.*.read_analytics"]);
@@ -627,16 +621,7 @@ both!(
     |srv| {
         let api = srv.create_api().await;
         let (_, key) = srv.create_key_in(&api, json!({})).await;
-        let workspace = {
-            let db = srv.db.pool().await.unwrap();
-            let ws: String =
-                sqlx::query_scalar(&format!("SELECT workspace_id FROM apis WHERE id = '{api}'"))
-                    .fetch_one(&db)
-                    .await
-                    .unwrap();
-            db.close().await;
-            ws
-        };
+        let workspace = workspace_of(&srv, &api).await;
         plant_foreign_rows(&srv, &workspace, &api).await;
         let reader = srv.root_key_with(&["api.*.read_analytics"]);
         let ask = |q: String| {
