@@ -65,8 +65,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 /// only carry a NUL as the escape `\u0000`, so a body without that text has none, and
 /// only such a body is parsed a second time to find the field.
 fn nul_location(body: &[u8]) -> Option<String> {
-    const ESCAPE: &[u8] = b"\\u0000";
-    if !body.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+    // One pass to the next backslash (most bodies have none); an escape is two bytes or
+    // more, so stepping over the byte after each backslash never mistakes the text `\\`
+    // followed by `u0000` for a NUL.
+    let mut rest = body;
+    let mut escaped_nul = false;
+    while let Some(i) = rest.iter().position(|&b| b == b'\\') {
+        if rest[i..].starts_with(b"\\u0000") {
+            escaped_nul = true;
+            break;
+        }
+        rest = &rest[(i + 2).min(rest.len())..];
+    }
+    if !escaped_nul {
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -308,6 +319,20 @@ mod tests {
         // The text `\\u0000` is a backslash and five characters, not a NUL.
         let v: serde_json::Value = parse_json(br#"{"key":"a\\u0000"}"#).unwrap();
         assert_eq!(v["key"], "a\\u0000");
+    }
+
+    proptest::proptest! {
+        /// Found exactly when a string of the body holds a NUL, whatever else it holds
+        /// (backslashes, quotes, other escapes), and named by its field.
+        #[test]
+        fn a_nul_is_found_exactly_where_it_is(s in "[\\\\\"u0\\x00\\x01a-f\\u{e9}]{0,24}") {
+            let body = serde_json::to_vec(&serde_json::json!({"key": "k", "meta": {"note": s}})).unwrap();
+            let found = nul_location(&body);
+            proptest::prop_assert_eq!(found.is_some(), s.contains('\0'), "{:?}", String::from_utf8_lossy(&body));
+            if let Some(at) = found {
+                proptest::prop_assert_eq!(at, "body.meta.note");
+            }
+        }
     }
 
     #[test]
