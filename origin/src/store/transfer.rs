@@ -14,6 +14,10 @@ use super::{Store, StoreError, StoreResult};
 
 /// sqlx's own bookkeeping: each side keeps its own.
 const SKIPPED: &str = "_sqlx_migrations";
+/// PostgreSQL's analytics sandbox (`analytics::reader::postgres`): each database's role
+/// and its password, and the grants of queries running now. A server makes its own at
+/// start; copying them would hand one database's role password to another.
+const SANDBOX_PREFIX: &str = "keyway_analytics_";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -93,7 +97,10 @@ impl Store {
               WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
         };
         let names: Vec<String> = sqlx::query_scalar(sql).fetch_all(&self.pool).await?;
-        Ok(names.into_iter().filter(|n| n != SKIPPED).collect())
+        Ok(names
+            .into_iter()
+            .filter(|n| n != SKIPPED && !n.starts_with(SANDBOX_PREFIX))
+            .collect())
     }
 
     /// A table's columns in their declared order.
