@@ -30,10 +30,14 @@ impl Default for Epochs {
     }
 }
 
+/// The stripe a digest's epoch is kept in.
+pub fn stripe_of(digest: &[u8; 32]) -> usize {
+    usize::from(u16::from_le_bytes([digest[0], digest[1]])) % STRIPES
+}
+
 impl Epochs {
     fn stripe(&self, digest: &[u8; 32]) -> &AtomicU64 {
-        let i = usize::from(u16::from_le_bytes([digest[0], digest[1]])) % STRIPES;
-        &self.stripes[i]
+        &self.stripes[stripe_of(digest)]
     }
 
     pub fn read(&self, digest: &[u8; 32]) -> Seen {
