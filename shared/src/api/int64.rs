@@ -13,14 +13,19 @@ use super::Patch;
 
 pub const MAX: u64 = i64::MAX as u64;
 
-fn bounded<E: Error>(v: u64) -> Result<u64, E> {
-    if v <= MAX {
+/// `v` if it is at most `max`, else the schema error that says why (`what` the bound is).
+fn at_most<E: Error>(v: u64, max: u64, what: &str) -> Result<u64, E> {
+    if v <= max {
         Ok(v)
     } else {
         Err(E::custom(format!(
-            "must be at most {MAX} (a 64-bit signed integer), got {v}"
+            "must be at most {max} ({what}), got {v}"
         )))
     }
+}
+
+fn bounded<E: Error>(v: u64) -> Result<u64, E> {
+    at_most(v, MAX, "a 64-bit signed integer")
 }
 
 /// Credits, refill amounts, limits and costs: 2^53 - 1 at most. Redis's Lua counts in
@@ -29,13 +34,11 @@ fn bounded<E: Error>(v: u64) -> Result<u64, E> {
 pub const COUNTER_MAX: u64 = (1 << 53) - 1;
 
 fn counter_bounded<E: Error>(v: u64) -> Result<u64, E> {
-    if v <= COUNTER_MAX {
-        Ok(v)
-    } else {
-        Err(E::custom(format!(
-            "must be at most {COUNTER_MAX} (2^53 - 1, the largest integer JavaScript and Redis count exactly), got {v}"
-        )))
-    }
+    at_most(
+        v,
+        COUNTER_MAX,
+        "2^53 - 1, the largest integer JavaScript and Redis count exactly",
+    )
 }
 
 pub fn counter<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
