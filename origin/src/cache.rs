@@ -1,8 +1,10 @@
-//! The hot-key cache: key snapshots in memory, with stale-while-revalidate.
+//! The hot-key cache: key snapshots in memory, by the core's freshness rule
+//! (`keyway_core::freshness`), the same one the edge's tiers follow.
 //!
 //! A fresh entry answers outright. A stale one answers at once too, and one background
 //! task per key reloads it, so a hot key never waits on the database after its first
-//! use. "Not found" is cached like any snapshot, which absorbs floods of random keys.
+//! use. "Not found" is cached and served stale like any snapshot (`NotFound::ServeStale`),
+//! which absorbs floods of random keys: every write that creates a key drops it first.
 //!
 //! Writes must never be undone by a reload that read the old row just before them. Every
 //! write bumps its key's epoch (`epochs`) after committing and before invalidating; a
@@ -13,33 +15,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use keyway_core::freshness::{CacheStatus, Stale};
+use keyway_core::freshness::{NotFound, Rule, Step};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use moka::sync::Cache;
 
-use crate::epochs::Epochs;
-use crate::store::{Store, StoreResult};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheStatus {
-    Hit,
-    Stale,
-    /// A stale root key read again before answering (`Stale::Reload`); kept apart from
-    /// `Miss` so a cold cache and a revocation check read as different things.
-    Reload,
-    Miss,
-}
-
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "hit",
-            CacheStatus::Stale => "stale",
-            CacheStatus::Reload => "reload",
-            CacheStatus::Miss => "miss",
-        }
-    }
-}
+use crate::epochs::{Epochs, Seen};
+use crate::store::{Store, StoreError, StoreResult};
 
 #[derive(Debug)]
 struct Entry {
@@ -49,22 +32,12 @@ struct Entry {
 
 pub type Lookup = (Option<Arc<KeySnapshot>>, CacheStatus);
 
-/// What a stale entry may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stale {
-    /// Answer at once and reload in the background: keys being verified.
-    Serve,
-    /// Reload before answering, so a revoked credential is refused within the fresh
-    /// time; answer with the stale entry only if the reload fails. Root keys.
-    Reload,
-}
-
 pub struct SnapshotCache {
     /// `None` when caching is off (capacity 0): every lookup reads the database. Keyed by
     /// the raw digest: 32 inline bytes instead of a 44-character string on the heap, which
     /// is most of a kilobyte per million keys.
     entries: Option<Cache<[u8; 32], Arc<Entry>>>,
-    fresh: Duration,
+    rule: Rule,
     refreshing: Mutex<HashSet<[u8; 32]>>,
     epochs: Epochs,
 }
@@ -77,9 +50,10 @@ impl SnapshotCache {
                 .time_to_live(stale.max(fresh))
                 .build()
         });
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
             entries,
-            fresh,
+            rule: Rule::new(ms(fresh), ms(stale), NotFound::ServeStale),
             refreshing: Mutex::new(HashSet::new()),
             epochs: Epochs::default(),
         }
@@ -95,24 +69,37 @@ impl SnapshotCache {
             let loaded = store.load_snapshot(hash).await?;
             return Ok((loaded.map(Arc::new), CacheStatus::Miss));
         };
-        if let Some(entry) = entries.get(&digest) {
-            if entry.loaded.elapsed() < self.fresh {
-                return Ok((entry.snapshot.clone(), CacheStatus::Hit));
+        let before = self.epochs.read(&digest);
+        let entry = entries.get(&digest);
+        let age = |e: &Entry| u64::try_from(e.loaded.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let step = self.rule.step(
+            entry
+                .as_ref()
+                .map(|e| (e.snapshot.is_some(), self.rule.freshness(age(e)))),
+            stale,
+        );
+        match (step, entry) {
+            (Step::Answer, Some(entry)) => Ok((entry.snapshot.clone(), CacheStatus::Hit)),
+            (Step::AnswerAndRefresh, Some(entry)) => {
+                self.refresh_in_background(store, hash, digest);
+                Ok((entry.snapshot.clone(), CacheStatus::Stale))
             }
-            if stale == Stale::Reload {
-                match self.load(store, hash, digest).await {
-                    Ok(snapshot) => return Ok((snapshot, CacheStatus::Reload)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reloading a stale root key failed; answering from cache");
-                    }
+            (Step::Reload, Some(entry)) => match self.load(store, hash, digest).await {
+                Ok(snapshot) => Ok((snapshot, CacheStatus::Reload)),
+                Err(e @ StoreError::Database(_)) => {
+                    tracing::warn!(error = %e, "reloading a stale root key failed; answering from cache");
+                    // While the database is away no revocation can be written either;
+                    // stamp the copy anew so the next requests do not each wait on it.
+                    self.insert_unless_written(digest, entry.snapshot.clone(), before);
+                    Ok((entry.snapshot.clone(), CacheStatus::Stale))
                 }
-                return Ok((entry.snapshot.clone(), CacheStatus::Stale));
+                Err(e) => Err(e),
+            },
+            _ => {
+                let snapshot = self.load(store, hash, digest).await?;
+                Ok((snapshot, CacheStatus::Miss))
             }
-            self.refresh_in_background(store, hash, digest);
-            return Ok((entry.snapshot.clone(), CacheStatus::Stale));
         }
-        let snapshot = self.load(store, hash, digest).await?;
-        Ok((snapshot, CacheStatus::Miss))
     }
 
     async fn load(
@@ -123,13 +110,25 @@ impl SnapshotCache {
     ) -> StoreResult<Option<Arc<KeySnapshot>>> {
         let before = self.epochs.read(&digest);
         let snapshot = store.load_snapshot(hash).await?.map(Arc::new);
+        self.insert_unless_written(digest, snapshot.clone(), before);
+        Ok(snapshot)
+    }
+
+    /// Caches `snapshot` as of now, unless a write to its key moved the key's epoch since
+    /// `before`, when what was read may predate the write.
+    fn insert_unless_written(
+        &self,
+        digest: [u8; 32],
+        snapshot: Option<Arc<KeySnapshot>>,
+        before: Seen,
+    ) {
         if let Some(entries) = &self.entries
             && self.epochs.read(&digest) == before
         {
             entries.insert(
                 digest,
                 Arc::new(Entry {
-                    snapshot: snapshot.clone(),
+                    snapshot,
                     loaded: Instant::now(),
                 }),
             );
@@ -137,7 +136,6 @@ impl SnapshotCache {
                 entries.invalidate(&digest);
             }
         }
-        Ok(snapshot)
     }
 
     fn refresh_in_background(self: &Arc<Self>, store: &Store, hash: &KeyHash, digest: [u8; 32]) {

@@ -11,7 +11,18 @@ use std::collections::HashMap;
 use crate::credits::{CreditBalance, Refill, Spend, spend};
 use crate::ratelimit::{CounterId, Decision, LimitSpec, WindowState, admit_all_if};
 use crate::snapshot::SnapshotCredits;
-use crate::verify::{KeyState, LimitCheck};
+
+/// One rate limit to count for this request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCheck {
+    /// The counter: the rule's for configured limits (a rule belongs to one key or one
+    /// identity), the key's and the name's for ad-hoc limits; always with the duration.
+    pub counter: CounterId,
+    pub id: String,
+    pub name: String,
+    pub spec: LimitSpec,
+    pub auto_apply: bool,
+}
 
 /// One verification's demand on the counters.
 #[derive(Debug, Clone, Copy)]
@@ -90,17 +101,17 @@ pub fn admit(
 }
 
 /// The simplest honest counter store: maps in memory, one owner at a time. For tests and
-/// benchmarks of `decide`; the origin's own store shards and locks the same arithmetic.
+/// benchmarks of the decision; the origin's own store shards and locks the same arithmetic.
 #[derive(Debug, Default)]
 pub struct InMemory {
     pub windows: HashMap<CounterId, WindowState>,
     pub balances: HashMap<String, CreditBalance>,
 }
 
-impl KeyState for InMemory {
-    type Error = std::convert::Infallible;
-
-    fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Result<Admission, Self::Error> {
+impl InMemory {
+    /// Counts every limit of `charge` and spends its credits as one unit, as [`admit`]
+    /// defines: all are taken, or none is.
+    pub fn admit(&mut self, charge: &Charge<'_>, now_ms: i64) -> Admission {
         let mut states: Vec<WindowState> = charge
             .checks
             .iter()
@@ -129,7 +140,7 @@ impl KeyState for InMemory {
         if let (Some(c), Some(b)) = (charge.credits, balance) {
             self.balances.insert(c.key_id.to_string(), b);
         }
-        Ok(out)
+        out
     }
 }
 

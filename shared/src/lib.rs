@@ -12,6 +12,7 @@ pub mod auth;
 pub mod calendar;
 pub mod credits;
 pub mod error;
+pub mod freshness;
 pub mod key;
 pub mod override_match;
 pub mod permission;

@@ -88,6 +88,7 @@ mod tests {
             root_key_hash: crate::key::KeyHash::of("root"),
             key_hash: crate::key::KeyHash::of("sk_SECRETKEY"),
             request: verify.clone(),
+            accept: None,
         };
         let shown = format!("{verify:?} {whoami:?} {created:?} {forwarded:?}");
         assert!(!shown.contains("SECRET"), "{shown}");

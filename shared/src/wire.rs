@@ -12,7 +12,7 @@ use crate::api::keys::{VerifyCode, VerifyKeyRequest};
 use crate::key::KeyHash;
 use crate::snapshot::KeySnapshot;
 
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 pub const CONTENT_TYPE: &str = "application/x-keyway-postcard";
 
 pub const SNAPSHOT_PATH: &str = "/internal/v1/snapshot";
@@ -122,17 +122,21 @@ pub struct ForwardedVerify {
     pub root_key_hash: KeyHash,
     pub key_hash: KeyHash,
     pub request: VerifyKeyRequest,
+    /// The caller's `Accept`, so the origin picks an error's content type as it would
+    /// for the caller itself.
+    pub accept: Option<String>,
 }
 
 impl WireMessage for ForwardedVerify {
     const KIND: u8 = 3;
 }
 
-/// Origin → edge: the public answer, ready to relay (status and JSON body).
+/// Origin → edge: the public answer, ready to relay as is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyAnswer {
     pub status: u16,
     pub body: Vec<u8>,
+    pub content_type: String,
 }
 
 impl WireMessage for VerifyAnswer {
@@ -233,6 +237,7 @@ mod tests {
             root_key_hash: KeyHash::of("root"),
             key_hash: KeyHash::of("k"),
             request: serde_json::from_str(r#"{"key":"","credits":{"cost":3},"ratelimits":[{"name":"x","limit":1,"duration":1000}]}"#).unwrap(),
+            accept: Some("application/problem+json;q=0, application/json".into()),
         };
         assert_eq!(decode::<ForwardedVerify>(&encode(&f)).unwrap(), f);
         let b = EventBatch {

@@ -239,6 +239,45 @@ async fn edge_end_to_end() {
         3
     );
 
+    // A forwarded answer keeps the origin's status, body and content type: the origin
+    // picks an error's type from the caller's Accept, q-values included. The edge still
+    // holds the key's named limit for its fresh time after the origin dropped it, so it
+    // forwards, and the origin answers 412.
+    let (named_id, named) = c
+        .create_key(
+            e,
+            &api,
+            json!({"ratelimits": [{"name": "tokens", "limit": 5, "duration": 60000}]}),
+        )
+        .await;
+    let named_verify = json!({"key": named, "ratelimits": [{"name": "tokens"}]});
+    let r = c.post(e, "/v2/keys.verifyKey", named_verify.clone()).await;
+    assert_eq!(
+        (r.status, r.served_by.as_deref()),
+        (200, Some("origin")),
+        "{}",
+        r.body
+    );
+    let r = c
+        .post(
+            e,
+            "/v2/keys.updateKey",
+            json!({"keyId": named_id, "ratelimits": []}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let resp = reqwest::Client::new()
+        .post(format!("{e}/v2/keys.verifyKey"))
+        .bearer_auth(&origin.root_key)
+        .header("accept", "application/problem+json;q=0, application/json")
+        .json(&named_verify)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 412);
+    assert_eq!(resp.headers()["x-keyway-served-by"], "origin");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+
     // Revocation: the edge stops verifying a disabled key within the fresh time (plus the
     // one stale answer that triggers the refresh).
     let (rev_id, revoked) = c.create_key(e, &api, json!({})).await;
@@ -368,6 +407,15 @@ async fn edge_end_to_end() {
         mismatches, 1,
         "the shadow comparison found the disagreement"
     );
+    // Cache API faults are counted, not silent.
+    let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+    for counter in [
+        "cacheReadFailures",
+        "cacheCorruptEntries",
+        "cacheWriteFailures",
+    ] {
+        assert!(stats.body[counter].is_u64(), "{counter}: {}", stats.body);
+    }
     let stats = c.get(&format!("{e}/_keyway/stats"), "wrong").await;
     assert_eq!(stats.status, 401);
 

@@ -31,7 +31,7 @@ pub struct Verified {
     pub request: RequestId,
     /// The caller, whose workspace the event belongs to.
     pub caller: RootScope,
-    /// The key, when the verdict found it (see `Verdict::event` for why only then).
+    /// The key, when the verdict found it (`Verdict::recordable_key`).
     pub key: Option<Arc<KeySnapshot>>,
     pub outcome: VerifyCode,
     pub spent_credits: u64,
@@ -55,7 +55,7 @@ impl Verified {
             time_ms,
             request: request_id,
             caller: caller.clone(),
-            key: snapshot.filter(|_| verdict.data.key_id.is_some()),
+            key: verdict.recordable_key(snapshot),
             outcome: verdict.data.code,
             spent_credits: verdict.spent_credits,
             tags: body.tags.clone().unwrap_or_default(),

@@ -113,11 +113,16 @@ pub async fn verify(
                 tracing::error!(error = %e, "could not serialize a forwarded verification");
                 AppError(ApiError::internal("The verification could not be encoded."))
             })?;
-            VerifyAnswer { status: 200, body }
+            VerifyAnswer {
+                status: 200,
+                body,
+                content_type: "application/json".into(),
+            }
         }
         Err(AppError(e)) => VerifyAnswer {
             status: e.status,
             body: e.to_json(&request_id()),
+            content_type: e.content_type(fwd.accept.as_deref()).into(),
         },
     };
     Ok(postcard(&answer))

@@ -10,11 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keyway_core::admission::LimitCheck;
 use keyway_core::admission::{Admission, Balance, Charge, CreditCharge, admit};
 use keyway_core::credits::{CreditBalance, Refill, RefillInterval};
 use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec, WindowState};
 use keyway_core::snapshot::SnapshotCredits;
-use keyway_core::verify::LimitCheck;
 use keyway_origin::cluster::Cluster;
 use keyway_origin::metrics::Metrics;
 use keyway_origin::store::Store;

@@ -11,12 +11,15 @@ use keyway_core::validate::{parse_json, verify_request};
 use keyway_core::wire::ServedBy;
 use worker::{Context, Env, Method, Request, Response, console_log, event};
 
-use crate::config::Config;
-use crate::error::{Accept, EdgeError, bytes_response};
-use crate::origin::{self, VERIFY_PATH};
-use crate::route::{RouteMode, may_proxy};
-use crate::runtime::{self, Runtime, config, flush_events, route_mode, stats};
-use crate::verify::{compare_in_shadow, verify_at_edge};
+use crate::policy::config::Config;
+use crate::policy::route::{RouteMode, may_proxy};
+
+use super::error::EdgeError;
+use super::isolate::{self, EdgeSnapshots, config, snapshots, stats};
+use super::origin::{self, VERIFY_PATH, flush_events};
+use super::respond::{Accept, bytes_response};
+use super::route::route_mode;
+use super::verify::{compare_in_shadow, verify_at_edge};
 
 const STATS_PATH: &str = "/_keyway/stats";
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -30,24 +33,21 @@ fn start() {
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let cfg = config(&env);
     let accept = Accept::of(req.headers());
-    let rt = Runtime {
-        cfg,
-        ctx: Some(Rc::new(ctx)),
-    };
-    let result = handle(req, &env, &rt, &accept).await;
-    if let Some(ctx) = &rt.ctx {
-        flush_events(&rt.cfg, ctx, false);
-    }
+    let ctx = Rc::new(ctx);
+    let tiers = snapshots(&cfg, Some(Rc::clone(&ctx)));
+    let result = handle(req, &env, &cfg, &tiers, &ctx, &accept).await;
+    flush_events(&cfg, &ctx, false);
     Ok(result.unwrap_or_else(|e| e.into_response(&accept, ServedBy::Edge)))
 }
 
 async fn handle(
     mut req: Request,
     env: &Env,
-    rt: &Runtime,
+    cfg: &Rc<Config>,
+    tiers: &EdgeSnapshots,
+    ctx: &Context,
     accept: &Accept,
 ) -> Result<Response, EdgeError> {
-    let cfg = &rt.cfg;
     let path = req.path();
     if path == STATS_PATH {
         return stats_response(&req, cfg);
@@ -78,13 +78,9 @@ async fn handle(
             accept.get().as_deref(),
         )
         .await?;
-        if mode == RouteMode::Shadow
-            && let Some(ctx) = &rt.ctx
-        {
-            let shadow = Runtime {
-                cfg: Rc::clone(cfg),
-                ctx: None,
-            };
+        if mode == RouteMode::Shadow {
+            // Already after the response: nothing in it may wait for later still.
+            let shadow = snapshots(cfg, None);
             let compared = answer.clone();
             ctx.wait_until(compare_in_shadow(
                 shadow,
@@ -104,7 +100,7 @@ async fn handle(
             None,
         ));
     }
-    verify_at_edge(rt, root_hash?, accept, request, query.as_ref(), &hash).await
+    verify_at_edge(tiers, root_hash?, accept, request, query.as_ref(), &hash).await
 }
 
 async fn proxy(req: &mut Request, cfg: &Config) -> Result<Response, EdgeError> {
@@ -148,7 +144,7 @@ fn stats_response(req: &Request, cfg: &Config) -> Result<Response, EdgeError> {
     }
     Ok(bytes_response(
         200,
-        runtime::stats_json(),
+        isolate::stats_json(),
         "application/json",
         ServedBy::Edge,
         None,

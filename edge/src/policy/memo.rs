@@ -1,4 +1,4 @@
-//! The isolate-memory tier: a bounded LRU map with fresh and stale times.
+//! The isolate-memory tier: a bounded LRU map, aged by the core's freshness rule.
 //!
 //! moka does not build for wasm32, and an isolate is single-threaded, so this is `lru`'s
 //! map (O(1) insert and eviction; a scan for the oldest entry cost 50,000 comparisons per
@@ -16,13 +16,8 @@ use std::collections::HashSet;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
 
+use keyway_core::freshness::{Freshness, Rule, age_ms};
 use lru::LruCache;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    Fresh,
-    Stale,
-}
 
 #[derive(Debug)]
 struct Slot<V> {
@@ -33,58 +28,44 @@ struct Slot<V> {
 pub struct Memo<K: Hash + Eq, V> {
     slots: LruCache<K, Slot<V>>,
     refreshing: HashSet<K>,
-    fresh_ms: f64,
-    stale_ms: f64,
+    rule: Rule,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
-    pub fn new(capacity: usize, fresh_ms: f64, stale_ms: f64) -> Self {
+    pub fn new(capacity: usize, rule: Rule) -> Self {
         Self {
             slots: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
             refreshing: HashSet::new(),
-            fresh_ms,
-            stale_ms: stale_ms.max(fresh_ms),
+            rule,
         }
     }
 
-    /// Changes the times (they come from Worker vars, read once per isolate).
-    pub fn set_times(&mut self, fresh_ms: f64, stale_ms: f64) {
-        self.fresh_ms = fresh_ms;
-        self.stale_ms = stale_ms.max(fresh_ms);
+    /// Changes the rule (its times come from Worker vars, read once per isolate).
+    pub fn set_rule(&mut self, rule: Rule) {
+        self.rule = rule;
     }
 
-    pub fn fresh_ms(&self) -> f64 {
-        self.fresh_ms
+    pub fn rule(&self) -> Rule {
+        self.rule
     }
 
-    pub fn stale_ms(&self) -> f64 {
-        self.stale_ms
+    /// How an entry stored at `stored_ms` reads at `now_ms`, by the rule every tier uses.
+    pub fn freshness(&self, stored_ms: f64, now_ms: f64) -> Freshness {
+        self.rule.freshness(age_ms(stored_ms, now_ms))
     }
 
-    /// How an entry stored at `stored_ms` reads at `now_ms`: the one freshness rule every
-    /// tier uses. `None` once it is past the stale time.
-    pub fn freshness(&self, stored_ms: f64, now_ms: f64) -> Option<Freshness> {
-        let age = now_ms - stored_ms;
-        if age < self.fresh_ms {
-            Some(Freshness::Fresh)
-        } else if age < self.stale_ms {
-            Some(Freshness::Stale)
-        } else {
-            None
-        }
-    }
-
+    /// The entry and how it reads; an expired entry is dropped and reads as absent.
     pub fn get(&mut self, key: &K, now_ms: f64) -> Option<(V, Freshness)> {
         let (value, stored_ms) = self
             .slots
             .get(key)
             .map(|s| (s.value.clone(), s.stored_ms))?;
         match self.freshness(stored_ms, now_ms) {
-            Some(f) => Some((value, f)),
-            None => {
+            Freshness::Expired => {
                 self.slots.pop(key);
                 None
             }
+            f => Some((value, f)),
         }
     }
 
@@ -124,10 +105,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keyway_core::freshness::NotFound;
+
+    fn rule() -> Rule {
+        Rule::new(100, 1000, NotFound::FreshOnly)
+    }
 
     #[test]
     fn fresh_then_stale_then_gone() {
-        let mut m: Memo<&str, u32> = Memo::new(10, 100.0, 1000.0);
+        let mut m: Memo<&str, u32> = Memo::new(10, rule());
         m.put("a", 1, 0.0);
         assert_eq!(m.get(&"a", 50.0), Some((1, Freshness::Fresh)));
         assert_eq!(m.get(&"a", 100.0), Some((1, Freshness::Stale)));
@@ -137,7 +123,7 @@ mod tests {
 
     #[test]
     fn bounded_and_evicts_the_least_recently_used() {
-        let mut m: Memo<u32, u32> = Memo::new(3, 100.0, 1000.0);
+        let mut m: Memo<u32, u32> = Memo::new(3, rule());
         for i in 0..3 {
             m.put(i, i, 0.0);
         }
@@ -151,7 +137,7 @@ mod tests {
 
     #[test]
     fn an_older_answer_never_replaces_a_newer_one() {
-        let mut m: Memo<&str, &str> = Memo::new(10, 100.0, 1000.0);
+        let mut m: Memo<&str, &str> = Memo::new(10, rule());
         // A refresh that started at 10 answers after one that started at 20.
         assert!(m.put("k", "disabled", 20.0));
         assert!(!m.put("k", "valid", 10.0));
@@ -162,7 +148,7 @@ mod tests {
 
     #[test]
     fn one_refresh_per_key() {
-        let mut m: Memo<&str, u32> = Memo::new(10, 100.0, 1000.0);
+        let mut m: Memo<&str, u32> = Memo::new(10, rule());
         assert!(m.begin_refresh(&"k"));
         assert!(!m.begin_refresh(&"k"));
         assert!(m.begin_refresh(&"other"));
@@ -173,7 +159,7 @@ mod tests {
     #[test]
     fn eviction_stays_cheap_at_capacity() {
         // 50,000 inserts into a full map of 5,000: a per-insert scan would be 250M steps.
-        let mut m: Memo<u32, u32> = Memo::new(5_000, 100.0, 1000.0);
+        let mut m: Memo<u32, u32> = Memo::new(5_000, rule());
         for i in 0..55_000u32 {
             m.put(i, i, f64::from(i));
         }

@@ -1,15 +1,25 @@
-//! Calls to the origin: the internal postcard API, its public verifyKey (split and shadow
-//! traffic) and the proxy for every other `/v2/*` route, each under the origin timeout.
+//! Calls to the origin: the internal postcard API (snapshots, forwarded verifications,
+//! events), its public verifyKey (split and shadow traffic) and the proxy for every other
+//! `/v2/*` route, each under the origin timeout.
 
 use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use keyway_core::wire;
-use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use keyway_core::key::KeyHash;
+use keyway_core::wire::{
+    self, EventBatch, ForwardedVerify, PairFound, PairLookup, SnapshotFound, SnapshotLookup,
+    VerifyAnswer,
+};
+use worker::{Context, Delay, Fetch, Headers, Method, Request, RequestInit, Response, console_log};
 
-use crate::config::Config;
-use crate::error::EdgeError;
+use crate::policy::config::Config;
+use crate::policy::lookup::{Fetched, Origin};
+
+use super::error::EdgeError;
+use super::isolate::{now_ms, stats, take_due_events};
 
 pub const VERIFY_PATH: &str = "/v2/keys.verifyKey";
 
@@ -157,4 +167,92 @@ pub async fn proxy(
             .with_headers(headers))
     })
     .await
+}
+
+/// The origin's internal API as the snapshot tiers see it.
+#[derive(Clone)]
+pub struct OriginApi {
+    pub cfg: Rc<Config>,
+}
+
+impl Origin for OriginApi {
+    type Error = EdgeError;
+
+    async fn snapshot(&self, hash: &KeyHash) -> Result<Fetched, EdgeError> {
+        let started_ms = now_ms();
+        let bytes = internal(
+            &self.cfg,
+            wire::SNAPSHOT_PATH,
+            wire::encode(&SnapshotLookup { hash: hash.clone() }),
+        )
+        .await?;
+        let found: SnapshotFound = wire::decode(&bytes)
+            .map_err(|e| EdgeError::Origin(format!("bad snapshot answer: {e}")))?;
+        Ok(Fetched {
+            snapshot: found.snapshot.map(Arc::new),
+            started_ms,
+            bytes,
+        })
+    }
+
+    async fn pair(
+        &self,
+        root: &KeyHash,
+        key: &KeyHash,
+    ) -> Result<(Fetched, Option<Fetched>), EdgeError> {
+        let started_ms = now_ms();
+        let msg = PairLookup {
+            root: root.clone(),
+            key: key.clone(),
+        };
+        let bytes = internal(&self.cfg, wire::PAIR_PATH, wire::encode(&msg)).await?;
+        let found: PairFound = wire::decode(&bytes)
+            .map_err(|e| EdgeError::Origin(format!("bad snapshot pair answer: {e}")))?;
+        // Each is kept in the Cache API as the single lookup's answer would be.
+        let fetched = |f: SnapshotFound| Fetched {
+            bytes: wire::encode(&f),
+            snapshot: f.snapshot.map(Arc::new),
+            started_ms,
+        };
+        Ok((fetched(found.root), found.key.map(fetched)))
+    }
+
+    fn unreachable(e: &EdgeError) -> bool {
+        matches!(e, EdgeError::Origin(_))
+    }
+}
+
+/// A verification that needs the origin's counters. The answer carries the origin's
+/// status, body and content type (chosen from the caller's `Accept` there), relayed as is.
+pub async fn forward_verify(
+    cfg: &Config,
+    msg: &ForwardedVerify,
+) -> Result<VerifyAnswer, EdgeError> {
+    let bytes = internal(cfg, wire::VERIFY_PATH, wire::encode(msg)).await?;
+    wire::decode(&bytes).map_err(|e| EdgeError::Origin(format!("bad verify answer: {e}")))
+}
+
+/// Ships the isolate's events once a batch is full or old enough.
+pub fn flush_events(cfg: &Rc<Config>, ctx: &Context, force: bool) {
+    let batch = take_due_events(force);
+    if batch.is_empty() {
+        return;
+    }
+    let cfg = Rc::clone(cfg);
+    ctx.wait_until(async move {
+        let n = batch.len() as u64;
+        match internal(
+            &cfg,
+            wire::EVENTS_PATH,
+            wire::encode(&EventBatch { events: batch }),
+        )
+        .await
+        {
+            Ok(_) => stats(|s| s.events_sent += n),
+            Err(e) => {
+                console_log!("dropping {n} analytics events: {e}");
+                stats(|s| s.events_lost += n);
+            }
+        }
+    });
 }

@@ -2,10 +2,11 @@
 //! secrets are fixed for an isolate's life (changing them deploys a new version), and
 //! reading eight of them through JS on every request cost a measurable share of a hit.
 
+use keyway_core::freshness::{NotFound, Rule};
 use keyway_core::secret::Secret;
 
-use crate::route::RouteMode;
-use crate::tiers::Tiers;
+use super::route::RouteMode;
+use super::tiers::Tiers;
 
 #[derive(Clone)]
 pub struct Config {
@@ -22,6 +23,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The snapshot tiers' freshness rule. Nothing tells an isolate that a key was
+    /// created, so a "not found" counts only while fresh.
+    pub fn rule(&self) -> Rule {
+        Rule::new(
+            self.fresh_ms as u64,
+            self.stale_ms as u64,
+            NotFound::FreshOnly,
+        )
+    }
+
     /// `var` reads a plain var; `secret` is `KEYWAY_EDGE_SECRET` from the secret store,
     /// which wins over a var of the same name.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>, secret: Option<String>) -> Config {

@@ -1,0 +1,239 @@
+//! The one freshness rule both snapshot caches follow: the origin's moka cache and the
+//! edge's tiers (isolate memory, the Cache API).
+//!
+//! An entry is fresh, then stale, then gone. A fresh entry answers outright. What a stale
+//! entry may do depends on who asks ([`Stale`]): a key being verified answers at once and
+//! is refreshed in the background; a root key is read again first, so a revoked caller is
+//! refused within the fresh time. When that read fails because the source is unavailable,
+//! the stale copy answers and is stamped anew, so the following requests do not each wait
+//! on a source that is down; while it is down no revocation can reach it either. A fault
+//! of our own (a corrupt answer) is an error, never a reason to answer from a copy.
+//!
+//! The two caches differ in one thing, named in [`NotFound`]: whether a stale "not found"
+//! may answer. The caller passes its choice in [`Rule`].
+
+/// Where an answer came from: `x-keyway-cache` at the edge, a metric label at the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Stale,
+    /// A stale root key read again before answering; kept apart from `Miss` so a cold
+    /// cache and a revocation check read as different things.
+    Reload,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Stale => "stale",
+            CacheStatus::Reload => "reload",
+            CacheStatus::Miss => "miss",
+        }
+    }
+}
+
+/// What a stale entry may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Answer at once and refresh in the background: keys being verified.
+    Serve,
+    /// Read again before answering, so a revoked credential is refused within the fresh
+    /// time; the stale copy answers only if the source is unavailable. Root keys.
+    Reload,
+}
+
+/// Whether a stale "not found" may answer while it is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotFound {
+    /// Yes: the origin. Every write that creates a key drops its cached "not found" on
+    /// the node that makes it, and cluster nodes hear of it through change notices, so a
+    /// stale "not found" can only be one that no write has contradicted. Serving it keeps
+    /// floods of random keys off the database.
+    ServeStale,
+    /// No: the edge. Nothing tells an isolate that a key was created, so a "not found"
+    /// counts only while fresh (and is kept only that long); after that it is read again.
+    FreshOnly,
+}
+
+/// How long entries live, and the one option the two caches set differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub fresh_ms: u64,
+    /// At least `fresh_ms`.
+    pub stale_ms: u64,
+    pub not_found: NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    Stale,
+    Expired,
+}
+
+/// What a lookup does with what the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Answer with the entry: `Hit`.
+    Answer,
+    /// Answer with the entry (`Stale`) and refresh it in the background.
+    AnswerAndRefresh,
+    /// Read again before answering (`Reload`); on an unavailable source, answer with the
+    /// entry (`Stale`) and stamp it anew.
+    Reload,
+    /// Nothing usable: load (`Miss`).
+    Load,
+}
+
+impl Rule {
+    pub fn new(fresh_ms: u64, stale_ms: u64, not_found: NotFound) -> Rule {
+        Rule {
+            fresh_ms,
+            stale_ms: stale_ms.max(fresh_ms),
+            not_found,
+        }
+    }
+
+    /// How an entry of this age reads.
+    pub fn freshness(&self, age_ms: u64) -> Freshness {
+        if age_ms < self.fresh_ms {
+            Freshness::Fresh
+        } else if age_ms < self.stale_ms {
+            Freshness::Stale
+        } else {
+            Freshness::Expired
+        }
+    }
+
+    /// How long an answer may be kept at all: a "not found" that may not be served stale
+    /// is worth keeping only while it is fresh.
+    pub fn keep_ms(&self, found: bool) -> u64 {
+        if found || self.not_found == NotFound::ServeStale {
+            self.stale_ms
+        } else {
+            self.fresh_ms
+        }
+    }
+
+    /// The step for an entry (`Some((found, freshness))`) or its absence.
+    pub fn step(&self, entry: Option<(bool, Freshness)>, stale: Stale) -> Step {
+        let Some((found, freshness)) = entry else {
+            return Step::Load;
+        };
+        match freshness {
+            Freshness::Fresh => Step::Answer,
+            Freshness::Expired => Step::Load,
+            Freshness::Stale if !found && self.not_found == NotFound::FreshOnly => Step::Load,
+            Freshness::Stale => match stale {
+                Stale::Serve => Step::AnswerAndRefresh,
+                Stale::Reload => Step::Reload,
+            },
+        }
+    }
+}
+
+/// An age in whole milliseconds from two clock readings in milliseconds; a reading from
+/// before the entry was stored (clocks of two isolates) counts as age zero.
+pub fn age_ms(stored_ms: f64, now_ms: f64) -> u64 {
+    let age = now_ms - stored_ms;
+    if age.is_finite() && age > 0.0 {
+        age as u64
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ORIGIN: Rule = Rule {
+        fresh_ms: 100,
+        stale_ms: 1000,
+        not_found: NotFound::ServeStale,
+    };
+    const EDGE: Rule = Rule {
+        not_found: NotFound::FreshOnly,
+        ..ORIGIN
+    };
+
+    #[test]
+    fn fresh_then_stale_then_expired() {
+        assert_eq!(ORIGIN.freshness(0), Freshness::Fresh);
+        assert_eq!(ORIGIN.freshness(99), Freshness::Fresh);
+        assert_eq!(ORIGIN.freshness(100), Freshness::Stale);
+        assert_eq!(ORIGIN.freshness(999), Freshness::Stale);
+        assert_eq!(ORIGIN.freshness(1000), Freshness::Expired);
+    }
+
+    #[test]
+    fn steps() {
+        for rule in [ORIGIN, EDGE] {
+            assert_eq!(rule.step(None, Stale::Serve), Step::Load);
+            assert_eq!(
+                rule.step(Some((true, rule.freshness(5))), Stale::Reload),
+                Step::Answer
+            );
+            assert_eq!(
+                rule.step(Some((true, rule.freshness(500))), Stale::Serve),
+                Step::AnswerAndRefresh
+            );
+            assert_eq!(
+                rule.step(Some((true, rule.freshness(500))), Stale::Reload),
+                Step::Reload
+            );
+            assert_eq!(
+                rule.step(Some((true, rule.freshness(5000))), Stale::Serve),
+                Step::Load
+            );
+            assert_eq!(
+                rule.step(Some((false, rule.freshness(5))), Stale::Serve),
+                Step::Answer
+            );
+        }
+        // The one difference: a stale "not found".
+        assert_eq!(
+            ORIGIN.step(Some((false, ORIGIN.freshness(500))), Stale::Serve),
+            Step::AnswerAndRefresh
+        );
+        assert_eq!(
+            EDGE.step(Some((false, EDGE.freshness(500))), Stale::Serve),
+            Step::Load
+        );
+        assert_eq!(
+            EDGE.step(Some((false, EDGE.freshness(500))), Stale::Reload),
+            Step::Load
+        );
+        assert_eq!((ORIGIN.keep_ms(false), EDGE.keep_ms(false)), (1000, 100));
+        assert_eq!((ORIGIN.keep_ms(true), EDGE.keep_ms(true)), (1000, 1000));
+    }
+
+    #[test]
+    fn stale_is_never_shorter_than_fresh() {
+        let r = Rule::new(500, 10, NotFound::FreshOnly);
+        assert_eq!(r.stale_ms, 500);
+        assert_eq!(r.freshness(499), Freshness::Fresh);
+        assert_eq!(r.freshness(500), Freshness::Expired);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age_ms(1000.0, 1500.9), 500);
+        assert_eq!(age_ms(2000.0, 1000.0), 0);
+        assert_eq!(age_ms(f64::NAN, 1000.0), 0);
+    }
+
+    proptest! {
+        /// An entry only ever ages forward: fresh, then stale, then expired, never back.
+        #[test]
+        fn freshness_is_monotonic(fresh in 0u64..10_000, stale in 0u64..20_000, a in 0u64..40_000, b in 0u64..40_000) {
+            let r = Rule::new(fresh, stale, NotFound::ServeStale);
+            let rank = |f| match f { Freshness::Fresh => 0, Freshness::Stale => 1, Freshness::Expired => 2 };
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(rank(r.freshness(lo)) <= rank(r.freshness(hi)));
+        }
+    }
+}
