@@ -8,6 +8,7 @@
 mod analytics;
 mod analytics_query;
 mod cluster_script;
+mod docs;
 mod fuzz;
 mod hardening;
 mod harness;
