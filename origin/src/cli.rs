@@ -212,7 +212,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 let metrics = std::sync::Arc::new(crate::metrics::Metrics::new()?);
                 let cluster =
                     crate::cluster::Cluster::connect(url.expose(), &redis_prefix, metrics).await?;
-                if crate::cluster::notices::announce(&cluster, &hash).await {
+                if crate::caches::notices::announce(&cluster, &hash).await {
                     println!("every running server was told to drop it");
                 } else {
                     anyhow::bail!(

@@ -1,7 +1,7 @@
 //! The HTTP boundary: request context, the error type, JSON in and out.
 //!
 //! Every error leaves through `AppError`'s `IntoResponse`, the one place where errors
-//! become HTTP. The request id and `Accept` header live in a task-local set by the
+//! become HTTP (and, through `AppError::into_api_error`, are logged). The request id and `Accept` header live in a task-local set by the
 //! middleware, so both success envelopes and errors carry the same `req_…` id without
 //! threading it through every handler.
 
@@ -26,10 +26,9 @@ use keyway_core::validate::parse_json;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::AppError;
 use crate::ids;
 use crate::metrics::Metrics;
-use crate::service::not_found;
-use crate::store::{Missing, StoreError};
 use prometheus::Histogram;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -58,6 +57,14 @@ pub fn request() -> ids::RequestId {
     CONTEXT
         .try_with(|c| c.request)
         .unwrap_or_else(|_| ids::RequestId::next())
+}
+
+/// What the services need of this request.
+pub fn service_context() -> crate::service::Context {
+    crate::service::Context {
+        request: request(),
+        started: started(),
+    }
 }
 
 pub fn started() -> Instant {
@@ -157,52 +164,9 @@ where
     }
 }
 
-/// An error on its way to the client.
-#[derive(Debug)]
-pub struct AppError(pub ApiError);
-
-impl From<ApiError> for AppError {
-    fn from(e: ApiError) -> Self {
-        AppError(e)
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Conflict => AppError(ApiError::conflict(
-                "unkey/data/resource_already_exists",
-                "A resource with this identifier already exists.",
-            )),
-            StoreError::Missing(Missing::Role(name)) => AppError(not_found::role(&name)),
-            StoreError::Missing(Missing::PermissionRef(what)) => {
-                AppError(not_found::permission(&what))
-            }
-            StoreError::Missing(Missing::Permission(slug)) => {
-                AppError(ApiError::forbidden(format!(
-                    "The permission '{slug}' does not exist, and the root key lacks 'rbac.*.create_permission' to create it."
-                )))
-            }
-            StoreError::Database(e) => {
-                // Never echo database text to clients: it can contain query fragments.
-                tracing::error!(error = %e, "database error");
-                AppError(ApiError::internal(
-                    "The database failed to answer; the request was not completed.",
-                ))
-            }
-            StoreError::Corrupt(what) => {
-                tracing::error!(%what, "stored data could not be decoded");
-                AppError(ApiError::internal(
-                    "Stored data could not be read; the request was not completed.",
-                ))
-            }
-        }
-    }
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let e = self.0;
+        let e = self.into_api_error();
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = e.to_json(&request_id());
         let mut response = (status, body).into_response();
@@ -241,9 +205,11 @@ pub fn ok<T: Serialize>(data: T) -> ApiResult {
         data,
     })
     .map_err(|e| {
-        AppError(ApiError::internal(format!(
-            "could not serialize the response: {e}"
-        )))
+        AppError::internal(
+            "could not serialize the response",
+            "The response could not be encoded.",
+            e,
+        )
     })?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -262,9 +228,11 @@ pub fn ok_list<T: Serialize>(data: Vec<T>, cursor: Option<String>) -> ApiResult 
         pagination,
     })
     .map_err(|e| {
-        AppError(ApiError::internal(format!(
-            "could not serialize the response: {e}"
-        )))
+        AppError::internal(
+            "could not serialize the response",
+            "The response could not be encoded.",
+            e,
+        )
     })?;
     Ok(json_response(StatusCode::OK, body))
 }
@@ -282,9 +250,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             Err(e) => {
                 let inner = e.into_inner();
                 if inner.is::<http_body_util::LengthLimitError>() {
-                    Err(AppError(ApiError::payload_too_large(MAX_BODY_BYTES)))
+                    Err(AppError::Client(ApiError::payload_too_large(
+                        MAX_BODY_BYTES,
+                    )))
                 } else {
-                    Err(AppError(ApiError::invalid_input(
+                    Err(AppError::Client(ApiError::invalid_input(
                         "The request body could not be read.",
                         vec![keyway_core::error::ValidationIssue::new(
                             "body",

@@ -7,19 +7,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod analytics;
-pub mod cache;
+pub mod caches;
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod epochs;
+pub mod counters;
+pub mod error;
 pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod ids;
-pub mod ledger;
-pub mod limiter;
 pub mod metrics;
-pub mod overrides;
 pub mod routes;
 pub mod server;
 pub mod service;

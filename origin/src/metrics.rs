@@ -5,7 +5,7 @@
 
 use keyway_core::api::keys::VerifyCode;
 
-use crate::cache::CacheStatus;
+use crate::caches::snapshots::CacheStatus;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,

@@ -14,17 +14,20 @@ use keyway_core::secret::Secret;
 
 use crate::analytics::reader::Reader;
 use crate::analytics::{Analytics, retention};
-use crate::cache::SnapshotCache;
-use crate::cluster::notices::Notices;
+use crate::caches::Caches;
+use crate::caches::notices::Notices;
+use crate::caches::overrides::OverrideCache;
+use crate::caches::snapshots::SnapshotCache;
 use crate::config::ServeConfig;
+use crate::counters::Counters;
+use crate::counters::ledger::CreditLedger;
+use crate::counters::limiter::MemoryCounters;
+use crate::counters::local::Local;
 use crate::events::{BatchConfig, EventBatcher, Writer};
 use crate::ids;
-use crate::ledger::CreditLedger;
-use crate::limiter::MemoryCounters;
 use crate::metrics::Metrics;
-use crate::overrides::OverrideCache;
 use crate::routes::{MetricsOn, metrics_router, router};
-use crate::state::{AppState, Cluster, Inner};
+use crate::state::{AppState, Inner};
 use crate::store::{Bootstrap, Store};
 
 /// A server's state, built and bootstrapped but not listening: what `serve` runs, and
@@ -76,7 +79,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
         config.stale(),
     ));
     let overrides = Arc::new(OverrideCache::new(config.fresh()));
-    let cluster = match &config.redis_url {
+    let (counters, notices) = match &config.redis_url {
         Some(url) => {
             let redis = crate::cluster::Cluster::connect(
                 url.expose(),
@@ -91,23 +94,30 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
                 Arc::clone(&overrides),
             );
             tracing::info!(prefix = %config.redis_prefix, "cluster mode: counters and change notices in redis");
-            Some(Cluster { redis, notices })
+            (Counters::Redis(redis), Some(notices))
         }
-        None => None,
+        None => (
+            Counters::Local(Local {
+                limiter: MemoryCounters::with_bound(
+                    config.ratelimit_max_counters,
+                    metrics.counters_evicted.clone(),
+                ),
+                ledger: CreditLedger::default(),
+            }),
+            None,
+        ),
     };
     let state = AppState(Arc::new(Inner {
         store: store.clone(),
-        cache,
-        overrides,
-        counters: Arc::new(MemoryCounters::with_bound(
-            config.ratelimit_max_counters,
-            metrics.counters_evicted.clone(),
-        )),
-        ledger: Arc::new(CreditLedger::default()),
+        caches: Caches {
+            snapshots: cache,
+            overrides,
+            notices,
+        },
+        counters,
         events: batcher.sink.clone(),
         metrics,
         edge_secret: config.edge_secret.clone().filter(|s| !s.is_empty()),
-        cluster,
         analytics: Analytics {
             reader: analytics_reader(config.database_url.expose()).await?,
             limits: config.analytics_limits.clone(),
@@ -196,7 +206,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 async fn flush_credits_for_shutdown(
     state: &AppState,
     budget: Duration,
-) -> Vec<crate::ledger::Unwritten> {
+) -> Vec<crate::counters::ledger::Unwritten> {
     let deadline = tokio::time::Instant::now() + budget;
     loop {
         let report = state.flush_credits().await;

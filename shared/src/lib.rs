@@ -14,6 +14,7 @@ pub mod credits;
 pub mod error;
 pub mod freshness;
 pub mod key;
+pub mod not_found;
 pub mod override_match;
 pub mod permission;
 pub mod ratelimit;

@@ -11,13 +11,10 @@ use worker::{Context, Env, console_log};
 
 use crate::policy::config::Config;
 use crate::policy::events::EventBuffer;
-use crate::policy::lookup::{Host, Later, Memory, Snapshots};
+use crate::policy::lookup::{Host, Later, Memory};
 use crate::policy::memo::Memo;
 use crate::policy::route::RouteMode;
 use crate::policy::stats::Stats;
-
-use super::cache_api::WorkerCache;
-use super::origin::OriginApi;
 
 const MEMO_CAPACITY: usize = 50_000;
 
@@ -68,6 +65,11 @@ pub fn config(env: &Env) -> Rc<Config> {
         *c.borrow_mut() = Some(cfg.clone());
         cfg
     })
+}
+
+/// The isolate's memo and stats, shared by every request's tiers.
+pub fn memory() -> Memory {
+    MEMORY.with(Memory::clone)
 }
 
 pub fn stats<R>(f: impl FnOnce(&mut Stats) -> R) -> R {
@@ -126,20 +128,5 @@ impl Host for RequestHost {
 
     fn log(&self, message: &str) {
         console_log!("{message}");
-    }
-}
-
-pub type EdgeSnapshots = Snapshots<WorkerCache, OriginApi, RequestHost>;
-
-/// The tiers for one request, over this isolate's memory.
-pub fn snapshots(cfg: &Rc<Config>, ctx: Option<Rc<Context>>) -> EdgeSnapshots {
-    Snapshots {
-        tiers: cfg.tiers,
-        memory: MEMORY.with(Memory::clone),
-        cache: WorkerCache,
-        origin: OriginApi {
-            cfg: Rc::clone(cfg),
-        },
-        host: RequestHost { ctx },
     }
 }

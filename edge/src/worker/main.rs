@@ -15,10 +15,11 @@ use crate::policy::config::Config;
 use crate::policy::route::{RouteMode, may_proxy};
 
 use super::error::EdgeError;
-use super::isolate::{self, EdgeSnapshots, config, snapshots, stats};
+use super::isolate::{self, config, stats};
 use super::origin::{self, VERIFY_PATH, flush_events};
 use super::respond::{Accept, bytes_response};
 use super::route::route_mode;
+use super::tiers::{EdgeSnapshots, snapshots};
 use super::verify::{compare_in_shadow, verify_at_edge};
 
 const STATS_PATH: &str = "/_keyway/stats";

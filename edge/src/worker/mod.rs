@@ -9,4 +9,5 @@ mod main;
 mod origin;
 mod respond;
 mod route;
+mod tiers;
 mod verify;

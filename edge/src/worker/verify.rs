@@ -12,9 +12,10 @@ use worker::{Response, console_log};
 use crate::policy::shadow::{self, Comparison};
 
 use super::error::EdgeError;
-use super::isolate::{EdgeSnapshots, now_ms, record_event, request_id, stats};
+use super::isolate::{now_ms, record_event, request_id, stats};
 use super::origin;
 use super::respond::{Accept, bytes_response};
+use super::tiers::EdgeSnapshots;
 
 pub async fn verify_at_edge(
     snapshots: &EdgeSnapshots,

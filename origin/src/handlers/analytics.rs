@@ -12,7 +12,8 @@ use crate::analytics::functions::Ctx;
 use crate::analytics::query::{self, QueryError};
 use crate::analytics::reader::{DbScope, ReadError};
 use crate::analytics::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
-use crate::http::{ApiResult, AppError, Credentials, Json, ok};
+use crate::error::{AppError, Dependency};
+use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::state::AppState;
 
@@ -65,7 +66,7 @@ async fn run(
                 Action::ReadRatelimitAnalytics => ("ratelimit", "namespace"),
                 _ => ("api", "apiId"),
             };
-            return Err(AppError(ApiError::forbidden(format!(
+            return Err(AppError::Client(ApiError::forbidden(format!(
                 "The root key has no permission to read analytics ('{resource}.*.read_analytics' or '{resource}.<{what}>.read_analytics')."
             ))));
         }
@@ -85,7 +86,7 @@ async fn run(
         .running
         .enter(caller.key_id(), analytics.limits.per_key)
         .ok_or_else(|| {
-            AppError(ApiError::too_many_requests(format!(
+            AppError::Client(ApiError::too_many_requests(format!(
                 "This root key already has {} analytics queries running; wait for one to finish.",
                 analytics.limits.per_key
             )))
@@ -99,10 +100,12 @@ async fn run(
             (planned, slot)
         })
         .await
-        .map_err(|_| {
-            AppError(ApiError::internal(
+        .map_err(|e| {
+            AppError::internal(
+                "the analytics planner failed",
                 "The analytics query could not be planned.",
-            ))
+                e,
+            )
         })?
     };
     let sealed = sealed.map_err(query_error)?;
@@ -126,24 +129,23 @@ fn query_error(e: QueryError) -> AppError {
         QueryError::Table { .. } => "user/bad_request/invalid_analytics_table",
         QueryError::Function(_) => "user/bad_request/invalid_analytics_function",
         QueryError::Invalid(_) => "user/bad_request/invalid_analytics_query",
-        QueryError::Limit(m) => return AppError(ApiError::query_limit(m.clone())),
+        QueryError::Limit(m) => return AppError::Client(ApiError::query_limit(m.clone())),
     };
-    AppError(ApiError::invalid_query(kind, e.to_string()))
+    AppError::Client(ApiError::invalid_query(kind, e.to_string()))
 }
 
 fn read_error(e: ReadError) -> AppError {
     match e {
-        ReadError::Rejected(m) => AppError(ApiError::invalid_query(
+        ReadError::Rejected(m) => AppError::Client(ApiError::invalid_query(
             "user/bad_request/invalid_analytics_query",
             m,
         )),
-        ReadError::Limit(m) => AppError(ApiError::query_limit(m)),
-        ReadError::Unavailable(m) => AppError(ApiError::unavailable(m)),
-        ReadError::Database(e) => {
-            tracing::error!(error = %e, "analytics query failed");
-            AppError(ApiError::internal(
-                "The analytics query failed in the database.",
-            ))
-        }
+        ReadError::Limit(m) => AppError::Client(ApiError::query_limit(m)),
+        ReadError::Unavailable(m) => AppError::unavailable(Dependency::AnalyticsReader, m),
+        ReadError::Database(e) => AppError::internal(
+            "analytics query failed",
+            "The analytics query failed in the database.",
+            e,
+        ),
     }
 }

@@ -9,14 +9,16 @@ use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::{authorize, authorize_all};
 use crate::service::resources::api_for;
 use crate::service::validate::page_limit;
-use crate::service::{not_found, views};
+use crate::service::views;
 use crate::state::AppState;
 use crate::store::{ApiRow, HashFilter};
+use keyway_core::not_found;
 
 pub async fn create_api(
     State(state): State<AppState>,

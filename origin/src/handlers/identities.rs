@@ -11,21 +11,22 @@ use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::authorize_all;
-use crate::service::not_found;
 use crate::service::validate::{self, page_limit};
 use crate::service::views::{self, meta_text, new_ratelimits};
 use crate::state::AppState;
 use crate::store::{HashFilter, IdentityRow};
+use keyway_core::not_found;
 
 /// One identity with its rate limits.
 async fn identity_data(state: &AppState, row: IdentityRow) -> Result<IdentityData, AppError> {
     views::identities_data(state, vec![row])
         .await?
         .pop()
-        .ok_or_else(|| AppError(not_found::identity()))
+        .ok_or_else(|| AppError::Client(not_found::identity()))
 }
 
 fn validate_ref(v: &mut Issues, identity: &str) {
@@ -77,7 +78,7 @@ pub async fn get_identity(
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(not_found::identity()))?;
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
     ok(identity_data(&state, row).await?)
 }
 
@@ -117,7 +118,7 @@ pub async fn update_identity(
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(not_found::identity()))?;
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
     let limits = req
         .ratelimits
         .as_ref()
@@ -137,7 +138,7 @@ pub async fn update_identity(
         .store
         .find_identity(caller.workspace_id(), &row.id)
         .await?
-        .ok_or_else(|| AppError(not_found::identity()))?;
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
     ok(identity_data(&state, updated).await?)
 }
 
@@ -155,7 +156,7 @@ pub async fn delete_identity(
         .store
         .find_identity(caller.workspace_id(), &req.identity)
         .await?
-        .ok_or_else(|| AppError(not_found::identity()))?;
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
     // Collect the affected keys before the delete unlinks them.
     let hashes = state
         .store

@@ -16,19 +16,20 @@ use keyway_core::wire::{
     VerifyAnswer, WireMessage,
 };
 
-use crate::cache::Stale;
-use crate::http::{AppError, Credentials, RawBody, request_id};
+use crate::caches::snapshots::Stale;
+use crate::error::AppError;
+use crate::http::{Credentials, RawBody, request_id};
 use crate::state::AppState;
 
 fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
     let Some(secret) = &state.edge_secret else {
-        return Err(AppError(ApiError::route_not_found("/internal/v1")));
+        return Err(AppError::Client(ApiError::route_not_found("/internal/v1")));
     };
     let token = bearer_token(credentials.authorization())?;
     if secret.matches(token) {
         Ok(())
     } else {
-        Err(AppError(ApiError::unauthorized(
+        Err(AppError::Client(ApiError::unauthorized(
             "The edge secret is wrong.",
         )))
     }
@@ -36,7 +37,7 @@ fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppEr
 
 fn decode<M: WireMessage>(body: &Bytes) -> Result<M, AppError> {
     wire::decode(body).map_err(|e| {
-        AppError(ApiError::invalid_input(
+        AppError::Client(ApiError::invalid_input(
             format!("Malformed wire message: {e}"),
             Vec::new(),
         ))
@@ -110,8 +111,11 @@ pub async fn verify(
                 data,
             })
             .map_err(|e| {
-                tracing::error!(error = %e, "could not serialize a forwarded verification");
-                AppError(ApiError::internal("The verification could not be encoded."))
+                AppError::internal(
+                    "could not serialize a forwarded verification",
+                    "The verification could not be encoded.",
+                    e,
+                )
             })?;
             VerifyAnswer {
                 status: 200,
@@ -119,11 +123,14 @@ pub async fn verify(
                 content_type: "application/json".into(),
             }
         }
-        Err(AppError(e)) => VerifyAnswer {
-            status: e.status,
-            body: e.to_json(&request_id()),
-            content_type: e.content_type(fwd.accept.as_deref()).into(),
-        },
+        Err(e) => {
+            let e = e.into_api_error();
+            VerifyAnswer {
+                status: e.status,
+                body: e.to_json(&request_id()),
+                content_type: e.content_type(fwd.accept.as_deref()).into(),
+            }
+        }
     };
     Ok(postcard(&answer))
 }
@@ -134,8 +141,15 @@ async fn forwarded(
 ) -> Result<keyway_core::api::keys::VerifyKeyResponseData, AppError> {
     let query = verify_options(&fwd.request)?;
     let caller = state.authenticate_hash(&fwd.root_key_hash).await?;
-    crate::service::verify::verify(state, &caller, &fwd.key_hash, &fwd.request, query.as_ref())
-        .await
+    crate::service::verify::verify(
+        state,
+        crate::http::service_context(),
+        &caller,
+        &fwd.key_hash,
+        &fwd.request,
+        query.as_ref(),
+    )
+    .await
 }
 
 pub async fn events(

@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use keyway_core::error::ApiError;
 use serde::Serialize;
 
-use crate::http::{ApiResult, AppError, ok};
+use crate::error::AppError;
+use crate::http::{ApiResult, ok};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -20,8 +21,11 @@ pub async fn liveness() -> ApiResult {
 
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     let text = state.metrics.render().map_err(|e| {
-        tracing::error!(error = %e, "could not encode the metrics");
-        AppError(ApiError::internal("The metrics could not be encoded."))
+        AppError::internal(
+            "could not encode the metrics",
+            "The metrics could not be encoded.",
+            e,
+        )
     })?;
     let mut r = text.into_response();
     r.headers_mut().insert(
@@ -32,9 +36,9 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, AppError
 }
 
 pub async fn not_found(uri: Uri) -> AppError {
-    AppError(ApiError::route_not_found(uri.path()))
+    AppError::Client(ApiError::route_not_found(uri.path()))
 }
 
 pub async fn method_not_allowed() -> AppError {
-    AppError(ApiError::method_not_allowed())
+    AppError::Client(ApiError::method_not_allowed())
 }

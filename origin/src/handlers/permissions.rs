@@ -12,14 +12,15 @@ use keyway_core::error::ApiError;
 use keyway_core::validate::Issues;
 
 use super::paginate;
-use crate::http::{ApiResult, AppError, Credentials, Json, ok, ok_list};
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, ok, ok_list};
 use crate::ids;
 use crate::service::access::{authorize_all, may_create_permissions};
-use crate::service::not_found;
 use crate::service::validate::{self, page_limit};
 use crate::service::views::{self, permission_data};
 use crate::state::AppState;
 use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
+use keyway_core::not_found;
 
 /// One role with its permissions.
 async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
@@ -27,7 +28,7 @@ async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
     views::roles_data(state, vec![r])
         .await?
         .pop()
-        .ok_or_else(|| AppError(not_found::role(&name)))
+        .ok_or_else(|| AppError::Client(not_found::role(&name)))
 }
 
 pub async fn create_permission(
@@ -55,7 +56,7 @@ pub async fn create_permission(
         Ok(()) => ok(CreatePermissionResponseData {
             permission_id: row.id,
         }),
-        Err(StoreError::Conflict) => Err(AppError(ApiError::conflict(
+        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
             "unkey/data/permission_already_exists",
             format!("A permission with the slug '{}' already exists.", row.slug),
         ))),
@@ -77,7 +78,7 @@ pub async fn get_permission(
         .store
         .find_permission(caller.workspace_id(), &req.permission)
         .await?
-        .ok_or_else(|| AppError(not_found::permission(&req.permission)))?;
+        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
     ok(permission_data(p))
 }
 
@@ -111,7 +112,7 @@ pub async fn delete_permission(
         .store
         .find_permission(caller.workspace_id(), &req.permission)
         .await?
-        .ok_or_else(|| AppError(not_found::permission(&req.permission)))?;
+        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
     let hashes = state
         .store
         .hashes_where(HashFilter::Permission(&p.id))
@@ -151,7 +152,7 @@ pub async fn create_role(
         .await
     {
         Ok(()) => ok(CreateRoleResponseData { role_id: row.id }),
-        Err(StoreError::Conflict) => Err(AppError(ApiError::conflict(
+        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
             "unkey/data/role_already_exists",
             format!("A role named '{}' already exists.", row.name),
         ))),
@@ -173,7 +174,7 @@ pub async fn get_role(
         .store
         .find_role(caller.workspace_id(), &req.role)
         .await?
-        .ok_or_else(|| AppError(not_found::role(&req.role)))?;
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
     ok(role_data(&state, r).await?)
 }
 
@@ -207,7 +208,7 @@ pub async fn delete_role(
         .store
         .find_role(caller.workspace_id(), &req.role)
         .await?
-        .ok_or_else(|| AppError(not_found::role(&req.role)))?;
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
     let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
     state.store.delete_role(&r.id).await?;
     state.forget(hashes.iter().map(String::as_str)).await;
@@ -232,7 +233,7 @@ pub async fn set_role_permissions(
         .store
         .find_role(caller.workspace_id(), &req.role_id)
         .await?
-        .ok_or_else(|| AppError(not_found::role(&req.role_id)))?;
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role_id)))?;
     let held = state
         .store
         .set_role_permissions(

@@ -12,15 +12,14 @@ use keyway_core::validate::{Issues, parse_json};
 use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
 use super::paginate;
-use crate::http::{
-    ApiResult, AppError, Credentials, Json, RawBody, ok, ok_list, request_id, started,
-};
+use crate::caches::overrides::OverrideCache;
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, RawBody, ok, ok_list, request_id, started};
 use crate::ids;
-use crate::overrides::OverrideCache;
-use crate::service::not_found;
 use crate::service::validate::page_limit;
 use crate::state::AppState;
 use crate::store::OverrideRow;
+use keyway_core::not_found;
 
 fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
     v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
@@ -30,7 +29,9 @@ fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
 }
 
 fn require_limit(caller: &RootScope, namespace: &str, action: Action) -> Result<(), AppError> {
-    caller.require(action, Some(namespace)).map_err(AppError)
+    caller
+        .require(action, Some(namespace))
+        .map_err(AppError::Client)
 }
 
 /// Runs limits as one unit, honouring overrides, and records one event per limit.
@@ -44,6 +45,7 @@ async fn run(
     let mut overrides = Vec::with_capacity(reqs.len());
     for r in reqs {
         let o = state
+            .caches
             .overrides
             .find(
                 &state.store,
@@ -195,7 +197,7 @@ pub async fn get_override(
         .store
         .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
-        .ok_or_else(|| AppError(not_found::ratelimit_override()))?;
+        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
     ok(OverrideData {
         override_id: o.id,
         duration: o.duration,
@@ -251,7 +253,7 @@ pub async fn delete_override(
         .store
         .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
         .await?
-        .ok_or_else(|| AppError(not_found::ratelimit_override()))?;
+        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
     state.store.delete_override(&o.id).await?;
     forget_overrides(&state, &caller, &req.namespace).await;
     ok(Empty {})

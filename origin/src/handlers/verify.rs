@@ -4,7 +4,7 @@ use axum::extract::State;
 use keyway_core::api::keys::VerifyKeyRequest;
 use keyway_core::validate::{parse_json, verify_request};
 
-use crate::http::{ApiResult, Credentials, RawBody, ok};
+use crate::http::{ApiResult, Credentials, RawBody, ok, service_context};
 use crate::service::verify::verify;
 use crate::state::AppState;
 
@@ -17,6 +17,14 @@ pub async fn verify_key(
     let query = verify_request(&req)?;
     let caller = state.authenticate(&credentials).await?;
     let hash = req.key.hash();
-    let data = verify(&state, &caller, &hash, &req, query.as_ref()).await?;
+    let data = verify(
+        &state,
+        service_context(),
+        &caller,
+        &hash,
+        &req,
+        query.as_ref(),
+    )
+    .await?;
     ok(data)
 }

@@ -3,7 +3,7 @@
 use keyway_core::auth::{Action, RootScope};
 use keyway_core::error::ApiError;
 
-use crate::http::AppError;
+use crate::error::AppError;
 use crate::store::SetOp;
 
 /// Authorizes `action` on `id`. Holding the action for other ids only reads as "not
@@ -17,9 +17,9 @@ pub fn authorize(
     if caller.allows(action, id) {
         Ok(())
     } else if caller.allows_any(action) {
-        Err(AppError(not_found()))
+        Err(AppError::Client(not_found()))
     } else {
-        Err(AppError(
+        Err(AppError::Client(
             caller
                 .require(action, id)
                 .err()
@@ -30,7 +30,7 @@ pub fn authorize(
 
 /// Requires the action on every id (`*`), for operations that are not scoped to one.
 pub fn authorize_all(caller: &RootScope, action: Action) -> Result<(), AppError> {
-    caller.require(action, None).map_err(AppError)
+    caller.require(action, None).map_err(AppError::Client)
 }
 
 /// The `rbac.*` grants a change to a key's permissions or roles needs, on top of the

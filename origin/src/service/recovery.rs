@@ -6,13 +6,13 @@ use keyway_core::auth::{Action, RootScope};
 use keyway_core::error::ApiError;
 use keyway_core::key::PlainKey;
 
-use crate::http::AppError;
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::vault::{Vault, VaultError};
 
 fn vault(state: &AppState) -> Result<&Vault, AppError> {
     state.vault.as_ref().ok_or_else(|| {
-        AppError(ApiError::precondition_failed(
+        AppError::Client(ApiError::precondition_failed(
             "Recoverable keys need a master key: start the server with KEYWAY_ENCRYPTION_KEY (32 bytes, base64).",
         ))
     })
@@ -30,10 +30,14 @@ pub fn seal(
     let vault = vault(state)?;
     caller
         .require(Action::EncryptKey, Some(api_id))
-        .map_err(AppError)?;
-    vault
-        .seal(key_id, plaintext)
-        .map_err(|e| AppError(ApiError::internal(e.to_string())))
+        .map_err(AppError::Client)?;
+    vault.seal(key_id, plaintext).map_err(|e| {
+        AppError::internal(
+            "could not seal a recoverable key",
+            "The key could not be sealed.",
+            e,
+        )
+    })
 }
 
 /// `decrypt: true` on keys of `api_id`: fills `plaintext` on those that are recoverable.
@@ -46,7 +50,7 @@ pub async fn reveal(
 ) -> Result<(), AppError> {
     caller
         .require(Action::DecryptKey, Some(api_id))
-        .map_err(AppError)?;
+        .map_err(AppError::Client)?;
     let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
     let sealed = state.store.sealed_keys(&ids).await?;
     if sealed.is_empty() {
@@ -59,13 +63,20 @@ pub async fn reveal(
         };
         key.plaintext = Some(vault.open(&key.key_id, value).map_err(|e| {
             // Logged with the key id only: the value is sealed, the reason is ours.
-            tracing::error!(key_id = %key.key_id, error = %e, "a recoverable key could not be opened");
-            AppError(match e {
-                VaultError::UnknownMaster(_) => ApiError::precondition_failed(
-                    "This key was sealed under a master key the server no longer has; add it to KEYWAY_ENCRYPTION_KEYS_OLD.",
+            let cause = format!("key_id={}: {e}", key.key_id);
+            match e {
+                VaultError::UnknownMaster(_) => {
+                    tracing::error!(key_id = %key.key_id, error = %e, "a recoverable key could not be opened");
+                    AppError::Client(ApiError::precondition_failed(
+                        "This key was sealed under a master key the server no longer has; add it to KEYWAY_ENCRYPTION_KEYS_OLD.",
+                    ))
+                }
+                _ => AppError::internal(
+                    "a recoverable key could not be opened",
+                    "A recoverable key could not be decrypted.",
+                    cause,
                 ),
-                _ => ApiError::internal("A recoverable key could not be decrypted."),
-            })
+            }
         })?);
     }
     Ok(())

@@ -7,10 +7,10 @@ use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 
 use super::access::authorize;
-use super::not_found;
-use crate::http::AppError;
+use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{ApiRow, KeyRow};
+use keyway_core::not_found;
 
 /// A live key of the caller's workspace that the caller may `action` (on the key's API).
 pub async fn key_for(
@@ -23,7 +23,7 @@ pub async fn key_for(
         .store
         .find_key(caller.workspace_id(), key_id)
         .await?
-        .ok_or_else(|| AppError(not_found::key()))?;
+        .ok_or_else(|| AppError::Client(not_found::key()))?;
     authorize(caller, action, row.api_id.as_deref(), not_found::key)?;
     Ok(row)
 }
@@ -35,7 +35,7 @@ pub async fn snapshot_for(state: &AppState, row: &KeyRow) -> Result<KeySnapshot,
         .store
         .load_snapshot(&KeyHash::from_stored(row.hash.clone()))
         .await?
-        .ok_or_else(|| AppError(not_found::key()))
+        .ok_or_else(|| AppError::Client(not_found::key()))
 }
 
 /// A live API of the caller's workspace that the caller may `action`.
@@ -50,5 +50,5 @@ pub async fn api_for(
         .store
         .find_api(caller.workspace_id(), api_id)
         .await?
-        .ok_or_else(|| AppError(not_found::api()))
+        .ok_or_else(|| AppError::Client(not_found::api()))
 }

@@ -8,7 +8,7 @@ use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::validate::{Issues, is_external_id_byte, is_slug_byte};
 use serde_json::{Map, Value};
 
-use crate::http::AppError;
+use crate::error::AppError;
 
 /// 2100-01-01 in unix ms: the latest expiry Unkey accepts.
 pub const MAX_EXPIRES: i64 = 4_102_444_800_000;
@@ -98,7 +98,7 @@ pub fn page_limit(limit: Option<u64>, default: u64) -> Result<u32, AppError> {
     if (1..=100).contains(&l) {
         Ok(u32::try_from(l).unwrap_or(100))
     } else {
-        Err(AppError(ApiError::invalid_input(
+        Err(AppError::Client(ApiError::invalid_input(
             "The request body is invalid.",
             vec![ValidationIssue::new(
                 "body.limit",

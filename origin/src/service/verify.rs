@@ -6,8 +6,9 @@ use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::verify::{Plan, plan};
 
+use super::Context;
+use crate::error::AppError;
 use crate::events::{Recorded, Verified};
-use crate::http::{AppError, request, started};
 use crate::ids;
 use crate::state::AppState;
 
@@ -15,6 +16,7 @@ use crate::state::AppState;
 /// forwarded verifications.
 pub async fn verify(
     state: &AppState,
+    ctx: Context,
     caller: &RootScope,
     hash: &KeyHash,
     req: &VerifyKeyRequest,
@@ -33,12 +35,12 @@ pub async fn verify(
     state.metrics.verified(verdict.data.code);
     state.events.record(Recorded::Verified(Verified::new(
         now,
-        request(),
+        ctx.request,
         caller,
         snapshot,
         &verdict,
         req,
-        u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX),
+        ctx.latency_us(),
     )));
     Ok(verdict.data)
 }

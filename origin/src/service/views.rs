@@ -11,7 +11,7 @@ use keyway_core::credits::{CreditBalance, Refill};
 use keyway_core::snapshot::{KeySnapshot, LimitOwner, raw_meta};
 use serde_json::{Map, Value};
 
-use crate::http::AppError;
+use crate::error::AppError;
 use crate::ids;
 use crate::state::AppState;
 use crate::store::{IdentityRow, KeyRow, NewRatelimit, PermissionRow, RoleRow};

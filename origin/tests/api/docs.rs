@@ -66,6 +66,9 @@ fn configuration_doc_matches_serve_help() {
         "docs/configuration.md lacks {missing:?} and lists {extra:?}, which `keyway serve --help` does not"
     );
     for (flag, want) in &help {
-        assert_eq!(&doc[flag], want, "{flag}: (environment, default) in the doc");
+        assert_eq!(
+            &doc[flag], want,
+            "{flag}: (environment, default) in the doc"
+        );
     }
 }

@@ -7,7 +7,8 @@ use keyway_core::credits::CreditBalance;
 use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::validate::Issues;
 
-use crate::http::{ApiResult, AppError, Credentials, Json, ok};
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::service::resources::{key_for, snapshot_for};
 use crate::service::validate;
@@ -33,7 +34,7 @@ pub async fn update_credits(
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();
     if req.operation != CreditOperation::Set && snap.credits.is_none() {
-        return Err(AppError(ApiError::invalid_input(
+        return Err(AppError::Client(ApiError::invalid_input(
             "The key has unlimited credits; set a value before incrementing or decrementing.",
             vec![ValidationIssue::new(
                 "body.operation",

@@ -14,14 +14,16 @@ use keyway_core::snapshot::LimitOwner;
 use keyway_core::validate::Issues;
 
 use super::new_api_key;
-use crate::http::{ApiResult, AppError, Credentials, Json, ok};
+use crate::error::AppError;
+use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::service::access::{authorize, may_create_permissions, require_grant_changes};
 use crate::service::resources::{api_for, key_for, snapshot_for};
 use crate::service::views::{self, meta_text, new_ratelimits, refill_of};
-use crate::service::{not_found, recovery, validate};
+use crate::service::{recovery, validate};
 use crate::state::AppState;
 use crate::store::{KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
+use keyway_core::not_found;
 
 /// One key's response shape, or "not found" if it was deleted meanwhile; with its
 /// plaintext for `decrypt: true` if it is recoverable.
@@ -37,7 +39,7 @@ async fn key_data(
     {
         recovery::reveal(state, caller, api_id, &mut data).await?;
     }
-    data.pop().ok_or_else(|| AppError(not_found::key()))
+    data.pop().ok_or_else(|| AppError::Client(not_found::key()))
 }
 
 pub async fn create_key(
@@ -89,7 +91,7 @@ pub async fn create_key(
         usize::try_from(b).unwrap_or(DEFAULT_BYTE_LENGTH)
     });
     let minted = ids::mint_key(req.prefix.as_deref(), byte_length)
-        .map_err(|e| AppError(ApiError::invalid_input(e.to_string(), Vec::new())))?;
+        .map_err(|e| AppError::Client(ApiError::invalid_input(e.to_string(), Vec::new())))?;
     let key_id = ids::new_id("key");
     // The identity is created in the key's transaction: a refused key leaves none behind.
     let mut new = new_api_key(
@@ -148,7 +150,7 @@ pub async fn whoami(
         .find_key_by_hash(hash.as_str())
         .await?
         .filter(|r| r.workspace_id == caller.workspace_id() && r.api_id.is_some())
-        .ok_or_else(|| AppError(not_found::key()))?;
+        .ok_or_else(|| AppError::Client(not_found::key()))?;
     authorize(
         &caller,
         Action::ReadKey,
@@ -273,8 +275,9 @@ pub async fn reroll_key(
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();
     let prefix = row.start.rsplit_once('_').map(|(p, _)| p.to_string());
-    let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH)
-        .map_err(|e| AppError(ApiError::internal(e.to_string())))?;
+    let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH).map_err(|e| {
+        AppError::internal("could not mint a key", "A new key could not be made.", e)
+    })?;
     let live = state.live_credits(&row.id).await?;
     let new_id = ids::new_id("key");
     // A recoverable key's successor is recoverable too.
@@ -342,7 +345,8 @@ pub async fn reroll_key(
         .update_key(&row.id, caller.workspace_id(), &expire, now)
         .await?;
     state
-        .cache
+        .caches
+        .snapshots
         .invalidate([row.hash.as_str(), minted.hash.as_str()]);
     ok(CreateKeyResponseData {
         key_id: new_id,

@@ -21,7 +21,7 @@ use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use moka::sync::Cache;
 
-use crate::epochs::{Epochs, Seen};
+use crate::caches::epochs::{Epochs, Seen};
 use crate::store::{Store, StoreError, StoreResult};
 
 #[derive(Debug)]
@@ -205,13 +205,13 @@ mod tests {
         let taken: std::collections::HashSet<usize> = cold
             .iter()
             .filter_map(|h| h.digest())
-            .map(|d| crate::epochs::stripe_of(&d))
+            .map(|d| crate::caches::epochs::stripe_of(&d))
             .collect();
         let others: Vec<KeyHash> = (0..50_000u64)
             .map(|i| KeyHash::of(&format!("other_{i}")))
             .filter(|h| {
                 h.digest()
-                    .is_some_and(|d| !taken.contains(&crate::epochs::stripe_of(&d)))
+                    .is_some_and(|d| !taken.contains(&crate::caches::epochs::stripe_of(&d)))
             })
             .collect();
         let storm = {

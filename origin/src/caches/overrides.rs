@@ -14,7 +14,7 @@ use keyway_core::key::KeyHash;
 use keyway_core::override_match::Overrides;
 use moka::sync::Cache;
 
-use crate::epochs::Epochs;
+use crate::caches::epochs::Epochs;
 use crate::store::{OverrideRow, Store, StoreResult};
 
 type Namespace = Arc<Overrides<OverrideRow>>;

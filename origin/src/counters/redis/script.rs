@@ -7,7 +7,7 @@ use keyway_core::credits::{CreditBalance, Spend};
 use keyway_core::ratelimit::{Decision, cell_of};
 use redis::Value;
 
-use super::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError};
 use crate::store::Store;
 
 static ADMIT: LazyLock<redis::Script> =

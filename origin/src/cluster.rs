@@ -7,10 +7,6 @@
 //! every other node drops them too ([`notices`]). Without `--redis` none of this exists
 //! and the origin keeps its counters in memory.
 
-pub mod credits;
-pub mod notices;
-pub mod script;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -36,9 +32,9 @@ pub enum ClusterError {
 
 pub struct Cluster {
     conn: ConnectionManager,
-    client: redis::Client,
+    pub(crate) client: redis::Client,
     prefix: String,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Whether the last call reached Redis: the log says each outage once, not per request.
     up: AtomicBool,
 }

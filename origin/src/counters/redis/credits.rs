@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 use keyway_core::credits::CreditBalance;
 use redis::AsyncCommands;
 
-use super::{Cluster, ClusterError};
-use crate::ledger::{FlushReport, Unwritten};
+use crate::cluster::{Cluster, ClusterError};
+use crate::counters::ledger::{FlushReport, Unwritten};
 use crate::store::Store;
 
 /// Sets (or deletes) a balance only if its version is still the one the caller read, so a

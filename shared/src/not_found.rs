@@ -1,7 +1,7 @@
 //! The "does not exist" answers, in Unkey's codes and words. Holding a grant only for other
 //! ids reads the same as absence, so these also answer for what the caller may not see.
 
-use keyway_core::error::ApiError;
+use crate::error::ApiError;
 
 pub fn api() -> ApiError {
     ApiError::not_found(

@@ -13,9 +13,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::Cluster;
-use crate::cache::SnapshotCache;
-use crate::overrides::OverrideCache;
+use crate::caches::overrides::OverrideCache;
+use crate::caches::snapshots::SnapshotCache;
+use crate::cluster::Cluster;
 
 /// Notices kept for retry while Redis is unreachable before they become one `*`.
 const BACKLOG: usize = 10_000;
@@ -133,7 +133,9 @@ async fn subscribe(
                     }
                     let _ = cluster.observe::<()>(
                         "subscribe",
-                        Err(super::ClusterError::Reply("notice channel closed".into())),
+                        Err(crate::cluster::ClusterError::Reply(
+                            "notice channel closed".into(),
+                        )),
                     );
                 }
             }
