@@ -13,7 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod counters;
 pub mod error;
-pub mod events;
+
 pub mod handlers;
 pub mod http;
 pub mod ids;

@@ -5,7 +5,7 @@
 
 use keyway_core::api::keys::VerifyCode;
 
-use crate::caches::snapshots::CacheStatus;
+use keyway_core::freshness::CacheStatus;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,

@@ -12,8 +12,10 @@ use tokio::sync::watch;
 
 use keyway_core::secret::Secret;
 
-use crate::analytics::reader::Reader;
-use crate::analytics::{Analytics, retention};
+use crate::analytics::Analytics;
+use crate::analytics::ingest::retention;
+use crate::analytics::ingest::{BatchConfig, EventBatcher, Writer};
+use crate::analytics::query::reader::Reader;
 use crate::caches::Caches;
 use crate::caches::notices::Notices;
 use crate::caches::overrides::OverrideCache;
@@ -23,7 +25,6 @@ use crate::counters::Counters;
 use crate::counters::ledger::CreditLedger;
 use crate::counters::limiter::MemoryCounters;
 use crate::counters::local::Local;
-use crate::events::{BatchConfig, EventBatcher, Writer};
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::routes::{MetricsOn, metrics_router, router};
@@ -133,7 +134,7 @@ async fn analytics_reader(url: &str) -> anyhow::Result<Reader> {
     let role = if url.starts_with("sqlite:") {
         None
     } else {
-        crate::analytics::reader::prepare_postgres(url).await?
+        crate::analytics::query::reader::prepare_postgres(url).await?
     };
     Reader::connect(url, role)
 }

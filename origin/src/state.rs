@@ -9,13 +9,12 @@ use keyway_core::credits::CreditBalance;
 use keyway_core::key::KeyHash;
 use keyway_core::ratelimit::{CounterId, Decision, LimitSpec};
 
+use crate::analytics::ingest::EventSink;
 use crate::caches::Caches;
 use crate::caches::snapshots::{Lookup, Stale};
 use crate::counters::Counters;
 use crate::counters::ledger::FlushReport;
 use crate::error::AppError;
-use crate::events::EventSink;
-use crate::http::Credentials;
 use crate::ids;
 use crate::metrics::Metrics;
 use crate::store::{HashFilter, Store, StoreResult};
@@ -55,8 +54,8 @@ impl AppState {
     }
 
     /// The caller's root key, from `Authorization: Bearer`.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<RootScope, AppError> {
-        let token = bearer_token(credentials.authorization())?;
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<RootScope, AppError> {
+        let token = bearer_token(authorization)?;
         self.authenticate_hash(&KeyHash::of(token)).await
     }
 

@@ -5,10 +5,10 @@
 //! Run with `origin/fuzz/run.sh` (README, "Fuzzing the analytics rewriter").
 #![no_main]
 
-use keyway_origin::analytics::functions::{Ctx, Dialect};
+use keyway_origin::analytics::query::functions::{Ctx, Dialect};
 use keyway_origin::analytics::query::plan_on_own_stack;
-use keyway_origin::analytics::seal::{hides_nothing, reparse};
-use keyway_origin::analytics::tables::{RATELIMITS, Scope, VERIFICATIONS};
+use keyway_origin::analytics::query::seal::{hides_nothing, reparse};
+use keyway_origin::analytics::query::tables::{RATELIMITS, Scope, VERIFICATIONS};
 use libfuzzer_sys::fuzz_target;
 
 const WORKSPACE: &str = "ws_'\\1 --";

@@ -8,10 +8,10 @@ use keyway_core::auth::{Action, Targets};
 use keyway_core::error::ApiError;
 use keyway_core::validate::Issues;
 
-use crate::analytics::functions::Ctx;
+use crate::analytics::query::functions::Ctx;
+use crate::analytics::query::reader::{DbScope, ReadError};
+use crate::analytics::query::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
 use crate::analytics::query::{self, QueryError};
-use crate::analytics::reader::{DbScope, ReadError};
-use crate::analytics::tables::{Catalog, RATELIMITS, Scope, VERIFICATIONS};
 use crate::error::{AppError, Dependency};
 use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
@@ -57,7 +57,7 @@ async fn run(
     let mut v = Issues::new();
     v.length("body.query", &req.query, 1, usize::MAX);
     v.finish()?;
-    let caller = state.authenticate(credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let only = match caller.targets(action) {
         Targets::All => None,
         Targets::Only(ids) => Some(ids),

@@ -28,7 +28,7 @@ pub async fn create_api(
     let mut v = Issues::new();
     v.length("body.name", &req.name, 3, 256);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::CreateApi)?;
     let api = ApiRow {
         id: ids::new_id("api"),
@@ -52,7 +52,7 @@ pub async fn get_api(
     Json(req): Json<ApiIdRequest>,
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;
     ok(ApiData {
         id: api.id,
@@ -66,7 +66,7 @@ pub async fn delete_api(
     Json(req): Json<ApiIdRequest>,
 ) -> ApiResult {
     validate_api_id(&req.api_id)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let api = api_for(&state, &caller, &req.api_id, Action::DeleteApi).await?;
     state.store.delete_api(&api.id, ids::now_ms()).await?;
     state.invalidate(HashFilter::Api(&api.id)).await?;
@@ -85,7 +85,7 @@ pub async fn list_keys(
     }
     v.finish()?;
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     // Listing keys reads the API as well as its keys: Unkey requires both grants.
     authorize(&caller, Action::ReadKey, Some(&req.api_id), not_found::api)?;
     let api = api_for(&state, &caller, &req.api_id, Action::ReadApi).await?;

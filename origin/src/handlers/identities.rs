@@ -43,7 +43,7 @@ pub async fn create_identity(
     validate::meta(&mut v, "body.meta", req.meta.as_ref());
     validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::CreateIdentity)?;
     let row = IdentityRow {
         id: ids::new_id("id"),
@@ -72,7 +72,7 @@ pub async fn get_identity(
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadIdentity)?;
     let row = state
         .store
@@ -88,7 +88,7 @@ pub async fn list_identities(
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadIdentity)?;
     let rows = state
         .store
@@ -112,7 +112,7 @@ pub async fn update_identity(
     validate_ref(&mut v, &req.identity);
     validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::UpdateIdentity)?;
     let row = state
         .store
@@ -150,7 +150,7 @@ pub async fn delete_identity(
     let mut v = Issues::new();
     validate_ref(&mut v, &req.identity);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::DeleteIdentity)?;
     let row = state
         .store

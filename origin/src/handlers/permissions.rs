@@ -40,7 +40,7 @@ pub async fn create_permission(
     v.length("body.name", &req.name, 1, 512);
     validate::slug(&mut v, "body.slug", &req.slug);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::CreatePermission)?;
     let row = PermissionRow {
         id: ids::new_id("perm"),
@@ -72,7 +72,7 @@ pub async fn get_permission(
     let mut v = Issues::new();
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadPermission)?;
     let p = state
         .store
@@ -88,7 +88,7 @@ pub async fn list_permissions(
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadPermission)?;
     let rows = state
         .store
@@ -106,7 +106,7 @@ pub async fn delete_permission(
     let mut v = Issues::new();
     v.length("body.permission", &req.permission, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::DeletePermission)?;
     let p = state
         .store
@@ -135,7 +135,7 @@ pub async fn create_role(
         }
     }
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::CreateRole)?;
     if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
         authorize_all(&caller, Action::AddPermissionToRole)?;
@@ -168,7 +168,7 @@ pub async fn get_role(
     let mut v = Issues::new();
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadRole)?;
     let r = state
         .store
@@ -184,7 +184,7 @@ pub async fn list_roles(
     Json(req): Json<ListRequest>,
 ) -> ApiResult {
     let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::ReadRole)?;
     let rows = state
         .store
@@ -202,7 +202,7 @@ pub async fn delete_role(
     let mut v = Issues::new();
     v.length("body.role", &req.role, 1, 255);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::DeleteRole)?;
     let r = state
         .store
@@ -226,7 +226,7 @@ pub async fn set_role_permissions(
     v.length("body.roleId", &req.role_id, 1, 255);
     validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     authorize_all(&caller, Action::AddPermissionToRole)?;
     authorize_all(&caller, Action::RemovePermissionFromRole)?;
     let role = state

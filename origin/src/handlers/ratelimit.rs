@@ -108,7 +108,7 @@ pub async fn limit(
     let mut v = Issues::new();
     validate_limit(&mut v, "body.", &req);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_limit(&caller, &req.namespace, Action::Limit)?;
     let (passed, mut checks) = run(&state, &caller, std::slice::from_ref(&req)).await?;
     let c = checks.remove(0);
@@ -138,7 +138,7 @@ pub async fn multi_limit(
         validate_limit(&mut v, &format!("body[{i}]."), r);
     }
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     for r in &reqs {
         require_limit(&caller, &r.namespace, Action::Limit)?;
     }
@@ -166,7 +166,7 @@ pub async fn set_override(
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.range("body.duration", req.duration, 1000, 2_592_000_000);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_limit(&caller, &req.namespace, Action::SetOverride)?;
     let row = OverrideRow {
         id: ids::new_id("rlo"),
@@ -191,7 +191,7 @@ pub async fn get_override(
     let mut v = Issues::new();
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let o = state
         .store
@@ -215,7 +215,7 @@ pub async fn list_overrides(
     v.length("body.namespace", &req.namespace, 1, 512);
     v.finish()?;
     let limit = page_limit(req.limit, 10)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_limit(&caller, &req.namespace, Action::ReadOverride)?;
     let rows = state
         .store
@@ -247,7 +247,7 @@ pub async fn delete_override(
     let mut v = Issues::new();
     validate_ref(&mut v, &req.namespace, &req.identifier);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_limit(&caller, &req.namespace, Action::DeleteOverride)?;
     let o = state
         .store

@@ -15,7 +15,7 @@ pub async fn verify_key(
 ) -> ApiResult {
     let req: VerifyKeyRequest = parse_json(&body)?;
     let query = verify_request(&req)?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let hash = req.key.hash();
     let data = verify(
         &state,

@@ -7,8 +7,8 @@ use keyway_core::permission::Query;
 use keyway_core::verify::{Plan, plan};
 
 use super::Context;
+use crate::analytics::ingest::{Recorded, Verified};
 use crate::error::AppError;
-use crate::events::{Recorded, Verified};
 use crate::ids;
 use crate::state::AppState;
 

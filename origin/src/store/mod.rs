@@ -7,7 +7,6 @@
 
 mod apis;
 mod bootstrap;
-mod events;
 mod identities;
 mod keys;
 mod ratelimits;
@@ -18,9 +17,6 @@ pub mod transfer;
 
 pub use apis::ApiRow;
 pub use bootstrap::{Bootstrap, RootKeyRow};
-pub(crate) use events::{
-    RATELIMIT_INSERT, VERIFICATION_INSERT, ratelimit_upsert, verification_upsert,
-};
 pub use identities::{IdentityRow, RatelimitRow};
 pub use keys::{HashFilter, KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
 pub use ratelimits::OverrideRow;
@@ -124,6 +120,11 @@ impl Store {
     /// another connection (the event writer, say) committed in between, SQLite answers
     /// SQLITE_BUSY at once instead of waiting out the busy timeout. One CI run got a 500
     /// from permissions.setRolePermissions that way.
+    /// The pool, for the analytics subsystem's own statements.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     pub(crate) async fn transaction(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(if self.is_sqlite {
             self.pool.begin_with("BEGIN IMMEDIATE").await?

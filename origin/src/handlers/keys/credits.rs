@@ -29,7 +29,7 @@ pub async fn update_credits(
         });
     }
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();

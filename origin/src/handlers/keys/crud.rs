@@ -72,7 +72,7 @@ pub async fn create_key(
     validate::key_fields(&mut v, "body", &fields);
     v.finish()?;
 
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_grant_changes(
         &caller,
         req.permissions
@@ -130,7 +130,7 @@ pub async fn get_key(
     let mut v = Issues::new();
     validate::key_id(&mut v, &req.key_id);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::ReadKey).await?;
     ok(key_data(&state, &caller, row, req.decrypt).await?)
 }
@@ -143,7 +143,7 @@ pub async fn whoami(
     let mut v = Issues::new();
     v.length("body.key", req.key.expose(), 1, 512);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let hash = req.key.hash();
     let row = state
         .store
@@ -168,7 +168,7 @@ pub async fn delete_key(
     let mut v = Issues::new();
     validate::key_id(&mut v, &req.key_id);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::DeleteKey).await?;
     let now = ids::now_ms();
     if req.permanent {
@@ -210,7 +210,7 @@ pub async fn update_key(
     validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
     v.finish()?;
 
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_grant_changes(
         &caller,
         req.permissions.as_ref().map(|_| SetOp::Set),
@@ -270,7 +270,7 @@ pub async fn reroll_key(
     validate::key_id(&mut v, &req.key_id);
     validate::expires(&mut v, "body.expiration", req.expiration);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let row = key_for(&state, &caller, &req.key_id, Action::CreateKey).await?;
     let snap = snapshot_for(&state, &row).await?;
     let now = ids::now_ms();

@@ -30,7 +30,7 @@ async fn change_permissions(
     );
     validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_grant_changes(&caller, Some(op), None)?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     state
@@ -94,7 +94,7 @@ async fn change_roles(
     );
     validate::roles(&mut v, "body.roles", Some(&req.roles));
     v.finish()?;
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     require_grant_changes(&caller, None, Some(op))?;
     let row = key_for(&state, &caller, &req.key_id, Action::UpdateKey).await?;
     state

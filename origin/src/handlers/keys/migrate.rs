@@ -59,7 +59,7 @@ pub async fn migrate_keys(
     }
     v.finish()?;
 
-    let caller = state.authenticate(&credentials).await?;
+    let caller = state.authenticate(credentials.authorization()).await?;
     let any = |list: Option<&Vec<String>>| list.is_some_and(|l| !l.is_empty());
     require_grant_changes(
         &caller,

@@ -36,8 +36,8 @@ use tokio::sync::Semaphore;
 
 use super::{ACQUIRE, CONNECTIONS, Collector, DbScope, ReadError, Rows, busy};
 
-use crate::analytics::seal::Sealed;
-use crate::analytics::tables::{IDENTITIES, stored_tables};
+use crate::analytics::query::seal::Sealed;
+use crate::analytics::query::tables::{IDENTITIES, stored_tables};
 
 /// The longest string or blob a query may make (SQLite's default is 1 GB).
 pub const MAX_VALUE_BYTES: i32 = 1024 * 1024;
@@ -88,7 +88,7 @@ struct Job {
     collector: Collector,
     hold: (
         tokio::sync::OwnedSemaphorePermit,
-        Option<crate::analytics::Slot>,
+        Option<crate::analytics::query::Slot>,
     ),
     reply: tokio::sync::oneshot::Sender<Result<Rows, ReadError>>,
 }
@@ -131,7 +131,7 @@ impl SqliteReader {
         sealed: &Sealed,
         scope: &DbScope,
         collector: Collector,
-        slot: Option<crate::analytics::Slot>,
+        slot: Option<crate::analytics::query::Slot>,
     ) -> Result<Rows, ReadError> {
         let Some(jobs) = &self.jobs else {
             return Err(ReadError::Unavailable(
@@ -480,7 +480,7 @@ fn classify(f: Failure, collector: &Collector) -> ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::tables::Kind;
+    use crate::analytics::query::tables::Kind;
 
     /// A database with two workspaces' rows, opened through the sandbox directly: no
     /// rewriter in front, so every refusal here is the database's own.
@@ -677,14 +677,14 @@ mod tests {
         /// comes back as exactly the value ClickHouse's reading of it gives.
         #[test]
         fn a_literal_comes_back_as_itself(
-            v in crate::analytics::seal::tests::hostile_string(),
+            v in crate::analytics::query::seal::tests::hostile_string(),
             doubled in proptest::prelude::any::<bool>(),
         ) {
-            use crate::analytics::functions::{Ctx, Dialect};
+            use crate::analytics::query::functions::{Ctx, Dialect};
             use crate::analytics::query::plan;
-            use crate::analytics::tables::{Scope, VERIFICATIONS};
+            use crate::analytics::query::tables::{Scope, VERIFICATIONS};
             let (_d, s) = migrated();
-            let lit = crate::analytics::seal::tests::clickhouse_literal(&v, doubled);
+            let lit = crate::analytics::query::seal::tests::clickhouse_literal(&v, doubled);
             let query = format!("SELECT {lit} AS v, concat({lit}, key_id) AS w FROM key_verifications_v1 WHERE api_id = 'a1'");
             let scope = Scope { workspace_id: "ws_1".into(), only: None };
             let ctx = Ctx { dialect: Dialect::Sqlite, now_ms: 0 };
@@ -709,10 +709,10 @@ mod tests {
         let path = dir.path().join("m.db");
         let c = Connection::open(&path).unwrap();
         for m in [
-            include_str!("../../../migrations/0001_init.sql"),
-            include_str!("../../../migrations/0002_rollups.sql"),
-            include_str!("../../../migrations/0003_encrypted_keys.sql"),
-            include_str!("../../../migrations/0004_raw_events_one_index.sql"),
+            include_str!("../../../../migrations/0001_init.sql"),
+            include_str!("../../../../migrations/0002_rollups.sql"),
+            include_str!("../../../../migrations/0003_encrypted_keys.sql"),
+            include_str!("../../../../migrations/0004_raw_events_one_index.sql"),
         ] {
             c.execute_batch(m).unwrap();
         }

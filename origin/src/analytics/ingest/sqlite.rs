@@ -14,12 +14,11 @@ use std::time::Duration;
 use keyway_core::wire::RatelimitEvent;
 use rusqlite::{Connection, OpenFlags, Statement, Transaction, TransactionBehavior};
 
+use super::sql::{RATELIMIT_INSERT, VERIFICATION_INSERT, ratelimit_upsert, verification_upsert};
 use super::{EventView, Recorded, RequestIdView, VerificationView, views};
-use crate::analytics::rollup::{Granularity, Rollups, tags_of};
+use crate::analytics::ingest::rollup::{Granularity, Rollups, tags_of};
 use crate::config::EventMode;
-use crate::store::{
-    RATELIMIT_INSERT, VERIFICATION_INSERT, flag, ratelimit_upsert, to_i64, verification_upsert,
-};
+use crate::store::{flag, to_i64};
 
 /// Rows per multi-row insert. 64 × 11 values is far under SQLite's limit on bound
 /// values, and larger chunks measured no faster.

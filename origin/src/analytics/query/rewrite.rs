@@ -29,6 +29,7 @@ use sqlparser::parser::Parser;
 use std::ops::ControlFlow;
 
 use super::cost;
+use super::error::QueryError;
 use super::functions::{self, Call, Ctx, DAY_MS, Dialect, HOUR_MS, MINUTE_MS};
 use super::seal::{self, Sealed};
 use super::tables::{Catalog, Scope, scope_slot};
@@ -46,21 +47,6 @@ pub const MAX_TREE_DEPTH: usize = 200;
 /// The stack `plan` needs for a tree of the bound's depth (and for measuring a deeper one
 /// before refusing it): run it on a thread with this much (see `analytics::plan`).
 pub const PLAN_STACK_BYTES: usize = 256 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    /// Not SQL we accept: a syntax error, a statement that is not a SELECT, a construct
-    /// that is not allowed.
-    #[error("{0}")]
-    Invalid(String),
-    #[error("table `{name}` is not allowed; query one of: {allowed}")]
-    Table { name: String, allowed: String },
-    #[error("function `{0}` is not allowed")]
-    Function(String),
-    /// Allowed, but over a limit (rows, time): a 422.
-    #[error("{0}")]
-    Limit(String),
-}
 
 fn invalid(what: impl std::fmt::Display) -> QueryError {
     QueryError::Invalid(format!("{what} is not allowed in an analytics query"))
@@ -919,7 +905,7 @@ fn parse_ours(sql: &str, values: &[String]) -> Result<Box<Query>, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::tables::{RATELIMITS, VERIFICATIONS};
+    use crate::analytics::query::tables::{RATELIMITS, VERIFICATIONS};
 
     fn scope(only: Option<&[&str]>) -> Scope {
         Scope {

@@ -29,8 +29,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use super::{ACQUIRE, CONNECTIONS, Collector, DbScope, ReadError, Rows, busy, too_large};
-use crate::analytics::seal::Sealed;
-use crate::analytics::tables::{IDENTITIES, Kind, stored_tables};
+use crate::analytics::query::seal::Sealed;
+use crate::analytics::query::tables::{IDENTITIES, Kind, stored_tables};
 
 /// The longest row one answer may carry, as PostgreSQL's JSON text of it.
 const MAX_ROW_BYTES: usize = 1024 * 1024;
@@ -258,7 +258,7 @@ impl PgReader {
         sealed: &Sealed,
         scope: &DbScope,
         collector: Collector,
-        slot: Option<crate::analytics::Slot>,
+        slot: Option<crate::analytics::query::Slot>,
     ) -> Result<Rows, ReadError> {
         let (this, sealed, scope) = (self.clone(), sealed.clone(), scope.clone());
         tokio::spawn(async move {

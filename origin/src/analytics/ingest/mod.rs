@@ -18,6 +18,9 @@ use crate::config::{EventMode, WriterPriority};
 use crate::metrics::Metrics;
 
 mod recorded;
+pub mod retention;
+pub mod rollup;
+pub(crate) mod sql;
 mod sqlite;
 mod writer;
 

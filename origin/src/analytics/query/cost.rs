@@ -28,7 +28,7 @@ use sqlparser::ast::{
     Visitor,
 };
 
-use super::query::QueryError;
+use super::error::QueryError;
 
 /// Work units a query may take: far above any report's needs (a hundred-column report
 /// over a few CTEs weighs a few thousand).

@@ -20,8 +20,8 @@ use sqlparser::ast::{Ident, Query, Statement, Value, ValueWithSpan, VisitMut, Vi
 use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
+use super::error::QueryError;
 use super::functions::Dialect;
-use super::query::QueryError;
 
 /// A query ready to run: text with no string in it, and the strings it binds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,9 +260,9 @@ pub(crate) mod tests {
         }
     }
 
-    use crate::analytics::functions::Ctx;
+    use crate::analytics::query::functions::Ctx;
     use crate::analytics::query::plan;
-    use crate::analytics::tables::{RATELIMITS, Scope, VERIFICATIONS};
+    use crate::analytics::query::tables::{RATELIMITS, Scope, VERIFICATIONS};
     use proptest::prelude::*;
 
     /// Characters every dialect reads differently somewhere: quotes of each kind,

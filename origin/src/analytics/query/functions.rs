@@ -12,7 +12,7 @@ use sqlparser::ast::{Expr, Value, visit_expressions_mut};
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
-use super::query::QueryError;
+use super::error::QueryError;
 
 /// The database a query is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
 
-use crate::events::EventView;
+use crate::analytics::ingest::EventView;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 /// Rollup maps hash every event's dimensions; SipHash's resistance to chosen keys buys

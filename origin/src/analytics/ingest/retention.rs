@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::analytics::rollup::Granularity;
+use crate::analytics::ingest::rollup::Granularity;
 use crate::config::Retention;
 use crate::store::Store;
 
@@ -58,7 +58,7 @@ pub fn spawn(
                     if *stop.borrow() {
                         return;
                     }
-                    match store.delete_older_than(table, before, batch).await {
+                    match super::sql::delete_older_than(&store, table, before, batch).await {
                         Ok(n) if n >= u64::from(batch) => {
                             // More to go: let the writers in between batches.
                             tokio::time::sleep(Duration::from_millis(20)).await;
