@@ -1,6 +1,6 @@
-//! Route handlers, one module per API group. Each parses and validates first, then
-//! authenticates, then acts through the service layer: a malformed body is a 400 even
-//! without credentials.
+//! Route handlers, one module per API group. `http::Call` parses and validates first,
+//! then authenticates (a malformed body is a 400 even without credentials); the handler
+//! calls the service and shapes the answer. Handlers never reach the store.
 
 pub mod analytics;
 pub mod apis;
@@ -11,19 +11,3 @@ pub mod ops;
 pub mod permissions;
 pub mod ratelimit;
 pub mod verify;
-
-/// Fetches one more than the page and turns the extra into a cursor.
-pub fn paginate<T>(
-    mut rows: Vec<T>,
-    limit: u32,
-    id: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let limit = limit as usize;
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let cursor = rows.last().map(&id);
-        (rows, cursor)
-    } else {
-        (rows, None)
-    }
-}

@@ -1,250 +1,61 @@
 //! `permissions.*`: workspace permissions and roles.
 
 use axum::extract::State;
-use keyway_core::api::Empty;
 use keyway_core::api::identities::ListRequest;
 use keyway_core::api::permissions::{
-    CreatePermissionRequest, CreatePermissionResponseData, CreateRoleRequest,
-    CreateRoleResponseData, PermissionRef, RoleData, RoleRef, SetRolePermissionsRequest,
+    CreatePermissionRequest, CreateRoleRequest, PermissionRef, RoleRef, SetRolePermissionsRequest,
 };
-use keyway_core::auth::Action;
-use keyway_core::error::ApiError;
-use keyway_core::validate::Issues;
 
-use super::paginate;
-use crate::error::AppError;
-use crate::http::{ApiResult, Credentials, Json, ok, ok_list};
-use crate::ids;
-use crate::service::access::{authorize_all, may_create_permissions};
-use crate::service::validate::{self, page_limit};
-use crate::service::views::{self, permission_data};
+use crate::http::{ApiResult, Call, ok, ok_page};
+use crate::service;
 use crate::state::AppState;
-use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
-use keyway_core::not_found;
-
-/// One role with its permissions.
-async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
-    let name = r.name.clone();
-    views::roles_data(state, vec![r])
-        .await?
-        .pop()
-        .ok_or_else(|| AppError::Client(not_found::role(&name)))
-}
 
 pub async fn create_permission(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<CreatePermissionRequest>,
+    call: Call<CreatePermissionRequest>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.name", &req.name, 1, 512);
-    validate::slug(&mut v, "body.slug", &req.slug);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::CreatePermission)?;
-    let row = PermissionRow {
-        id: ids::new_id("perm"),
-        name: req.name,
-        slug: req.slug,
-        description: req.description,
-    };
-    match state
-        .store
-        .insert_permission(caller.workspace_id(), &row, ids::now_ms())
-        .await
-    {
-        Ok(()) => ok(CreatePermissionResponseData {
-            permission_id: row.id,
-        }),
-        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
-            "unkey/data/permission_already_exists",
-            format!("A permission with the slug '{}' already exists.", row.slug),
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    ok(service::permissions::create_permission(&state, &call.caller, call.body).await?)
 }
 
-pub async fn get_permission(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<PermissionRef>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.permission", &req.permission, 1, 255);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::ReadPermission)?;
-    let p = state
-        .store
-        .find_permission(caller.workspace_id(), &req.permission)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
-    ok(permission_data(p))
+pub async fn get_permission(State(state): State<AppState>, call: Call<PermissionRef>) -> ApiResult {
+    ok(service::permissions::get_permission(&state, &call.caller, call.body).await?)
 }
 
-pub async fn list_permissions(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<ListRequest>,
-) -> ApiResult {
-    let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::ReadPermission)?;
-    let rows = state
-        .store
-        .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
-        .await?;
-    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    ok_list(rows.into_iter().map(permission_data).collect(), cursor)
+pub async fn list_permissions(State(state): State<AppState>, call: Call<ListRequest>) -> ApiResult {
+    ok_page(service::permissions::list_permissions(&state, &call.caller, call.body).await?)
 }
 
 pub async fn delete_permission(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<PermissionRef>,
+    call: Call<PermissionRef>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.permission", &req.permission, 1, 255);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::DeletePermission)?;
-    let p = state
-        .store
-        .find_permission(caller.workspace_id(), &req.permission)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
-    let hashes = state
-        .store
-        .hashes_where(HashFilter::Permission(&p.id))
-        .await?;
-    state.store.delete_permission(&p.id).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
-    ok(Empty {})
+    ok(service::permissions::delete_permission(&state, &call.caller, call.body).await?)
 }
 
 pub async fn create_role(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<CreateRoleRequest>,
+    call: Call<CreateRoleRequest>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.name", &req.name, 1, 128);
-    if let Some(perms) = &req.permissions {
-        for (i, p) in perms.iter().enumerate() {
-            validate::slug(&mut v, &format!("body.permissions[{i}]"), p);
-        }
-    }
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::CreateRole)?;
-    if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
-        authorize_all(&caller, Action::AddPermissionToRole)?;
-    }
-    let row = RoleRow {
-        id: ids::new_id("role"),
-        name: req.name,
-        description: req.description,
-    };
-    let perms = req.permissions.unwrap_or_default();
-    match state
-        .store
-        .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
-        .await
-    {
-        Ok(()) => ok(CreateRoleResponseData { role_id: row.id }),
-        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
-            "unkey/data/role_already_exists",
-            format!("A role named '{}' already exists.", row.name),
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    ok(service::permissions::create_role(&state, &call.caller, call.body).await?)
 }
 
-pub async fn get_role(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<RoleRef>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.role", &req.role, 1, 255);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::ReadRole)?;
-    let r = state
-        .store
-        .find_role(caller.workspace_id(), &req.role)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
-    ok(role_data(&state, r).await?)
+pub async fn get_role(State(state): State<AppState>, call: Call<RoleRef>) -> ApiResult {
+    ok(service::permissions::get_role(&state, &call.caller, call.body).await?)
 }
 
-pub async fn list_roles(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<ListRequest>,
-) -> ApiResult {
-    let limit = page_limit(req.limit, 100)?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::ReadRole)?;
-    let rows = state
-        .store
-        .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
-        .await?;
-    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    ok_list(views::roles_data(&state, rows).await?, cursor)
+pub async fn list_roles(State(state): State<AppState>, call: Call<ListRequest>) -> ApiResult {
+    ok_page(service::permissions::list_roles(&state, &call.caller, call.body).await?)
 }
 
-pub async fn delete_role(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<RoleRef>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.role", &req.role, 1, 255);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::DeleteRole)?;
-    let r = state
-        .store
-        .find_role(caller.workspace_id(), &req.role)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
-    let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
-    state.store.delete_role(&r.id).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
-    ok(Empty {})
+pub async fn delete_role(State(state): State<AppState>, call: Call<RoleRef>) -> ApiResult {
+    ok(service::permissions::delete_role(&state, &call.caller, call.body).await?)
 }
 
 /// Replaces the role's permissions as a whole; the keys holding the role see the new set
 /// on their next verification.
 pub async fn set_role_permissions(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<SetRolePermissionsRequest>,
+    call: Call<SetRolePermissionsRequest>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.roleId", &req.role_id, 1, 255);
-    validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    authorize_all(&caller, Action::AddPermissionToRole)?;
-    authorize_all(&caller, Action::RemovePermissionFromRole)?;
-    let role = state
-        .store
-        .find_role(caller.workspace_id(), &req.role_id)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role_id)))?;
-    let held = state
-        .store
-        .set_role_permissions(
-            caller.workspace_id(),
-            &role.id,
-            &req.permissions,
-            ids::now_ms(),
-            may_create_permissions(&caller),
-        )
-        .await?;
-    let hashes = state.store.hashes_where(HashFilter::Role(&role.id)).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
-    ok(held.into_iter().map(permission_data).collect::<Vec<_>>())
+    ok(service::permissions::set_role_permissions(&state, &call.caller, call.body).await?)
 }

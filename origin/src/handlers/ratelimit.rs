@@ -2,259 +2,42 @@
 
 use axum::extract::State;
 use keyway_core::api::ratelimit::{
-    LimitRequest, LimitResponseData, ListOverridesRequest, MultiLimitCheck, MultiLimitResponseData,
-    OverrideData, OverrideRef, SetOverrideRequest, SetOverrideResponseData,
+    LimitRequest, ListOverridesRequest, OverrideRef, SetOverrideRequest,
 };
-use keyway_core::api::{Empty, int64};
-use keyway_core::auth::{Action, RootScope};
-use keyway_core::ratelimit::{CounterId, CounterOwner, LimitSpec};
-use keyway_core::validate::{Issues, parse_json};
-use keyway_core::wire::{Event, RatelimitEvent, ServedBy};
 
-use super::paginate;
-use crate::caches::overrides::OverrideCache;
-use crate::error::AppError;
-use crate::http::{ApiResult, Credentials, Json, RawBody, ok, ok_list, request_id, started};
-use crate::ids;
-use crate::service::validate::page_limit;
+use crate::http::{ApiResult, Call, ok, ok_page};
+use crate::service;
 use crate::state::AppState;
-use crate::store::OverrideRow;
-use keyway_core::not_found;
 
-fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
-    v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
-    v.length(&format!("{loc}identifier"), &r.identifier, 1, 512);
-    v.range(&format!("{loc}limit"), r.limit, 1, int64::MAX);
-    v.range(&format!("{loc}duration"), r.duration, 1000, 2_592_000_000);
-}
-
-fn require_limit(caller: &RootScope, namespace: &str, action: Action) -> Result<(), AppError> {
-    caller
-        .require(action, Some(namespace))
-        .map_err(AppError::Client)
-}
-
-/// Runs limits as one unit, honouring overrides, and records one event per limit.
-async fn run(
-    state: &AppState,
-    caller: &RootScope,
-    reqs: &[LimitRequest],
-) -> Result<(bool, Vec<MultiLimitCheck>), AppError> {
-    let mut counters = Vec::with_capacity(reqs.len());
-    let mut specs = Vec::with_capacity(reqs.len());
-    let mut overrides = Vec::with_capacity(reqs.len());
-    for r in reqs {
-        let o = state
-            .caches
-            .overrides
-            .find(
-                &state.store,
-                caller.workspace_id(),
-                &r.namespace,
-                &r.identifier,
-            )
-            .await?;
-        let (limit, duration) = o
-            .as_ref()
-            .map_or((r.limit, r.duration), |o| (o.limit, o.duration));
-        counters.push(CounterId::new(
-            CounterOwner::Namespace {
-                workspace_id: caller.workspace_id(),
-                namespace: &r.namespace,
-                identifier: &r.identifier,
-            },
-            duration,
-        ));
-        specs.push(LimitSpec {
-            limit,
-            duration_ms: duration,
-            cost: r.cost.unwrap_or(1),
-        });
-        overrides.push(o.map(|o| o.id));
-    }
-    let now = ids::now_ms();
-    let (passed, decisions) = state.admit_limits(&counters, &specs, now).await?;
-    let latency_us = u64::try_from(started().elapsed().as_micros()).unwrap_or(u64::MAX);
-    let mut checks = Vec::with_capacity(reqs.len());
-    for ((r, spec), (d, o)) in reqs.iter().zip(&specs).zip(decisions.iter().zip(overrides)) {
-        state.events.record(Event::Ratelimit(RatelimitEvent {
-            time_ms: now,
-            request_id: request_id(),
-            workspace_id: caller.workspace_id().to_string(),
-            namespace: r.namespace.clone(),
-            identifier: r.identifier.clone(),
-            passed,
-            latency_us,
-            served_by: ServedBy::Origin,
-        }));
-        checks.push(MultiLimitCheck {
-            namespace: r.namespace.clone(),
-            identifier: r.identifier.clone(),
-            limit: spec.limit,
-            remaining: d.remaining,
-            reset: d.reset,
-            passed: passed && d.admitted,
-            override_id: o,
-        });
-    }
-    Ok((passed, checks))
-}
-
-pub async fn limit(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<LimitRequest>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    validate_limit(&mut v, "body.", &req);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    require_limit(&caller, &req.namespace, Action::Limit)?;
-    let (passed, mut checks) = run(&state, &caller, std::slice::from_ref(&req)).await?;
-    let c = checks.remove(0);
-    ok(LimitResponseData {
-        limit: c.limit,
-        remaining: c.remaining,
-        reset: c.reset,
-        success: passed,
-        override_id: c.override_id,
-    })
+pub async fn limit(State(state): State<AppState>, call: Call<LimitRequest>) -> ApiResult {
+    ok(service::ratelimit::limit(&state, call.ctx, &call.caller, call.body).await?)
 }
 
 pub async fn multi_limit(
     State(state): State<AppState>,
-    credentials: Credentials,
-    RawBody(body): RawBody,
+    call: Call<Vec<LimitRequest>>,
 ) -> ApiResult {
-    let reqs: Vec<LimitRequest> = parse_json(&body)?;
-    let mut v = Issues::new();
-    v.check((1..=100).contains(&reqs.len()), "body", || {
-        "must have between 1 and 100 items".into()
-    });
-    v.unique("body", &reqs, |r| {
-        (r.namespace.as_str(), r.identifier.as_str())
-    });
-    for (i, r) in reqs.iter().enumerate() {
-        validate_limit(&mut v, &format!("body[{i}]."), r);
-    }
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    for r in &reqs {
-        require_limit(&caller, &r.namespace, Action::Limit)?;
-    }
-    let (passed, limits) = run(&state, &caller, &reqs).await?;
-    ok(MultiLimitResponseData { passed, limits })
-}
-
-/// Drops the namespace's cached overrides here and on every other node, before answering.
-async fn forget_overrides(state: &AppState, caller: &RootScope, namespace: &str) {
-    let name = OverrideCache::name(caller.workspace_id(), namespace);
-    state.forget([name.as_str()]).await;
-}
-
-fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
-    v.length("body.namespace", namespace, 1, 512);
-    v.length("body.identifier", identifier, 1, 512);
+    ok(service::ratelimit::multi_limit(&state, call.ctx, &call.caller, call.body).await?)
 }
 
 pub async fn set_override(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<SetOverrideRequest>,
+    call: Call<SetOverrideRequest>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    validate_ref(&mut v, &req.namespace, &req.identifier);
-    v.range("body.duration", req.duration, 1000, 2_592_000_000);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    require_limit(&caller, &req.namespace, Action::SetOverride)?;
-    let row = OverrideRow {
-        id: ids::new_id("rlo"),
-        namespace: req.namespace,
-        identifier: req.identifier,
-        limit: req.limit,
-        duration: req.duration,
-    };
-    let id = state
-        .store
-        .set_override(caller.workspace_id(), &row, ids::now_ms())
-        .await?;
-    forget_overrides(&state, &caller, &row.namespace).await;
-    ok(SetOverrideResponseData { override_id: id })
+    ok(service::ratelimit::set_override(&state, &call.caller, call.body).await?)
 }
 
-pub async fn get_override(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<OverrideRef>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    validate_ref(&mut v, &req.namespace, &req.identifier);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    require_limit(&caller, &req.namespace, Action::ReadOverride)?;
-    let o = state
-        .store
-        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
-    ok(OverrideData {
-        override_id: o.id,
-        duration: o.duration,
-        identifier: o.identifier,
-        limit: o.limit,
-    })
+pub async fn get_override(State(state): State<AppState>, call: Call<OverrideRef>) -> ApiResult {
+    ok(service::ratelimit::get_override(&state, &call.caller, call.body).await?)
 }
 
 pub async fn list_overrides(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<ListOverridesRequest>,
+    call: Call<ListOverridesRequest>,
 ) -> ApiResult {
-    let mut v = Issues::new();
-    v.length("body.namespace", &req.namespace, 1, 512);
-    v.finish()?;
-    let limit = page_limit(req.limit, 10)?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    require_limit(&caller, &req.namespace, Action::ReadOverride)?;
-    let rows = state
-        .store
-        .list_overrides(
-            caller.workspace_id(),
-            &req.namespace,
-            req.cursor.as_deref(),
-            limit + 1,
-        )
-        .await?;
-    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let data = rows
-        .into_iter()
-        .map(|o| OverrideData {
-            override_id: o.id,
-            duration: o.duration,
-            identifier: o.identifier,
-            limit: o.limit,
-        })
-        .collect();
-    ok_list(data, cursor)
+    ok_page(service::ratelimit::list_overrides(&state, &call.caller, call.body).await?)
 }
 
-pub async fn delete_override(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<OverrideRef>,
-) -> ApiResult {
-    let mut v = Issues::new();
-    validate_ref(&mut v, &req.namespace, &req.identifier);
-    v.finish()?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    require_limit(&caller, &req.namespace, Action::DeleteOverride)?;
-    let o = state
-        .store
-        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
-    state.store.delete_override(&o.id).await?;
-    forget_overrides(&state, &caller, &req.namespace).await;
-    ok(Empty {})
+pub async fn delete_override(State(state): State<AppState>, call: Call<OverrideRef>) -> ApiResult {
+    ok(service::ratelimit::delete_override(&state, &call.caller, call.body).await?)
 }

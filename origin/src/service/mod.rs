@@ -1,10 +1,17 @@
-//! Between the handlers and the store. Handlers parse, call these, and shape the answer;
+//! Between the handlers and the store: one module per API group (`apis`, `identities`,
+//! `keys`, `permissions`, `ratelimit`) holds what each route does and how its body is
+//! validated. Handlers only extract (`http::Call`), call these, and shape the answer;
 //! the rules every route shares live here once: who may act (`access`), what exists for
 //! the caller (`resources`), field rules (`validate`), response shapes loaded in batches
 //! (`views`), sealing and opening recoverable keys (`recovery`), and the verification
 //! flow both verify routes run (`verify`).
 
 pub mod access;
+pub mod apis;
+pub mod identities;
+pub mod keys;
+pub mod permissions;
+pub mod ratelimit;
 pub mod recovery;
 pub mod resources;
 pub mod validate;
@@ -26,5 +33,33 @@ pub struct Context {
 impl Context {
     pub fn latency_us(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// One page of a list, and the cursor of the next when there is one.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, cursor: Option<String>) -> Self {
+        Page { items, cursor }
+    }
+}
+
+/// Fetches one more than the page and turns the extra into a cursor.
+pub fn paginate<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    id: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    if rows.len() > limit {
+        rows.truncate(limit);
+        let cursor = rows.last().map(&id);
+        (rows, cursor)
+    } else {
+        (rows, None)
     }
 }

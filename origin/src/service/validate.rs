@@ -145,3 +145,12 @@ pub fn key_fields(v: &mut Issues, at: &str, f: &KeyFields<'_>) {
     }
     ratelimits(v, &format!("{at}.ratelimits"), f.ratelimits);
 }
+
+/// A request body's own rules, checked before the caller is authenticated so that a
+/// malformed request is a 400 even without credentials. Each route's body type says its
+/// rules beside the service that runs it.
+pub trait Validate {
+    fn validate(&self) -> Result<(), AppError> {
+        Ok(())
+    }
+}

@@ -1,9 +1,11 @@
-//! Keys: create, read, list, update, delete, credits, permissions and roles.
+//! Keys: create, import, read, list, update, delete, and which keys a write touches.
+//! Their credit balances are in `credits`, their permissions and roles in `grants`.
 
-use keyway_core::credits::{CreditBalance, Refill};
+use keyway_core::credits::Refill;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::grants::{Link, link, resolve_roles};
 use super::{Missing, Store, StoreResult, flag, to_i64};
 use crate::ids;
 
@@ -136,63 +138,6 @@ pub(super) async fn ensure_permissions(
         out.push(id);
     }
     Ok(out)
-}
-
-/// Resolves role names (or ids) to ids; the first that does not exist is the error.
-async fn resolve_roles(
-    tx: &mut Transaction<'static, Any>,
-    workspace_id: &str,
-    names: &[String],
-) -> StoreResult<Vec<String>> {
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM roles WHERE workspace_id = $1 AND (name = $2 OR id = $2)",
-        )
-        .bind(workspace_id)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-        match found {
-            Some(id) => out.push(id),
-            None => return Err(Missing::Role(name.clone()).into()),
-        }
-    }
-    Ok(out)
-}
-
-/// The join tables a key links into; the statement differs only in table and column.
-#[derive(Clone, Copy)]
-enum Link {
-    Permissions,
-    Roles,
-}
-
-/// Links ids to a key, skipping links that already exist.
-async fn link(
-    tx: &mut Transaction<'static, Any>,
-    kind: Link,
-    key_id: &str,
-    ids: &[String],
-) -> StoreResult<()> {
-    let sql = match kind {
-        Link::Permissions => {
-            "INSERT INTO keys_permissions (key_id, permission_id) SELECT $1, $2
-             WHERE NOT EXISTS (SELECT 1 FROM keys_permissions WHERE key_id = $1 AND permission_id = $2)"
-        }
-        Link::Roles => {
-            "INSERT INTO keys_roles (key_id, role_id) SELECT $1, $2
-             WHERE NOT EXISTS (SELECT 1 FROM keys_roles WHERE key_id = $1 AND role_id = $2)"
-        }
-    };
-    for id in ids {
-        sqlx::query(sql)
-            .bind(key_id)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreResult<()> {
@@ -513,179 +458,6 @@ impl Store {
         Ok(())
     }
 
-    /// Writes an absolute credit balance (the ledger's write-behind and updateCredits).
-    pub async fn write_credits(
-        &self,
-        key_id: &str,
-        remaining: Option<u64>,
-        last_refill_at: Option<i64>,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE keys SET remaining = $1, last_refill_at = $2 WHERE id = $3")
-            .bind(remaining.map(to_i64))
-            .bind(last_refill_at)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// A key's stored balance, read fresh (cluster mode seeds Redis from it). `None` for
-    /// an unlimited or missing key.
-    pub async fn read_credits(&self, key_id: &str) -> StoreResult<Option<CreditBalance>> {
-        let row = sqlx::query(
-            "SELECT remaining, COALESCE(last_refill_at, created_at) AS at FROM keys WHERE id = $1",
-        )
-        .bind(key_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let remaining: Option<i64> = row.try_get("remaining")?;
-        let at: Option<i64> = row.try_get("at")?;
-        Ok(remaining.map(|r| CreditBalance {
-            remaining: super::to_u64(r),
-            last_refill_at: at.unwrap_or(0),
-        }))
-    }
-
-    /// The ledger's write-behind: never turns an unlimited key back into a metered one.
-    pub async fn write_credits_if_metered(
-        &self,
-        key_id: &str,
-        remaining: u64,
-        last_refill_at: i64,
-    ) -> StoreResult<()> {
-        sqlx::query("UPDATE keys SET remaining = $1, last_refill_at = $2 WHERE id = $3 AND remaining IS NOT NULL")
-            .bind(to_i64(remaining))
-            .bind(last_refill_at)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Adds, removes or replaces a key's direct permissions by slug.
-    pub async fn change_key_permissions(
-        &self,
-        key_id: &str,
-        workspace_id: &str,
-        slugs: &[String],
-        op: SetOp,
-        now: i64,
-        create_missing: bool,
-    ) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        match op {
-            SetOp::Add | SetOp::Set => {
-                if op == SetOp::Set {
-                    sqlx::query("DELETE FROM keys_permissions WHERE key_id = $1")
-                        .bind(key_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let ids =
-                    ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing).await?;
-                link(&mut tx, Link::Permissions, key_id, &ids).await?;
-            }
-            SetOp::Remove => {
-                for slug in slugs {
-                    sqlx::query(
-                        "DELETE FROM keys_permissions WHERE key_id = $1 AND permission_id IN
-                           (SELECT id FROM permissions WHERE workspace_id = $2 AND (slug = $3 OR id = $3))",
-                    )
-                    .bind(key_id)
-                    .bind(workspace_id)
-                    .bind(slug)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn change_key_roles(
-        &self,
-        key_id: &str,
-        workspace_id: &str,
-        names: &[String],
-        op: SetOp,
-        now: i64,
-    ) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        let ids = resolve_roles(&mut tx, workspace_id, names).await?;
-        match op {
-            SetOp::Add => link(&mut tx, Link::Roles, key_id, &ids).await?,
-            SetOp::Set => {
-                sqlx::query("DELETE FROM keys_roles WHERE key_id = $1")
-                    .bind(key_id)
-                    .execute(&mut *tx)
-                    .await?;
-                link(&mut tx, Link::Roles, key_id, &ids).await?;
-            }
-            SetOp::Remove => {
-                for rid in &ids {
-                    sqlx::query("DELETE FROM keys_roles WHERE key_id = $1 AND role_id = $2")
-                        .bind(key_id)
-                        .bind(rid)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
-        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The key's direct permissions.
-    pub async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<super::PermissionRow>> {
-        let rows = sqlx::query(
-            "SELECT p.id, p.name, p.slug, p.description FROM permissions p
-               JOIN keys_permissions kp ON kp.permission_id = p.id WHERE kp.key_id = $1 ORDER BY p.slug",
-        )
-        .bind(key_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::PermissionRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    slug: r.try_get("slug")?,
-                    description: r.try_get("description")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<super::RoleRow>> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.name, r.description FROM roles r JOIN keys_roles kr ON kr.role_id = r.id WHERE kr.key_id = $1 ORDER BY r.name",
-        )
-        .bind(key_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::RoleRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    description: r.try_get("description")?,
-                })
-            })
-            .collect()
-    }
-
     /// Hashes of every key whose snapshot a write to these rows changes.
     pub async fn hashes_where(&self, filter: HashFilter<'_>) -> StoreResult<Vec<String>> {
         let (sql, arg) = match filter {
@@ -714,13 +486,6 @@ pub enum HashFilter<'a> {
     Identity(&'a str),
     Permission(&'a str),
     Role(&'a str),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetOp {
-    Add,
-    Set,
-    Remove,
 }
 
 enum Bind {

@@ -7,6 +7,8 @@
 
 mod apis;
 mod bootstrap;
+mod credits;
+mod grants;
 mod identities;
 mod keys;
 mod ratelimits;
@@ -17,8 +19,9 @@ pub mod transfer;
 
 pub use apis::ApiRow;
 pub use bootstrap::{Bootstrap, RootKeyRow};
+pub use grants::SetOp;
 pub use identities::{IdentityRow, RatelimitRow};
-pub use keys::{HashFilter, KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
+pub use keys::{HashFilter, KeyRow, KeyUpdate, NewKey, NewRatelimit};
 pub use ratelimits::OverrideRow;
 pub use rbac::{PermissionRow, RoleRow};
 

@@ -40,7 +40,7 @@ impl Writer {
         match self {
             Writer::Sqlite(w) => Ok(w.write(events, mode)?),
             Writer::Store { store, runtime } => {
-                Ok(runtime.block_on(super::sql::insert_events(&store, &views(events), mode))?)
+                Ok(runtime.block_on(super::sql::insert_events(store, &views(events), mode))?)
             }
         }
     }

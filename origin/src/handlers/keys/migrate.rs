@@ -1,128 +1,15 @@
 //! keys.migrateKeys: moving keys in from another system by their hashes.
 
 use axum::extract::State;
-use keyway_core::api::keys::{MigrateKeysRequest, MigrateKeysResponseData, MigratedKey};
-use keyway_core::auth::Action;
-use keyway_core::key::{ImportedHash, KeyHash};
-use keyway_core::validate::Issues;
+use keyway_core::api::keys::MigrateKeysRequest;
 
-use super::new_api_key;
-use crate::http::{ApiResult, Credentials, Json, ok};
-use crate::ids;
-use crate::service::access::require_grant_changes;
-use crate::service::resources::api_for;
-use crate::service::validate::{self, KeyFields};
+use crate::http::{ApiResult, Call, ok};
+use crate::service;
 use crate::state::AppState;
-use crate::store::SetOp;
-
-/// Keys per request. Unkey's schema sets no bound; one batch is one transaction, so this
-/// keeps a batch's write lock short (the 1 MiB body limit allows a few thousand keys).
-pub const MAX_BATCH: usize = 1000;
 
 pub async fn migrate_keys(
     State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<MigrateKeysRequest>,
+    call: Call<MigrateKeysRequest>,
 ) -> ApiResult {
-    let strategy = ImportedHash::by_id(&req.migration_id);
-    let mut v = Issues::new();
-    v.check(strategy.is_some(), "body.migrationId", || {
-        format!(
-            "unknown migration {:?}; known: {}",
-            req.migration_id,
-            ImportedHash::KNOWN.join(", ")
-        )
-    });
-    v.id("body.apiId", &req.api_id);
-    v.check(
-        (1..=MAX_BATCH).contains(&req.keys.len()),
-        "body.keys",
-        || format!("must hold 1 to {MAX_BATCH} keys"),
-    );
-    let mut hashes: Vec<Option<KeyHash>> = Vec::with_capacity(req.keys.len());
-    for (i, k) in req.keys.iter().enumerate() {
-        let at = format!("body.keys[{i}]");
-        let hash = strategy.and_then(|s| s.read(&k.hash));
-        if let Some(s) = strategy {
-            v.check(hash.is_some(), &format!("{at}.hash"), || match s {
-                ImportedHash::Sha256Base64 => {
-                    "must be a SHA-256 digest in standard padded base64 (44 characters)".into()
-                }
-                ImportedHash::Sha256Hex => "must be a SHA-256 digest in 64 hex digits".into(),
-            });
-        }
-        if let Some(start) = &k.start {
-            v.length(&format!("{at}.start"), start, 1, 64);
-        }
-        validate::key_fields(&mut v, &at, &fields_of(k));
-        hashes.push(hash);
-    }
-    v.finish()?;
-
-    let caller = state.authenticate(credentials.authorization()).await?;
-    let any = |list: Option<&Vec<String>>| list.is_some_and(|l| !l.is_empty());
-    require_grant_changes(
-        &caller,
-        req.keys
-            .iter()
-            .any(|k| any(k.permissions.as_ref()))
-            .then_some(SetOp::Add),
-        req.keys
-            .iter()
-            .any(|k| any(k.roles.as_ref()))
-            .then_some(SetOp::Add),
-    )?;
-    let api = api_for(&state, &caller, &req.api_id, Action::CreateKey).await?;
-
-    let now = ids::now_ms();
-    let batch: Vec<_> = req
-        .keys
-        .iter()
-        .zip(&hashes)
-        .filter_map(|(k, hash)| {
-            let hash = hash.as_ref()?;
-            Some(new_api_key(
-                &caller,
-                &api,
-                &ids::new_id("key"),
-                hash.as_str(),
-                k.start.as_deref().unwrap_or(""),
-                &fields_of(k),
-                k.enabled,
-                now,
-            ))
-        })
-        .collect();
-    let inserted = state.store.migrate_keys(&batch).await?;
-    // A "not found" may be cached for a hash from before its key existed.
-    state.forget(batch.iter().map(|k| k.hash.as_str())).await;
-
-    let mut out = MigrateKeysResponseData {
-        migrated: Vec::new(),
-        failed: Vec::new(),
-    };
-    for ((sent, key), done) in req.keys.iter().zip(&batch).zip(inserted) {
-        if done {
-            out.migrated.push(MigratedKey {
-                hash: sent.hash.clone(),
-                key_id: key.id.clone(),
-            });
-        } else {
-            out.failed.push(sent.hash.clone());
-        }
-    }
-    ok(out)
-}
-
-fn fields_of(k: &keyway_core::api::keys::MigrateKeyData) -> KeyFields<'_> {
-    KeyFields {
-        name: k.name.as_ref(),
-        external_id: k.external_id.as_ref(),
-        meta: k.meta.as_ref(),
-        roles: k.roles.as_ref(),
-        permissions: k.permissions.as_ref(),
-        expires: k.expires,
-        credits: k.credits.as_ref(),
-        ratelimits: k.ratelimits.as_ref(),
-    }
+    ok(service::keys::migrate::migrate_keys(&state, &call.caller, call.body).await?)
 }

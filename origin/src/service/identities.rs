@@ -1,0 +1,194 @@
+//! `identities.*`.
+
+use crate::service::Page;
+use crate::service::validate::Validate;
+use keyway_core::api::Empty;
+use keyway_core::api::identities::{
+    CreateIdentityRequest, CreateIdentityResponseData, IdentityRef, ListRequest,
+    UpdateIdentityRequest,
+};
+use keyway_core::api::keys::IdentityData;
+use keyway_core::auth::Action;
+use keyway_core::auth::RootScope;
+use keyway_core::validate::Issues;
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::ids;
+use crate::service::access::authorize_all;
+use crate::service::paginate;
+use crate::service::validate::{self, page_limit};
+use crate::service::views::{self, meta_text, new_ratelimits};
+use crate::state::AppState;
+use crate::store::{HashFilter, IdentityRow};
+use keyway_core::not_found;
+
+/// One identity with its rate limits.
+async fn identity_data(state: &AppState, row: IdentityRow) -> Result<IdentityData, AppError> {
+    views::identities_data(state, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::Client(not_found::identity()))
+}
+
+fn validate_ref(v: &mut Issues, identity: &str) {
+    v.length("body.identity", identity, 1, 255);
+}
+
+pub async fn create_identity(
+    state: &AppState,
+    caller: &RootScope,
+    req: CreateIdentityRequest,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::CreateIdentity)?;
+    let row = IdentityRow {
+        id: ids::new_id("id"),
+        external_id: req.external_id.clone(),
+        meta: meta_text(req.meta.as_ref()),
+    };
+    state
+        .store
+        .insert_identity(
+            caller.workspace_id(),
+            &row,
+            &new_ratelimits(req.ratelimits.as_ref()),
+            ids::now_ms(),
+        )
+        .await?;
+    Ok(CreateIdentityResponseData {
+        identity_id: row.id,
+    })
+}
+
+pub async fn get_identity(
+    state: &AppState,
+    caller: &RootScope,
+    req: IdentityRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::ReadIdentity)?;
+    let row = state
+        .store
+        .find_identity(caller.workspace_id(), &req.identity)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    identity_data(state, row).await
+}
+
+pub async fn list_identities(
+    state: &AppState,
+    caller: &RootScope,
+    req: ListRequest,
+) -> Result<Page<impl Serialize>, AppError> {
+    let limit = page_limit(req.limit, 100)?;
+    authorize_all(caller, Action::ReadIdentity)?;
+    let rows = state
+        .store
+        .list_identities(
+            caller.workspace_id(),
+            req.cursor.as_deref(),
+            req.search.as_deref(),
+            limit + 1,
+        )
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    Ok(Page::new(
+        views::identities_data(state, rows).await?,
+        cursor,
+    ))
+}
+
+pub async fn update_identity(
+    state: &AppState,
+    caller: &RootScope,
+    req: UpdateIdentityRequest,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::UpdateIdentity)?;
+    let row = state
+        .store
+        .find_identity(caller.workspace_id(), &req.identity)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    let limits = req
+        .ratelimits
+        .as_ref()
+        .map(|_| new_ratelimits(req.ratelimits.as_ref()));
+    state
+        .store
+        .update_identity(
+            caller.workspace_id(),
+            &row.id,
+            req.meta.as_ref().map(|m| meta_text(Some(m))),
+            limits.as_deref(),
+            ids::now_ms(),
+        )
+        .await?;
+    state.invalidate(HashFilter::Identity(&row.id)).await?;
+    let updated = state
+        .store
+        .find_identity(caller.workspace_id(), &row.id)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    identity_data(state, updated).await
+}
+
+pub async fn delete_identity(
+    state: &AppState,
+    caller: &RootScope,
+    req: IdentityRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::DeleteIdentity)?;
+    let row = state
+        .store
+        .find_identity(caller.workspace_id(), &req.identity)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    // Collect the affected keys before the delete unlinks them.
+    let hashes = state
+        .store
+        .hashes_where(HashFilter::Identity(&row.id))
+        .await?;
+    state.store.delete_identity(&row.id).await?;
+    state.forget(hashes.iter().map(String::as_str)).await;
+    Ok(Empty {})
+}
+
+impl Validate for CreateIdentityRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        validate::external_id(&mut v, "body.externalId", &req.external_id);
+        validate::meta(&mut v, "body.meta", req.meta.as_ref());
+        validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for IdentityRef {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        validate_ref(&mut v, &req.identity);
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for ListRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        page_limit(req.limit, 100)?;
+        Ok(())
+    }
+}
+
+impl Validate for UpdateIdentityRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        validate_ref(&mut v, &req.identity);
+        validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
+        v.finish()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! A key's direct permissions and roles: add, set, remove.
+
+use keyway_core::api::keys::{KeyPermissionsRequest, KeyRolesRequest};
+use keyway_core::api::permissions::PermissionData;
+use keyway_core::auth::{Action, RootScope};
+use keyway_core::validate::Issues;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::ids;
+use crate::service::access::{may_create_permissions, require_grant_changes};
+use crate::service::resources::key_for;
+use crate::service::validate;
+use crate::service::validate::Validate;
+use crate::service::views::{self, permission_data};
+use crate::state::AppState;
+use crate::store::{HashFilter, SetOp};
+
+/// A grant change that must name at least one permission or role: add and remove. Set
+/// may name none, which removes them all.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct NonEmpty<T>(pub T);
+
+fn permission_issues(req: &KeyPermissionsRequest, non_empty: bool) -> Result<(), AppError> {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    v.check(
+        !non_empty || !req.permissions.is_empty(),
+        "body.permissions",
+        || "must have at least 1 item".into(),
+    );
+    validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
+    Ok(v.finish()?)
+}
+
+fn role_issues(req: &KeyRolesRequest, non_empty: bool) -> Result<(), AppError> {
+    let mut v = Issues::new();
+    validate::key_id(&mut v, &req.key_id);
+    v.check(!non_empty || !req.roles.is_empty(), "body.roles", || {
+        "must have at least 1 item".into()
+    });
+    validate::roles(&mut v, "body.roles", Some(&req.roles));
+    Ok(v.finish()?)
+}
+
+impl Validate for KeyPermissionsRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        permission_issues(self, false)
+    }
+}
+
+impl Validate for NonEmpty<KeyPermissionsRequest> {
+    fn validate(&self) -> Result<(), AppError> {
+        permission_issues(&self.0, true)
+    }
+}
+
+impl Validate for KeyRolesRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        role_issues(self, false)
+    }
+}
+
+impl Validate for NonEmpty<KeyRolesRequest> {
+    fn validate(&self) -> Result<(), AppError> {
+        role_issues(&self.0, true)
+    }
+}
+
+pub async fn change_permissions(
+    state: &AppState,
+    caller: &RootScope,
+    req: KeyPermissionsRequest,
+    op: SetOp,
+) -> Result<impl Serialize, AppError> {
+    require_grant_changes(caller, Some(op), None)?;
+    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
+    state
+        .store
+        .change_key_permissions(
+            &row.id,
+            caller.workspace_id(),
+            &req.permissions,
+            op,
+            ids::now_ms(),
+            may_create_permissions(caller),
+        )
+        .await?;
+    state.invalidate(HashFilter::Key(&row.id)).await?;
+    let perms: Vec<PermissionData> = state
+        .store
+        .key_permissions(&row.id)
+        .await?
+        .into_iter()
+        .map(permission_data)
+        .collect();
+    Ok(perms)
+}
+
+pub async fn change_roles(
+    state: &AppState,
+    caller: &RootScope,
+    req: KeyRolesRequest,
+    op: SetOp,
+) -> Result<impl Serialize, AppError> {
+    require_grant_changes(caller, None, Some(op))?;
+    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
+    state
+        .store
+        .change_key_roles(
+            &row.id,
+            caller.workspace_id(),
+            &req.roles,
+            op,
+            ids::now_ms(),
+        )
+        .await?;
+    state.invalidate(HashFilter::Key(&row.id)).await?;
+    let roles = state.store.key_roles(&row.id).await?;
+    views::roles_data(state, roles).await
+}

@@ -1,0 +1,275 @@
+//! `permissions.*`: workspace permissions and roles.
+
+use crate::service::Page;
+use crate::service::validate::Validate;
+use keyway_core::api::Empty;
+use keyway_core::api::identities::ListRequest;
+use keyway_core::api::permissions::{
+    CreatePermissionRequest, CreatePermissionResponseData, CreateRoleRequest,
+    CreateRoleResponseData, PermissionRef, RoleData, RoleRef, SetRolePermissionsRequest,
+};
+use keyway_core::auth::Action;
+use keyway_core::auth::RootScope;
+use keyway_core::error::ApiError;
+use keyway_core::validate::Issues;
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::ids;
+use crate::service::access::{authorize_all, may_create_permissions};
+use crate::service::paginate;
+use crate::service::validate::{self, page_limit};
+use crate::service::views::{self, permission_data};
+use crate::state::AppState;
+use crate::store::{HashFilter, PermissionRow, RoleRow, StoreError};
+use keyway_core::not_found;
+
+/// One role with its permissions.
+async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
+    let name = r.name.clone();
+    views::roles_data(state, vec![r])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::Client(not_found::role(&name)))
+}
+
+pub async fn create_permission(
+    state: &AppState,
+    caller: &RootScope,
+    req: CreatePermissionRequest,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::CreatePermission)?;
+    let row = PermissionRow {
+        id: ids::new_id("perm"),
+        name: req.name,
+        slug: req.slug,
+        description: req.description,
+    };
+    match state
+        .store
+        .insert_permission(caller.workspace_id(), &row, ids::now_ms())
+        .await
+    {
+        Ok(()) => Ok(CreatePermissionResponseData {
+            permission_id: row.id,
+        }),
+        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
+            "unkey/data/permission_already_exists",
+            format!("A permission with the slug '{}' already exists.", row.slug),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_permission(
+    state: &AppState,
+    caller: &RootScope,
+    req: PermissionRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::ReadPermission)?;
+    let p = state
+        .store
+        .find_permission(caller.workspace_id(), &req.permission)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
+    Ok(permission_data(p))
+}
+
+pub async fn list_permissions(
+    state: &AppState,
+    caller: &RootScope,
+    req: ListRequest,
+) -> Result<Page<impl Serialize>, AppError> {
+    let limit = page_limit(req.limit, 100)?;
+    authorize_all(caller, Action::ReadPermission)?;
+    let rows = state
+        .store
+        .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    Ok(Page::new(
+        rows.into_iter().map(permission_data).collect(),
+        cursor,
+    ))
+}
+
+pub async fn delete_permission(
+    state: &AppState,
+    caller: &RootScope,
+    req: PermissionRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::DeletePermission)?;
+    let p = state
+        .store
+        .find_permission(caller.workspace_id(), &req.permission)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
+    let hashes = state
+        .store
+        .hashes_where(HashFilter::Permission(&p.id))
+        .await?;
+    state.store.delete_permission(&p.id).await?;
+    state.forget(hashes.iter().map(String::as_str)).await;
+    Ok(Empty {})
+}
+
+pub async fn create_role(
+    state: &AppState,
+    caller: &RootScope,
+    req: CreateRoleRequest,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::CreateRole)?;
+    if req.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
+        authorize_all(caller, Action::AddPermissionToRole)?;
+    }
+    let row = RoleRow {
+        id: ids::new_id("role"),
+        name: req.name,
+        description: req.description,
+    };
+    let perms = req.permissions.unwrap_or_default();
+    match state
+        .store
+        .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
+        .await
+    {
+        Ok(()) => Ok(CreateRoleResponseData { role_id: row.id }),
+        Err(StoreError::Conflict) => Err(AppError::Client(ApiError::conflict(
+            "unkey/data/role_already_exists",
+            format!("A role named '{}' already exists.", row.name),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_role(
+    state: &AppState,
+    caller: &RootScope,
+    req: RoleRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::ReadRole)?;
+    let r = state
+        .store
+        .find_role(caller.workspace_id(), &req.role)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
+    role_data(state, r).await
+}
+
+pub async fn list_roles(
+    state: &AppState,
+    caller: &RootScope,
+    req: ListRequest,
+) -> Result<Page<impl Serialize>, AppError> {
+    let limit = page_limit(req.limit, 100)?;
+    authorize_all(caller, Action::ReadRole)?;
+    let rows = state
+        .store
+        .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
+        .await?;
+    let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
+    Ok(Page::new(views::roles_data(state, rows).await?, cursor))
+}
+
+pub async fn delete_role(
+    state: &AppState,
+    caller: &RootScope,
+    req: RoleRef,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::DeleteRole)?;
+    let r = state
+        .store
+        .find_role(caller.workspace_id(), &req.role)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
+    let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
+    state.store.delete_role(&r.id).await?;
+    state.forget(hashes.iter().map(String::as_str)).await;
+    Ok(Empty {})
+}
+
+/// Replaces the role's permissions as a whole; the keys holding the role see the new set
+/// on their next verification.
+pub async fn set_role_permissions(
+    state: &AppState,
+    caller: &RootScope,
+    req: SetRolePermissionsRequest,
+) -> Result<impl Serialize, AppError> {
+    authorize_all(caller, Action::AddPermissionToRole)?;
+    authorize_all(caller, Action::RemovePermissionFromRole)?;
+    let role = state
+        .store
+        .find_role(caller.workspace_id(), &req.role_id)
+        .await?
+        .ok_or_else(|| AppError::Client(not_found::role(&req.role_id)))?;
+    let held = state
+        .store
+        .set_role_permissions(
+            caller.workspace_id(),
+            &role.id,
+            &req.permissions,
+            ids::now_ms(),
+            may_create_permissions(caller),
+        )
+        .await?;
+    let hashes = state.store.hashes_where(HashFilter::Role(&role.id)).await?;
+    state.forget(hashes.iter().map(String::as_str)).await;
+    Ok(held.into_iter().map(permission_data).collect::<Vec<_>>())
+}
+
+impl Validate for CreatePermissionRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        v.length("body.name", &req.name, 1, 512);
+        validate::slug(&mut v, "body.slug", &req.slug);
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for PermissionRef {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        v.length("body.permission", &req.permission, 1, 255);
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for CreateRoleRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        v.length("body.name", &req.name, 1, 128);
+        if let Some(perms) = &req.permissions {
+            for (i, p) in perms.iter().enumerate() {
+                validate::slug(&mut v, &format!("body.permissions[{i}]"), p);
+            }
+        }
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for RoleRef {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        v.length("body.role", &req.role, 1, 255);
+        v.finish()?;
+        Ok(())
+    }
+}
+
+impl Validate for SetRolePermissionsRequest {
+    fn validate(&self) -> Result<(), AppError> {
+        let req = self;
+        let mut v = Issues::new();
+        v.length("body.roleId", &req.role_id, 1, 255);
+        validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
+        v.finish()?;
+        Ok(())
+    }
+}

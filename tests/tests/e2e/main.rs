@@ -1,0 +1,7 @@
+//! End to end, in one test binary (linking is the slow part on two cores): the origin and
+//! the Worker in workerd (`edge`), three origins on PostgreSQL and Redis (`cluster`), and
+//! the container (`deploy`).
+
+mod cluster;
+mod deploy;
+mod edge;
