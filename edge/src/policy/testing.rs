@@ -48,9 +48,12 @@ impl From<ApiError> for Fault {
     }
 }
 
+/// The fake Cache API: key → (bytes, stored at, time to live), in milliseconds.
+pub type CacheEntries = HashMap<String, (Vec<u8>, f64, f64)>;
+
 pub struct Fake {
     pub now: Cell<f64>,
-    pub cache: RefCell<HashMap<String, (Vec<u8>, f64, f64)>>,
+    pub cache: RefCell<CacheEntries>,
     /// What the Cache API does instead of answering, when set.
     pub cache_faults: RefCell<Option<CacheFault>>,
     /// The origin's answers, in order; empty means it is down.
