@@ -3,8 +3,46 @@
 
 use sqlx::{Any, Row, Transaction};
 
-use super::keys::ensure_permissions;
 use super::{Missing, Store, StoreResult};
+use crate::ids;
+
+/// Finds permissions by slug and returns their ids. Missing ones are created when
+/// `create_missing` (the caller holds `rbac.*.create_permission`), else named in the error.
+pub(super) async fn ensure_permissions(
+    tx: &mut Transaction<'static, Any>,
+    workspace_id: &str,
+    slugs: &[String],
+    now: i64,
+    create_missing: bool,
+) -> StoreResult<Vec<String>> {
+    let mut out = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT id FROM permissions WHERE workspace_id = $1 AND slug = $2")
+                .bind(workspace_id)
+                .bind(slug)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let id = match found {
+            Some(id) => id,
+            None if !create_missing => return Err(Missing::Permission(slug.clone()).into()),
+            None => {
+                let id = ids::new_id("perm");
+                sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
+                    .bind(&id)
+                    .bind(workspace_id)
+                    .bind(slug)
+                    .bind(slug)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                id
+            }
+        };
+        out.push(id);
+    }
+    Ok(out)
+}
 
 /// Resolves role names (or ids) to ids; the first that does not exist is the error.
 pub(super) async fn resolve_roles(

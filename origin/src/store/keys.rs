@@ -5,8 +5,8 @@ use keyway_core::credits::Refill;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::grants::{Link, link, resolve_roles};
-use super::{Missing, Store, StoreResult, flag, to_i64};
+use super::grants::{Link, ensure_permissions, link, resolve_roles};
+use super::{Store, StoreResult, flag, to_i64};
 use crate::ids;
 
 /// Everything createKey (and rerollKey) writes.
@@ -102,43 +102,6 @@ pub(crate) async fn insert_ratelimits(
     Ok(())
 }
 
-/// Finds permissions by slug and returns their ids. Missing ones are created when
-/// `create_missing` (the caller holds `rbac.*.create_permission`), else named in the error.
-pub(super) async fn ensure_permissions(
-    tx: &mut Transaction<'static, Any>,
-    workspace_id: &str,
-    slugs: &[String],
-    now: i64,
-    create_missing: bool,
-) -> StoreResult<Vec<String>> {
-    let mut out = Vec::with_capacity(slugs.len());
-    for slug in slugs {
-        let found: Option<String> =
-            sqlx::query_scalar("SELECT id FROM permissions WHERE workspace_id = $1 AND slug = $2")
-                .bind(workspace_id)
-                .bind(slug)
-                .fetch_optional(&mut **tx)
-                .await?;
-        let id = match found {
-            Some(id) => id,
-            None if !create_missing => return Err(Missing::Permission(slug.clone()).into()),
-            None => {
-                let id = ids::new_id("perm");
-                sqlx::query("INSERT INTO permissions (id, workspace_id, name, slug, description, created_at) VALUES ($1, $2, $3, $4, NULL, $5)")
-                    .bind(&id)
-                    .bind(workspace_id)
-                    .bind(slug)
-                    .bind(slug)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                id
-            }
-        };
-        out.push(id);
-    }
-    Ok(out)
-}
 
 async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreResult<()> {
     let roles = resolve_roles(tx, &k.workspace_id, &k.roles).await?;

@@ -226,7 +226,7 @@ impl Store {
     ) -> StoreResult<Vec<PermissionRow>> {
         let mut tx = self.transaction().await?;
         let mut ids =
-            super::keys::ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
+            super::grants::ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
                 .await?;
         ids.sort();
         ids.dedup();
