@@ -298,7 +298,7 @@ impl<T: DeserializeOwned + Validate + Send> FromRequest<AppState> for Call<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
         let authorization = req.headers().get(header::AUTHORIZATION).cloned();
         let Json(body) = Json::<T>::from_request(req, state).await?;
-        body.validate()?;
+        crate::service::validate::check(&body)?;
         let caller = state
             .authenticate(authorization.as_ref().and_then(|v| v.to_str().ok()))
             .await?;

@@ -1,24 +1,13 @@
 //! `apis.*`.
 
-use axum::extract::State;
 use keyway_core::api::apis::{ApiIdRequest, CreateApiRequest, ListKeysRequest};
 
-use crate::http::{ApiResult, Call, ok, ok_page};
 use crate::service;
-use crate::state::AppState;
 
-pub async fn create_api(State(state): State<AppState>, call: Call<CreateApiRequest>) -> ApiResult {
-    ok(service::apis::create_api(&state, &call.caller, call.body).await?)
-}
+one!(create_api, CreateApiRequest => service::apis::create_api);
 
-pub async fn get_api(State(state): State<AppState>, call: Call<ApiIdRequest>) -> ApiResult {
-    ok(service::apis::get_api(&state, &call.caller, call.body).await?)
-}
+one!(get_api, ApiIdRequest => service::apis::get_api);
 
-pub async fn delete_api(State(state): State<AppState>, call: Call<ApiIdRequest>) -> ApiResult {
-    ok(service::apis::delete_api(&state, &call.caller, call.body).await?)
-}
+one!(delete_api, ApiIdRequest => service::apis::delete_api);
 
-pub async fn list_keys(State(state): State<AppState>, call: Call<ListKeysRequest>) -> ApiResult {
-    ok_page(service::apis::list_keys(&state, &call.caller, call.body).await?)
-}
+page!(list_keys, ListKeysRequest => service::apis::list_keys);

@@ -38,12 +38,6 @@ pub async fn create_api(
     Ok(CreateApiResponseData { api_id: api.id })
 }
 
-fn validate_api_id(api_id: &str) -> Result<(), AppError> {
-    let mut v = Issues::new();
-    v.id("body.apiId", api_id);
-    Ok(v.finish()?)
-}
-
 pub async fn get_api(
     state: &AppState,
     caller: &RootScope,
@@ -94,33 +88,26 @@ pub async fn list_keys(
 }
 
 impl Validate for CreateApiRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.name", &req.name, 3, 256);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.name", &self.name, 3, 256);
     }
 }
 
 impl Validate for ApiIdRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        validate_api_id(&req.api_id)?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.id("body.apiId", &self.api_id);
     }
 }
 
 impl Validate for ListKeysRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.apiId", &req.api_id, 1, 255);
-        if let Some(e) = &req.external_id {
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.apiId", &self.api_id, 1, 255);
+        if let Some(e) = &self.external_id {
             v.length("body.externalId", e, 1, 255);
         }
-        v.finish()?;
-        page_limit(req.limit, 100)?;
-        Ok(())
+    }
+
+    fn page(&self) -> Option<(Option<u64>, u64)> {
+        Some((self.limit, 100))
     }
 }

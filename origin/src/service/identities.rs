@@ -153,42 +153,28 @@ pub async fn delete_identity(
 }
 
 impl Validate for CreateIdentityRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::external_id(&mut v, "body.externalId", &req.external_id);
-        validate::meta(&mut v, "body.meta", req.meta.as_ref());
-        validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate::external_id(v, "body.externalId", &self.external_id);
+        validate::meta(v, "body.meta", self.meta.as_ref());
+        validate::ratelimits(v, "body.ratelimits", self.ratelimits.as_ref());
     }
 }
 
 impl Validate for IdentityRef {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate_ref(&mut v, &req.identity);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate_ref(v, &self.identity);
     }
 }
 
 impl Validate for ListRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        page_limit(req.limit, 100)?;
-        Ok(())
+    fn page(&self) -> Option<(Option<u64>, u64)> {
+        Some((self.limit, 100))
     }
 }
 
 impl Validate for UpdateIdentityRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate_ref(&mut v, &req.identity);
-        validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate_ref(v, &self.identity);
+        validate::ratelimits(v, "body.ratelimits", self.ratelimits.as_ref());
     }
 }

@@ -218,58 +218,38 @@ pub async fn set_role_permissions(
 }
 
 impl Validate for CreatePermissionRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.name", &req.name, 1, 512);
-        validate::slug(&mut v, "body.slug", &req.slug);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.name", &self.name, 1, 512);
+        validate::slug(v, "body.slug", &self.slug);
     }
 }
 
 impl Validate for PermissionRef {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.permission", &req.permission, 1, 255);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.permission", &self.permission, 1, 255);
     }
 }
 
 impl Validate for CreateRoleRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.name", &req.name, 1, 128);
-        if let Some(perms) = &req.permissions {
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.name", &self.name, 1, 128);
+        if let Some(perms) = &self.permissions {
             for (i, p) in perms.iter().enumerate() {
-                validate::slug(&mut v, &format!("body.permissions[{i}]"), p);
+                validate::slug(v, &format!("body.permissions[{i}]"), p);
             }
         }
-        v.finish()?;
-        Ok(())
     }
 }
 
 impl Validate for RoleRef {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.role", &req.role, 1, 255);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.role", &self.role, 1, 255);
     }
 }
 
 impl Validate for SetRolePermissionsRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.roleId", &req.role_id, 1, 255);
-        validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.roleId", &self.role_id, 1, 255);
+        validate::permissions(v, "body.permissions", Some(&self.permissions), 1000);
     }
 }

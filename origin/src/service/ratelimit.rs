@@ -136,9 +136,8 @@ pub async fn multi_limit(
 }
 
 impl Validate for Vec<LimitRequest> {
-    fn validate(&self) -> Result<(), AppError> {
+    fn issues(&self, v: &mut Issues) {
         let reqs = self;
-        let mut v = Issues::new();
         v.check((1..=100).contains(&reqs.len()), "body", || {
             "must have between 1 and 100 items".into()
         });
@@ -146,10 +145,8 @@ impl Validate for Vec<LimitRequest> {
             (r.namespace.as_str(), r.identifier.as_str())
         });
         for (i, r) in reqs.iter().enumerate() {
-            validate_limit(&mut v, &format!("body[{i}]."), r);
+            validate_limit(v, &format!("body[{i}]."), r);
         }
-        v.finish()?;
-        Ok(())
     }
 }
 
@@ -250,43 +247,30 @@ pub async fn delete_override(
 }
 
 impl Validate for LimitRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate_limit(&mut v, "body.", req);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate_limit(v, "body.", self);
     }
 }
 
 impl Validate for SetOverrideRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate_ref(&mut v, &req.namespace, &req.identifier);
-        v.range("body.duration", req.duration, 1000, 2_592_000_000);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate_ref(v, &self.namespace, &self.identifier);
+        v.range("body.duration", self.duration, 1000, 2_592_000_000);
     }
 }
 
 impl Validate for OverrideRef {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate_ref(&mut v, &req.namespace, &req.identifier);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate_ref(v, &self.namespace, &self.identifier);
     }
 }
 
 impl Validate for ListOverridesRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.namespace", &req.namespace, 1, 512);
-        v.finish()?;
-        page_limit(req.limit, 10)?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.namespace", &self.namespace, 1, 512);
+    }
+
+    fn page(&self) -> Option<(Option<u64>, u64)> {
+        Some((self.limit, 10))
     }
 }

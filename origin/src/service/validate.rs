@@ -150,7 +150,22 @@ pub fn key_fields(v: &mut Issues, at: &str, f: &KeyFields<'_>) {
 /// malformed request is a 400 even without credentials. Each route's body type says its
 /// rules beside the service that runs it.
 pub trait Validate {
-    fn validate(&self) -> Result<(), AppError> {
-        Ok(())
+    /// Records what is wrong with the body, at the locations the caller named.
+    fn issues(&self, _v: &mut Issues) {}
+
+    /// A list's page size and its default, checked once the other rules pass.
+    fn page(&self) -> Option<(Option<u64>, u64)> {
+        None
     }
+}
+
+/// A body's rules, in order: its issues in one 400, then its page size.
+pub fn check<T: Validate>(body: &T) -> Result<(), AppError> {
+    let mut v = Issues::new();
+    body.issues(&mut v);
+    v.finish()?;
+    if let Some((limit, default)) = body.page() {
+        page_limit(limit, default)?;
+    }
+    Ok(())
 }

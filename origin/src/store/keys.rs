@@ -102,7 +102,6 @@ pub(crate) async fn insert_ratelimits(
     Ok(())
 }
 
-
 async fn insert_key_in(tx: &mut Transaction<'static, Any>, k: &NewKey) -> StoreResult<()> {
     let roles = resolve_roles(tx, &k.workspace_id, &k.roles).await?;
     let identity_id = match (&k.identity_id, &k.external_id) {

@@ -1,48 +1,18 @@
 //! A key's direct permissions and roles: add, set, remove.
 
-use axum::extract::State;
 use keyway_core::api::keys::{KeyPermissionsRequest, KeyRolesRequest};
 
-use crate::http::{ApiResult, Call, ok};
 use crate::service::keys::grants::{NonEmpty, change_permissions, change_roles};
-use crate::state::AppState;
 use crate::store::SetOp;
 
-pub async fn add_permissions(
-    State(state): State<AppState>,
-    call: Call<NonEmpty<KeyPermissionsRequest>>,
-) -> ApiResult {
-    ok(change_permissions(&state, &call.caller, call.body.0, SetOp::Add).await?)
-}
+one!(add_permissions, NonEmpty<KeyPermissionsRequest> => change_permissions, SetOp::Add);
 
-pub async fn set_permissions(
-    State(state): State<AppState>,
-    call: Call<KeyPermissionsRequest>,
-) -> ApiResult {
-    ok(change_permissions(&state, &call.caller, call.body, SetOp::Set).await?)
-}
+one!(set_permissions, KeyPermissionsRequest => change_permissions, SetOp::Set);
 
-pub async fn remove_permissions(
-    State(state): State<AppState>,
-    call: Call<NonEmpty<KeyPermissionsRequest>>,
-) -> ApiResult {
-    ok(change_permissions(&state, &call.caller, call.body.0, SetOp::Remove).await?)
-}
+one!(remove_permissions, NonEmpty<KeyPermissionsRequest> => change_permissions, SetOp::Remove);
 
-pub async fn add_roles(
-    State(state): State<AppState>,
-    call: Call<NonEmpty<KeyRolesRequest>>,
-) -> ApiResult {
-    ok(change_roles(&state, &call.caller, call.body.0, SetOp::Add).await?)
-}
+one!(add_roles, NonEmpty<KeyRolesRequest> => change_roles, SetOp::Add);
 
-pub async fn set_roles(State(state): State<AppState>, call: Call<KeyRolesRequest>) -> ApiResult {
-    ok(change_roles(&state, &call.caller, call.body, SetOp::Set).await?)
-}
+one!(set_roles, KeyRolesRequest => change_roles, SetOp::Set);
 
-pub async fn remove_roles(
-    State(state): State<AppState>,
-    call: Call<NonEmpty<KeyRolesRequest>>,
-) -> ApiResult {
-    ok(change_roles(&state, &call.caller, call.body.0, SetOp::Remove).await?)
-}
+one!(remove_roles, NonEmpty<KeyRolesRequest> => change_roles, SetOp::Remove);

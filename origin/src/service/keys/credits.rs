@@ -83,16 +83,12 @@ pub async fn update_credits(
 }
 
 impl Validate for UpdateCreditsRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::key_id(&mut v, &req.key_id);
-        if req.operation != CreditOperation::Set {
-            v.check(req.value.is_some(), "body.value", || {
+    fn issues(&self, v: &mut Issues) {
+        validate::key_id(v, &self.key_id);
+        if self.operation != CreditOperation::Set {
+            v.check(self.value.is_some(), "body.value", || {
                 "is required for increment and decrement".into()
             });
         }
-        v.finish()?;
-        Ok(())
     }
 }

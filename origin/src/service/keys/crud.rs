@@ -301,93 +301,69 @@ fn create_fields(req: &CreateKeyRequest) -> validate::KeyFields<'_> {
 }
 
 impl Validate for CreateKeyRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.id("body.apiId", &req.api_id);
-        if let Some(p) = &req.prefix {
+    fn issues(&self, v: &mut Issues) {
+        v.id("body.apiId", &self.api_id);
+        if let Some(p) = &self.prefix {
             v.check(
                 keyway_core::key::validate_prefix(p).is_ok(),
                 "body.prefix",
                 || "must be 1 to 16 letters, digits or underscores".into(),
             );
         }
-        if let Some(b) = req.byte_length {
+        if let Some(b) = self.byte_length {
             v.range("body.byteLength", b, 16, 255);
         }
-        validate::key_fields(&mut v, "body", &create_fields(req));
-        v.finish()?;
-        Ok(())
+        validate::key_fields(v, "body", &create_fields(self));
     }
 }
 
 impl Validate for GetKeyRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::key_id(&mut v, &req.key_id);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate::key_id(v, &self.key_id);
     }
 }
 
 impl Validate for WhoamiRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        v.length("body.key", req.key.expose(), 1, 512);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        v.length("body.key", self.key.expose(), 1, 512);
     }
 }
 
 impl Validate for DeleteKeyRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::key_id(&mut v, &req.key_id);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate::key_id(v, &self.key_id);
     }
 }
 
 impl Validate for UpdateKeyRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::key_id(&mut v, &req.key_id);
-        if let Patch::Value(n) = &req.name {
+    fn issues(&self, v: &mut Issues) {
+        validate::key_id(v, &self.key_id);
+        if let Patch::Value(n) = &self.name {
             v.length("body.name", n, 1, 255);
         }
-        if let Patch::Value(e) = &req.external_id {
-            validate::external_id(&mut v, "body.externalId", e);
+        if let Patch::Value(e) = &self.external_id {
+            validate::external_id(v, "body.externalId", e);
         }
-        if let Patch::Value(m) = &req.meta {
-            validate::meta(&mut v, "body.meta", Some(m));
+        if let Patch::Value(m) = &self.meta {
+            validate::meta(v, "body.meta", Some(m));
         }
-        if let Patch::Value(e) = req.expires {
-            validate::expires(&mut v, "body.expires", e);
+        if let Patch::Value(e) = self.expires {
+            validate::expires(v, "body.expires", e);
         }
-        if let Patch::Value(c) = &req.credits
+        if let Patch::Value(c) = &self.credits
             && let Patch::Value(r) = &c.refill
         {
-            validate::refill(&mut v, "body.credits.refill", r);
+            validate::refill(v, "body.credits.refill", r);
         }
-        validate::ratelimits(&mut v, "body.ratelimits", req.ratelimits.as_ref());
-        validate::roles(&mut v, "body.roles", req.roles.as_ref());
-        validate::permissions(&mut v, "body.permissions", req.permissions.as_ref(), 1000);
-        v.finish()?;
-        Ok(())
+        validate::ratelimits(v, "body.ratelimits", self.ratelimits.as_ref());
+        validate::roles(v, "body.roles", self.roles.as_ref());
+        validate::permissions(v, "body.permissions", self.permissions.as_ref(), 1000);
     }
 }
 
 impl Validate for RerollKeyRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        let req = self;
-        let mut v = Issues::new();
-        validate::key_id(&mut v, &req.key_id);
-        validate::expires(&mut v, "body.expiration", req.expiration);
-        v.finish()?;
-        Ok(())
+    fn issues(&self, v: &mut Issues) {
+        validate::key_id(v, &self.key_id);
+        validate::expires(v, "body.expiration", self.expiration);
     }
 }

@@ -22,49 +22,57 @@ use crate::store::{HashFilter, SetOp};
 #[serde(transparent)]
 pub struct NonEmpty<T>(pub T);
 
-fn permission_issues(req: &KeyPermissionsRequest, non_empty: bool) -> Result<(), AppError> {
-    let mut v = Issues::new();
-    validate::key_id(&mut v, &req.key_id);
+impl From<NonEmpty<KeyPermissionsRequest>> for KeyPermissionsRequest {
+    fn from(n: NonEmpty<KeyPermissionsRequest>) -> Self {
+        n.0
+    }
+}
+
+impl From<NonEmpty<KeyRolesRequest>> for KeyRolesRequest {
+    fn from(n: NonEmpty<KeyRolesRequest>) -> Self {
+        n.0
+    }
+}
+
+fn permission_issues(v: &mut Issues, req: &KeyPermissionsRequest, non_empty: bool) {
+    validate::key_id(v, &req.key_id);
     v.check(
         !non_empty || !req.permissions.is_empty(),
         "body.permissions",
         || "must have at least 1 item".into(),
     );
-    validate::permissions(&mut v, "body.permissions", Some(&req.permissions), 1000);
-    Ok(v.finish()?)
+    validate::permissions(v, "body.permissions", Some(&req.permissions), 1000);
 }
 
-fn role_issues(req: &KeyRolesRequest, non_empty: bool) -> Result<(), AppError> {
-    let mut v = Issues::new();
-    validate::key_id(&mut v, &req.key_id);
+fn role_issues(v: &mut Issues, req: &KeyRolesRequest, non_empty: bool) {
+    validate::key_id(v, &req.key_id);
     v.check(!non_empty || !req.roles.is_empty(), "body.roles", || {
         "must have at least 1 item".into()
     });
-    validate::roles(&mut v, "body.roles", Some(&req.roles));
-    Ok(v.finish()?)
+    validate::roles(v, "body.roles", Some(&req.roles));
 }
 
 impl Validate for KeyPermissionsRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        permission_issues(self, false)
+    fn issues(&self, v: &mut Issues) {
+        permission_issues(v, self, false);
     }
 }
 
 impl Validate for NonEmpty<KeyPermissionsRequest> {
-    fn validate(&self) -> Result<(), AppError> {
-        permission_issues(&self.0, true)
+    fn issues(&self, v: &mut Issues) {
+        permission_issues(v, &self.0, true);
     }
 }
 
 impl Validate for KeyRolesRequest {
-    fn validate(&self) -> Result<(), AppError> {
-        role_issues(self, false)
+    fn issues(&self, v: &mut Issues) {
+        role_issues(v, self, false);
     }
 }
 
 impl Validate for NonEmpty<KeyRolesRequest> {
-    fn validate(&self) -> Result<(), AppError> {
-        role_issues(&self.0, true)
+    fn issues(&self, v: &mut Issues) {
+        role_issues(v, &self.0, true);
     }
 }
 

@@ -100,10 +100,9 @@ fn fields_of(k: &keyway_core::api::keys::MigrateKeyData) -> KeyFields<'_> {
 }
 
 impl Validate for MigrateKeysRequest {
-    fn validate(&self) -> Result<(), AppError> {
+    fn issues(&self, v: &mut Issues) {
         let req = self;
         let strategy = ImportedHash::by_id(&req.migration_id);
-        let mut v = Issues::new();
         v.check(strategy.is_some(), "body.migrationId", || {
             format!(
                 "unknown migration {:?}; known: {}",
@@ -117,7 +116,6 @@ impl Validate for MigrateKeysRequest {
             "body.keys",
             || format!("must hold 1 to {MAX_BATCH} keys"),
         );
-        let mut hashes: Vec<Option<KeyHash>> = Vec::with_capacity(req.keys.len());
         for (i, k) in req.keys.iter().enumerate() {
             let at = format!("body.keys[{i}]");
             let hash = strategy.and_then(|s| s.read(&k.hash));
@@ -132,10 +130,7 @@ impl Validate for MigrateKeysRequest {
             if let Some(start) = &k.start {
                 v.length(&format!("{at}.start"), start, 1, 64);
             }
-            validate::key_fields(&mut v, &at, &fields_of(k));
-            hashes.push(hash);
+            validate::key_fields(v, &at, &fields_of(k));
         }
-        v.finish()?;
-        Ok(())
     }
 }
