@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::ids;
 use crate::service::access::authorize_all;
 use crate::service::paginate;
+use crate::service::resources;
 use crate::service::validate::{self, page_limit};
 use crate::service::views::{self, meta_text, new_ratelimits};
 use crate::state::AppState;
@@ -66,11 +67,7 @@ pub async fn get_identity(
     req: IdentityRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadIdentity)?;
-    let row = state
-        .store
-        .find_identity(caller.workspace_id(), &req.identity)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    let row = resources::identity(state, caller, &req.identity).await?;
     identity_data(state, row).await
 }
 
@@ -103,11 +100,7 @@ pub async fn update_identity(
     req: UpdateIdentityRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::UpdateIdentity)?;
-    let row = state
-        .store
-        .find_identity(caller.workspace_id(), &req.identity)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    let row = resources::identity(state, caller, &req.identity).await?;
     let limits = req
         .ratelimits
         .as_ref()
@@ -123,11 +116,7 @@ pub async fn update_identity(
         )
         .await?;
     state.invalidate(HashFilter::Identity(&row.id)).await?;
-    let updated = state
-        .store
-        .find_identity(caller.workspace_id(), &row.id)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    let updated = resources::identity(state, caller, &row.id).await?;
     identity_data(state, updated).await
 }
 
@@ -137,11 +126,7 @@ pub async fn delete_identity(
     req: IdentityRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteIdentity)?;
-    let row = state
-        .store
-        .find_identity(caller.workspace_id(), &req.identity)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::identity()))?;
+    let row = resources::identity(state, caller, &req.identity).await?;
     // Collect the affected keys before the delete unlinks them.
     let hashes = state
         .store

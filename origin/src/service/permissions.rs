@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::ids;
 use crate::service::access::{authorize_all, may_create_permissions};
 use crate::service::paginate;
+use crate::service::resources;
 use crate::service::validate::{self, page_limit};
 use crate::service::views::{self, permission_data};
 use crate::state::AppState;
@@ -67,11 +68,7 @@ pub async fn get_permission(
     req: PermissionRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadPermission)?;
-    let p = state
-        .store
-        .find_permission(caller.workspace_id(), &req.permission)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
+    let p = resources::permission(state, caller, &req.permission).await?;
     Ok(permission_data(p))
 }
 
@@ -99,11 +96,7 @@ pub async fn delete_permission(
     req: PermissionRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeletePermission)?;
-    let p = state
-        .store
-        .find_permission(caller.workspace_id(), &req.permission)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::permission(&req.permission)))?;
+    let p = resources::permission(state, caller, &req.permission).await?;
     let hashes = state
         .store
         .hashes_where(HashFilter::Permission(&p.id))
@@ -148,11 +141,7 @@ pub async fn get_role(
     req: RoleRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadRole)?;
-    let r = state
-        .store
-        .find_role(caller.workspace_id(), &req.role)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
+    let r = resources::role(state, caller, &req.role).await?;
     role_data(state, r).await
 }
 
@@ -177,11 +166,7 @@ pub async fn delete_role(
     req: RoleRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteRole)?;
-    let r = state
-        .store
-        .find_role(caller.workspace_id(), &req.role)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role)))?;
+    let r = resources::role(state, caller, &req.role).await?;
     let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
     state.store.delete_role(&r.id).await?;
     state.forget(hashes.iter().map(String::as_str)).await;
@@ -197,11 +182,7 @@ pub async fn set_role_permissions(
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::AddPermissionToRole)?;
     authorize_all(caller, Action::RemovePermissionFromRole)?;
-    let role = state
-        .store
-        .find_role(caller.workspace_id(), &req.role_id)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::role(&req.role_id)))?;
+    let role = resources::role(state, caller, &req.role_id).await?;
     let held = state
         .store
         .set_role_permissions(

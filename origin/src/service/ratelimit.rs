@@ -18,10 +18,10 @@ use crate::error::AppError;
 use crate::ids;
 use crate::service::Context;
 use crate::service::paginate;
+use crate::service::resources;
 use crate::service::validate::page_limit;
 use crate::state::AppState;
 use crate::store::OverrideRow;
-use keyway_core::not_found;
 
 fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
     v.length(&format!("{loc}namespace"), &r.namespace, 1, 512);
@@ -188,11 +188,7 @@ pub async fn get_override(
     req: OverrideRef,
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::ReadOverride)?;
-    let o = state
-        .store
-        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
+    let o = resources::ratelimit_override(state, caller, &req.namespace, &req.identifier).await?;
     Ok(OverrideData {
         override_id: o.id,
         duration: o.duration,
@@ -236,11 +232,7 @@ pub async fn delete_override(
     req: OverrideRef,
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::DeleteOverride)?;
-    let o = state
-        .store
-        .find_override(caller.workspace_id(), &req.namespace, &req.identifier)
-        .await?
-        .ok_or_else(|| AppError::Client(not_found::ratelimit_override()))?;
+    let o = resources::ratelimit_override(state, caller, &req.namespace, &req.identifier).await?;
     state.store.delete_override(&o.id).await?;
     forget_overrides(state, caller, &req.namespace).await;
     Ok(Empty {})

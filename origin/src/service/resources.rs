@@ -1,4 +1,5 @@
-//! Finding a key or an API of the caller's workspace that the caller may act on.
+//! Finding what a route acts on in the caller's workspace (a key, an API, an identity, a
+//! permission, a role, an override), or Unkey's "not found" for it.
 //! Authorization comes first where the id is all it needs, so a caller without the grant
 //! learns nothing about what exists.
 
@@ -9,7 +10,7 @@ use keyway_core::snapshot::KeySnapshot;
 use super::access::authorize;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{ApiRow, KeyRow};
+use crate::store::{ApiRow, IdentityRow, KeyRow, OverrideRow, PermissionRow, RoleRow};
 use keyway_core::not_found;
 
 /// A live key of the caller's workspace that the caller may `action` (on the key's API).
@@ -51,4 +52,50 @@ pub async fn api_for(
         .find_api(caller.workspace_id(), api_id)
         .await?
         .ok_or_else(|| AppError::Client(not_found::api()))
+}
+
+/// An identity of the caller's workspace, by id or external id.
+pub async fn identity(
+    state: &AppState,
+    caller: &RootScope,
+    identity: &str,
+) -> Result<IdentityRow, AppError> {
+    let found = state
+        .store
+        .find_identity(caller.workspace_id(), identity)
+        .await?;
+    found.ok_or_else(|| AppError::Client(not_found::identity()))
+}
+
+/// A permission of the caller's workspace, by id or slug.
+pub async fn permission(
+    state: &AppState,
+    caller: &RootScope,
+    permission: &str,
+) -> Result<PermissionRow, AppError> {
+    let found = state
+        .store
+        .find_permission(caller.workspace_id(), permission)
+        .await?;
+    found.ok_or_else(|| AppError::Client(not_found::permission(permission)))
+}
+
+/// A role of the caller's workspace, by id or name.
+pub async fn role(state: &AppState, caller: &RootScope, role: &str) -> Result<RoleRow, AppError> {
+    let found = state.store.find_role(caller.workspace_id(), role).await?;
+    found.ok_or_else(|| AppError::Client(not_found::role(role)))
+}
+
+/// The override of one identifier in a namespace of the caller's workspace.
+pub async fn ratelimit_override(
+    state: &AppState,
+    caller: &RootScope,
+    namespace: &str,
+    identifier: &str,
+) -> Result<OverrideRow, AppError> {
+    let found = state
+        .store
+        .find_override(caller.workspace_id(), namespace, identifier)
+        .await?;
+    found.ok_or_else(|| AppError::Client(not_found::ratelimit_override()))
 }
