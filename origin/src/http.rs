@@ -200,43 +200,42 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     r
 }
 
-/// `200 {meta, data}`.
-pub fn ok<T: Serialize>(data: T) -> ApiResult {
-    let body = serde_json::to_vec(&Envelope {
+/// A success body as JSON bytes: `{meta, data}` for one answer.
+pub fn envelope<T: Serialize>(data: T) -> Result<Vec<u8>, AppError> {
+    json_bytes(&Envelope {
         meta: Meta {
             request_id: request_id(),
         },
         data,
     })
-    .map_err(|e| {
+}
+
+fn json_bytes(body: &impl Serialize) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(body).map_err(|e| {
         AppError::internal(
             "could not serialize the response",
             "The response could not be encoded.",
             e,
         )
-    })?;
-    Ok(json_response(StatusCode::OK, body))
+    })
+}
+
+/// `200 {meta, data}`.
+pub fn ok<T: Serialize>(data: T) -> ApiResult {
+    Ok(json_response(StatusCode::OK, envelope(data)?))
 }
 
 /// `200 {meta, data: [...], pagination}`.
 pub fn ok_list<T: Serialize>(data: Vec<T>, cursor: Option<String>) -> ApiResult {
-    let pagination = Pagination {
-        has_more: cursor.is_some(),
-        cursor,
-    };
-    let body = serde_json::to_vec(&ListEnvelope {
+    let body = json_bytes(&ListEnvelope {
         meta: Meta {
             request_id: request_id(),
         },
         data,
-        pagination,
-    })
-    .map_err(|e| {
-        AppError::internal(
-            "could not serialize the response",
-            "The response could not be encoded.",
-            e,
-        )
+        pagination: Pagination {
+            has_more: cursor.is_some(),
+            cursor,
+        },
     })?;
     Ok(json_response(StatusCode::OK, body))
 }

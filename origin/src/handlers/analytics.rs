@@ -22,14 +22,8 @@ pub async fn get_verifications(
     credentials: Credentials,
     Json(req): Json<QueryRequest>,
 ) -> ApiResult {
-    run(
-        &state,
-        &credentials,
-        &req,
-        &VERIFICATIONS,
-        Action::ReadAnalytics,
-    )
-    .await
+    let action = Action::ReadAnalytics;
+    run(&state, &credentials, &req, &VERIFICATIONS, action).await
 }
 
 pub async fn get_ratelimits(
@@ -37,14 +31,8 @@ pub async fn get_ratelimits(
     credentials: Credentials,
     Json(req): Json<QueryRequest>,
 ) -> ApiResult {
-    run(
-        &state,
-        &credentials,
-        &req,
-        &RATELIMITS,
-        Action::ReadRatelimitAnalytics,
-    )
-    .await
+    let action = Action::ReadRatelimitAnalytics;
+    run(&state, &credentials, &req, &RATELIMITS, action).await
 }
 
 async fn run(

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyway_core::api::{Envelope, Meta};
 use keyway_core::auth::{RootScope, bearer_token};
 use keyway_core::error::ApiError;
 use keyway_core::validate::verify_options;
@@ -18,7 +17,7 @@ use keyway_core::wire::{
 
 use crate::caches::snapshots::Stale;
 use crate::error::AppError;
-use crate::http::{Credentials, RawBody, request_id};
+use crate::http::{Credentials, RawBody, envelope, request_id};
 use crate::state::AppState;
 
 fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
@@ -104,19 +103,7 @@ pub async fn verify(
     let fwd: ForwardedVerify = decode(&body)?;
     let answer = match forwarded(&state, &fwd).await {
         Ok(data) => {
-            let body = serde_json::to_vec(&Envelope {
-                meta: Meta {
-                    request_id: request_id(),
-                },
-                data,
-            })
-            .map_err(|e| {
-                AppError::internal(
-                    "could not serialize a forwarded verification",
-                    "The verification could not be encoded.",
-                    e,
-                )
-            })?;
+            let body = envelope(data)?;
             VerifyAnswer {
                 status: 200,
                 body,

@@ -16,33 +16,13 @@ pub fn resolve_limits(
     let mut checks = Vec::with_capacity(key.ratelimits.len() + requested.len());
     for rule in key.ratelimits.iter().filter(|r| r.auto_apply) {
         if !requested.iter().any(|r| r.name == rule.name) {
-            checks.push(LimitCheck {
-                counter: rule_counter(rule),
-                id: rule.id.clone(),
-                name: rule.name.clone(),
-                spec: LimitSpec {
-                    limit: rule.limit,
-                    duration_ms: rule.duration_ms,
-                    cost: 1,
-                },
-                auto_apply: true,
-            });
+            checks.push(rule_check(rule, 1));
         }
     }
     for req in requested {
         let cost = req.cost.unwrap_or(1);
         if let Some(rule) = key.ratelimits.iter().find(|r| r.name == req.name) {
-            checks.push(LimitCheck {
-                counter: rule_counter(rule),
-                id: rule.id.clone(),
-                name: rule.name.clone(),
-                spec: LimitSpec {
-                    limit: rule.limit,
-                    duration_ms: rule.duration_ms,
-                    cost,
-                },
-                auto_apply: rule.auto_apply,
-            });
+            checks.push(rule_check(rule, cost));
         } else if let (Some(limit), Some(duration_ms)) = (req.limit, req.duration) {
             let counter = CounterId::new(
                 CounterOwner::AdHoc {
@@ -70,6 +50,21 @@ pub fn resolve_limits(
         }
     }
     Ok(checks)
+}
+
+/// A configured rule, counted at `cost`.
+fn rule_check(rule: &crate::snapshot::RateLimitRule, cost: u64) -> LimitCheck {
+    LimitCheck {
+        counter: rule_counter(rule),
+        id: rule.id.clone(),
+        name: rule.name.clone(),
+        spec: LimitSpec {
+            limit: rule.limit,
+            duration_ms: rule.duration_ms,
+            cost,
+        },
+        auto_apply: rule.auto_apply,
+    }
 }
 
 fn rule_counter(rule: &crate::snapshot::RateLimitRule) -> CounterId {
