@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::load::{self, Measured, Pace, Shot};
 use crate::parts::{self, OriginSettings, Part};
-use crate::seed::{self, Api, Seeded};
+use crate::seed::{self, Seeded};
+use keyway_testkit::Client;
 
 pub struct Options {
     pub out: PathBuf,
@@ -75,11 +76,11 @@ pub async fn run(opts: &Options) -> Result<Report> {
             },
             &dir.path().join(format!("{name}.log")),
         )?;
-        let keys = seed::seed(&Api {
-            http: &http,
-            origin: part.addr,
-            root_key: &root_key,
-        })
+        let keys = seed::seed(&Client::with_http(
+            http.clone(),
+            &format!("http://{}", part.addr),
+            &root_key,
+        ))
         .await?;
         origins.push(Origin { name, part, keys });
     }

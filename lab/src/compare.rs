@@ -14,7 +14,8 @@ use crate::parts::{self, EdgeWorker, OriginSettings, Part, WorkerdSettings};
 use crate::profiles::Profile;
 use crate::report::{self, Report, Row};
 use crate::scenarios::{self, Ask, Scenario, Server};
-use crate::seed::{self, Api, Seeded};
+use crate::seed::{self, Seeded};
+use keyway_testkit::Client;
 
 pub struct Options {
     pub quick: bool,
@@ -161,11 +162,11 @@ async fn start(root: &Path) -> Result<Bench> {
     let hello_axum = parts::start_hello_axum()?;
     let cache = CacheService::start().await?;
     let http = reqwest::Client::new();
-    let keys = seed::seed(&Api {
-        http: &http,
-        origin: origin.addr,
-        root_key: &root_key,
-    })
+    let keys = seed::seed(&Client::with_http(
+        http.clone(),
+        &format!("http://{}", origin.addr),
+        &root_key,
+    ))
     .await?;
     Ok(Bench {
         root: root.to_path_buf(),

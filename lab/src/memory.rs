@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::parts::{self, OriginSettings};
-use crate::seed::{self, Api};
+use crate::seed;
+use keyway_testkit::Client;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
@@ -41,26 +42,20 @@ pub async fn run(dir: &Path, keys: usize, ui: &indicatif::MultiProgress) -> Resu
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let api = Api {
-        http: &http,
-        origin: origin.addr,
-        root_key,
-    };
+    let api = Client::with_http(http.clone(), &format!("http://{}", origin.addr), root_key);
     let created = api
-        .call("apis.createApi", json!({"name": "memory"}))
+        .data("/v2/apis.createApi", json!({"name": "memory"}))
         .await?;
-    let api_id = created["data"]["apiId"].as_str().context("no apiId")?;
-    let template = api.call("keys.createKey", json!({"apiId": api_id})).await?;
-    let template_id = template["data"]["keyId"].as_str().context("no keyId")?;
-    let template_key = template["data"]["key"].as_str().context("no key")?;
+    let api_id = created["apiId"].as_str().context("no apiId")?;
+    let (template_id, template_key) = api.try_create_key_in(api_id, json!({})).await?;
     // Exercise the whole path once so code and pools are paged in before the baseline.
     for _ in 0..100 {
-        api.call("keys.verifyKey", json!({"key": template_key}))
+        api.data("/v2/keys.verifyKey", json!({"key": template_key}))
             .await?;
     }
 
     let bar = ui.add(crate::progress::bar(keys as u64, "memory: writing keys"));
-    let plains = seed::bulk_keys(&db, template_id, keys, &bar).await?;
+    let plains = seed::bulk_keys(&db, &template_id, keys, &bar).await?;
     bar.finish_and_clear();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = parts::rss_bytes(origin.pid())?;

@@ -2,12 +2,12 @@
 //! bulk keys for the memory scenario, written straight into the SQLite file because a
 //! million `createKey` calls would take longer than everything else together.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use keyway_core::key;
-use serde_json::{Value, json};
+use keyway_testkit::Client;
+use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, QueryBuilder, Sqlite};
 
@@ -18,56 +18,25 @@ pub struct Seeded {
     pub stateful: String,
 }
 
-pub struct Api<'a> {
-    pub http: &'a reqwest::Client,
-    pub origin: SocketAddr,
-    pub root_key: &'a str,
-}
-
-impl Api<'_> {
-    pub async fn call(&self, route: &str, body: Value) -> Result<Value> {
-        let resp = self
-            .http
-            .post(format!("http://{}/v2/{route}", self.origin))
-            .bearer_auth(self.root_key)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("calling {route}"))?;
-        let status = resp.status();
-        let value: Value = resp.json().await?;
-        if !status.is_success() {
-            bail!("{route} answered {status}: {value}");
-        }
-        Ok(value)
-    }
-
-    async fn create_key(&self, body: Value) -> Result<(String, String)> {
-        let v = self.call("keys.createKey", body).await?;
-        let key = v["data"]["key"].as_str().context("createKey gave no key")?;
-        let id = v["data"]["keyId"]
-            .as_str()
-            .context("createKey gave no id")?;
-        Ok((key.to_string(), id.to_string()))
-    }
-}
-
-pub async fn seed(api: &Api<'_>) -> Result<Seeded> {
-    let created = api.call("apis.createApi", json!({"name": "lab"})).await?;
-    let api_id = created["data"]["apiId"]
+pub async fn seed(api: &Client) -> Result<Seeded> {
+    let created = api
+        .data("/v2/apis.createApi", json!({"name": "lab"}))
+        .await?;
+    let api_id = created["apiId"]
         .as_str()
         .context("createApi gave no apiId")?
         .to_string();
-    let (plain, _) = api
-        .create_key(json!({
-            "apiId": api_id,
-            "prefix": "lab",
-            "permissions": ["api.read", "api.write"],
-        }))
+    let (_, plain) = api
+        .try_create_key_in(
+            &api_id,
+            json!({
+                "prefix": "lab",
+                "permissions": ["api.read", "api.write"],
+            }),
+        )
         .await?;
-    let (stateful, _) = api
-        .create_key(json!({
-            "apiId": api_id,
+    let (_, stateful) = api
+        .try_create_key_in(&api_id, json!({
             "prefix": "lab",
             "credits": {"remaining": 1_000_000_000_000u64},
             "ratelimits": [{"name": "requests", "limit": 1_000_000_000u64, "duration": 60_000, "autoApply": true}],

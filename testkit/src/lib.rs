@@ -1,10 +1,12 @@
-//! One kit for every process Keyway's tests and lab start: the origin binary, a database
-//! per test, `redis-server`, and workerd with the edge bundle.
+//! One kit for every process Keyway's tests and lab start (the origin binary, a database
+//! per test, `redis-server`, and workerd with the edge bundle), and one typed client for
+//! the API they serve.
 //!
 //! Each process binds a port the OS chooses and reports it (the origin's `listening` log
 //! line, workerd's control messages, Redis's ready line), so no port is picked, released
 //! and hoped for. Every process stops when its handle drops, so none outlives a test.
 
+pub mod client;
 pub mod db;
 pub mod origin;
 pub mod process;
@@ -13,6 +15,7 @@ pub mod workerd;
 
 use std::path::{Path, PathBuf};
 
+pub use client::{Client, Reply};
 pub use db::{Backend, TestDb};
 pub use origin::{Logs, OriginCommand, OriginProcess};
 pub use process::Process;

@@ -1,5 +1,6 @@
 //! End-to-end tests' parts: the origin (through `keyway-testkit`) and the edge Worker in
-//! workerd, through `wrangler dev` as a developer runs it, plus a JSON client for both.
+//! workerd, through `wrangler dev` as a developer runs it. Both are called through the
+//! kit's typed [`Client`].
 //!
 //! The origin binary is this package's `keyway-tests-origin`, which runs exactly the
 //! `keyway` command line; tests name it with `env!("CARGO_BIN_EXE_keyway-tests-origin")`
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use keyway_testkit::process::{OnDrop, Process, watch_lines};
 use keyway_testkit::{OriginCommand, OriginProcess};
-use serde_json::{Value, json};
 
 pub use keyway_testkit::process::http_status;
+pub use keyway_testkit::{Client, Reply};
 pub use keyway_testkit::{random_hex, workspace_root};
 
 /// Builds the Worker bundle once per test binary. It is a wasm32 build through
@@ -213,124 +214,5 @@ impl Edge {
             "wrangler kv key put failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-/// A JSON client for either process.
-pub struct Client {
-    http: reqwest::Client,
-    pub root_key: String,
-}
-
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub served_by: Option<String>,
-    pub cache: Option<String>,
-}
-
-impl Client {
-    pub fn new(root_key: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            root_key: root_key.to_string(),
-        }
-    }
-
-    /// A client that opens a connection per request. For stories that stop a server and
-    /// start another that may get the same port back: a kept-alive connection to the old
-    /// one can look reusable, take the next request, and end with `IncompleteMessage`.
-    pub fn unpooled(root_key: &str) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("an HTTP client"),
-            root_key: root_key.to_string(),
-        }
-    }
-
-    pub async fn post(&self, base: &str, path: &str, body: Value) -> Reply {
-        self.post_raw(base, path, body.to_string()).await
-    }
-
-    pub async fn post_raw(&self, base: &str, path: &str, body: String) -> Reply {
-        self.try_post_raw(base, path, body).await.expect("request")
-    }
-
-    /// A POST that may not get an answer (a node killed mid-request).
-    pub async fn try_post(&self, base: &str, path: &str, body: Value) -> Option<Reply> {
-        self.try_post_raw(base, path, body.to_string()).await.ok()
-    }
-
-    async fn try_post_raw(
-        &self,
-        base: &str,
-        path: &str,
-        body: String,
-    ) -> Result<Reply, reqwest::Error> {
-        let resp = self
-            .http
-            .post(format!("{base}{path}"))
-            .bearer_auth(&self.root_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
-        let header = |n: &str| {
-            resp.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let served_by = header("x-keyway-served-by");
-        let cache = header("x-keyway-cache");
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        Ok(Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            served_by,
-            cache,
-        })
-    }
-
-    pub async fn get(&self, url: &str, bearer: &str) -> Reply {
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        Reply {
-            status,
-            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            served_by: None,
-            cache: None,
-        }
-    }
-
-    pub async fn create_api(&self, base: &str) -> String {
-        let r = self
-            .post(base, "/v2/apis.createApi", json!({"name": "e2e-api"}))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body["data"]["apiId"].as_str().expect("apiId").to_string()
-    }
-
-    pub async fn create_key(&self, base: &str, api: &str, extra: Value) -> (String, String) {
-        let mut body = json!({"apiId": api});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let r = self.post(base, "/v2/keys.createKey", body).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        (
-            r.body["data"]["keyId"].as_str().expect("keyId").into(),
-            r.body["data"]["key"].as_str().expect("key").into(),
-        )
     }
 }

@@ -588,14 +588,14 @@ both!(undecodable_snapshot_is_an_error, |srv| {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_their_own_listener() {
     let srv = Server::start_with(Backend::Sqlite, &["--metrics-listen", "127.0.0.1:0"]).await;
-    let r = srv.client.get(srv.url("/metrics")).send().await.unwrap();
+    let r = srv.http().get(srv.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let addr = srv.log_line("metrics listening").unwrap()["fields"]["addr"]
         .as_str()
         .unwrap()
         .to_string();
     let r = srv
-        .client
+        .http()
         .get(format!("http://{addr}/metrics"))
         .send()
         .await

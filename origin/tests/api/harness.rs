@@ -3,17 +3,19 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub use keyway_testkit::{Backend, Logs, TestDb};
+pub use keyway_testkit::{Backend, Client, Logs, TestDb};
 use keyway_testkit::{OriginCommand, OriginProcess, random_hex};
 
+/// A running `keyway serve` and its database. The HTTP calls (`call`, `ok`,
+/// `create_key`, `verify`, `metric`, ...) come from the kit's [`Client`] through `Deref`;
+/// what is here is the process: its CLI, logs, signals and restarts.
 pub struct Server {
-    pub base: String,
     pub root_key: String,
     pub db: TestDb,
     process: Option<OriginProcess>,
-    pub client: reqwest::Client,
+    client: Client,
     pub extra: Vec<String>,
     /// Every log line the current process wrote, as JSON.
     pub logs: Logs,
@@ -27,11 +29,10 @@ impl Server {
         let logs = Logs::default();
         let process = spawn(&db.url, &root_key, &extra, &logs);
         Server {
-            base: process.url.clone(),
+            client: Client::new(&process.url, &root_key),
             root_key,
             db,
             process: Some(process),
-            client: reqwest::Client::new(),
             extra,
             logs,
         }
@@ -43,11 +44,10 @@ impl Server {
         let logs = Logs::default();
         let process = spawn(&db.url, &self.root_key, &self.extra, &logs);
         Server {
-            base: process.url.clone(),
+            client: Client::new(&process.url, &self.root_key),
             root_key: self.root_key.clone(),
             db,
             process: Some(process),
-            client: reqwest::Client::new(),
             extra: self.extra.clone(),
             logs,
         }
@@ -97,7 +97,7 @@ impl Server {
     pub fn restart(&mut self) {
         self.logs.lock().unwrap().clear();
         let process = spawn(&self.db.url, &self.root_key, &self.extra, &self.logs);
-        self.base = process.url.clone();
+        self.client = Client::new(&process.url, &self.root_key);
         self.process = Some(process);
     }
 
@@ -119,103 +119,13 @@ impl Server {
             .and_then(|p| p.process.pid())
             .expect("a running server")
     }
+}
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    /// POST with the root key; returns status and JSON body.
-    pub async fn call(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call_as(path, Some(&self.root_key.clone()), body).await
-    }
-
-    pub async fn call_as(&self, path: &str, root_key: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.client.post(self.url(path)).json(&body);
-        if let Some(k) = root_key {
-            req = req.bearer_auth(k);
-        }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub async fn raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(&self.root_key)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub async fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.call(path, body.clone()).await;
-        assert_eq!(status, 200, "{path} {body} → {v}");
-        v["data"].clone()
-    }
-
-    pub async fn create_api(&self) -> String {
-        let d = self
-            .ok("/v2/apis.createApi", json!({"name": "test-api"}))
-            .await;
-        d["apiId"].as_str().expect("apiId").to_string()
-    }
-
-    /// Creates a key in a new API; returns (api id, key id, key).
-    pub async fn create_key(&self, extra: Value) -> (String, String, String) {
-        let api = self.create_api().await;
-        let (k, key) = self.create_key_in(&api, extra).await;
-        (api, k, key)
-    }
-
-    pub async fn create_key_in(&self, api: &str, extra: Value) -> (String, String) {
-        let mut body = json!({"apiId": api});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let d = self.ok("/v2/keys.createKey", body).await;
-        (
-            d["keyId"].as_str().expect("keyId").into(),
-            d["key"].as_str().expect("key").into(),
-        )
-    }
-
-    pub async fn verify(&self, body: Value) -> Value {
-        self.ok("/v2/keys.verifyKey", body).await
-    }
-
-    pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
-    }
-
-    pub async fn metric(&self, line_prefix: &str) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .find(|l| l.starts_with(line_prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+/// The API calls are the kit's typed client, bound to the running process.
+impl std::ops::Deref for Server {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 

@@ -311,7 +311,7 @@ both!(set_role_permissions_replaces_the_set, |srv| {
 both!(errors_follow_accept_and_carry_one_request_id_shape, |srv| {
     let send = |accept: Option<&'static str>| {
         let mut req = srv
-            .client
+            .http()
             .post(srv.url("/v2/apis.getApi"))
             .bearer_auth("not-a-root-key")
             .json(&json!({"apiId": "api_missing"}));

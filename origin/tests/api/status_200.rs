@@ -6,7 +6,7 @@ use crate::both;
 
 both!(liveness_and_metrics, |srv| {
     let v = srv
-        .client
+        .http()
         .get(srv.url("/v2/liveness"))
         .send()
         .await

@@ -95,7 +95,7 @@ both!(status_400_auth_header, |srv| {
     assert_eq!(status, 400);
     assert_envelope(&v, 400);
     let resp = srv
-        .client
+        .http()
         .post(srv.url("/v2/keys.verifyKey"))
         .header("authorization", "Basic abc")
         .json(&json!({"key": "k"}))
@@ -123,7 +123,7 @@ both!(status_401, |srv| {
     assert_eq!(status, 401);
     // problem+json when accepted.
     let resp = srv
-        .client
+        .http()
         .post(srv.url("/v2/keys.verifyKey"))
         .bearer_auth("root_unknown")
         .header("accept", "application/problem+json")

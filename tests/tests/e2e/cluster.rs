@@ -61,8 +61,8 @@ impl Cluster {
             .map(|h| h.join().expect("every node starts"))
             .collect();
         Cluster {
+            c: Client::new(&nodes[0].url, &root),
             nodes,
-            c: Client::new(&root),
             redis,
             db,
             prefix,
@@ -77,7 +77,7 @@ impl Cluster {
     }
 
     async fn verify(&self, node: &str, body: Value) -> Value {
-        let r = self.c.post(node, "/v2/keys.verifyKey", body).await;
+        let r = self.c.at(node).post("/v2/keys.verifyKey", body).await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["data"].clone()
     }
@@ -100,7 +100,7 @@ impl Cluster {
     }
 
     async fn ok(&self, node: &str, path: &str, body: Value) -> Value {
-        let r = self.c.post(node, path, body).await;
+        let r = self.c.at(node).post(path, body).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         r.body["data"].clone()
     }
@@ -140,11 +140,12 @@ fn count(codes: &std::collections::HashMap<String, usize>, code: &str) -> usize 
 async fn counters_are_exact_across_nodes() {
     let cl = Arc::new(Cluster::start(&[]).await);
     let n0 = cl.nodes[0].url.clone();
-    let api = cl.c.create_api(&n0).await;
+    let api = cl.c.at(&n0).create_api().await;
 
     // Credits: 120 of them, 200 verifications over three nodes.
     let (metered_id, metered) =
-        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 120}}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"credits": {"remaining": 120}}))
             .await;
     let codes = hammer(&cl, 200, json!({"key": metered})).await;
     assert_eq!(count(&codes, "VALID"), 120, "{codes:?}");
@@ -153,9 +154,7 @@ async fn counters_are_exact_across_nodes() {
     // A key's own limit: 60 a minute.
     let (_, limited) = cl
         .c
-        .create_key(
-            &n0,
-            &api,
+        .at(&n0).create_key_in(&api,
             json!({"ratelimits": [{"name": "rpm", "limit": 60, "duration": 60000, "autoApply": true}]}),
         )
         .await;
@@ -170,10 +169,12 @@ async fn counters_are_exact_across_nodes() {
     )
     .await;
     let (_, id_a) =
-        cl.c.create_key(&n0, &api, json!({"externalId": "acme"}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"externalId": "acme"}))
             .await;
     let (_, id_b) =
-        cl.c.create_key(&n0, &api, json!({"externalId": "acme"}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"externalId": "acme"}))
             .await;
     let a = hammer(&cl, 50, json!({"key": id_a})).await;
     let b = hammer(&cl, 50, json!({"key": id_b})).await;
@@ -205,9 +206,7 @@ async fn counters_are_exact_across_nodes() {
     // against no limit, so after a top-up on another node exactly 10 more pass the limit.
     let (both_id, both) = cl
         .c
-        .create_key(
-            &n0,
-            &api,
+        .at(&n0).create_key_in(&api,
             json!({"credits": {"remaining": 10},
                    "ratelimits": [{"name": "rpm", "limit": 20, "duration": 60000, "autoApply": true}]}),
         )
@@ -296,7 +295,7 @@ async fn changes_reach_every_node_at_once() {
     // A minute of cache freshness: only the notices can make the other nodes see changes.
     let cl = Cluster::start(&["--cache-fresh-seconds", "60"]).await;
     let n0 = cl.nodes[0].url.clone();
-    let api = cl.c.create_api(&n0).await;
+    let api = cl.c.at(&n0).create_api().await;
     cl.ok(
         &n0,
         "/v2/permissions.createPermission",
@@ -306,7 +305,8 @@ async fn changes_reach_every_node_at_once() {
     let mut times = Vec::new();
     for i in 0..30 {
         let (id, key) =
-            cl.c.create_key(&n0, &api, json!({"permissions": ["docs.read"]}))
+            cl.c.at(&n0)
+                .create_key_in(&api, json!({"permissions": ["docs.read"]}))
                 .await;
         let body = json!({"key": key});
         let t = match i % 3 {
@@ -358,14 +358,11 @@ async fn changes_reach_every_node_at_once() {
     // A root key revoked with the CLI is refused by every node at once, not after the
     // (here one-minute) fresh time.
     let operator = cl.cli(&["root-keys", "create", "--name", "operator"]);
-    let op = Client::new(&operator);
+    let op = cl.c.as_root(&operator);
     for node in &cl.nodes {
         let r = op
-            .post(
-                &node.url,
-                "/v2/apis.createApi",
-                json!({"name": "ops-check"}),
-            )
+            .at(&node.url)
+            .post("/v2/apis.createApi", json!({"name": "ops-check"}))
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
@@ -382,7 +379,11 @@ async fn changes_reach_every_node_at_once() {
     for node in &cl.nodes {
         until(&format!("{} still takes the key", node.url), async || {
             let body = json!({"name": "ops-check"});
-            op.post(&node.url, "/v2/apis.createApi", body).await.status == 401
+            op.at(&node.url)
+                .post("/v2/apis.createApi", body)
+                .await
+                .status
+                == 401
         })
         .await;
     }
@@ -426,18 +427,20 @@ async fn changes_reach_every_node_at_once() {
 async fn a_killed_node_loses_nothing() {
     let mut cl = Cluster::start(&[]).await;
     let n0 = cl.nodes[0].url.clone();
-    let api = cl.c.create_api(&n0).await;
+    let api = cl.c.at(&n0).create_api().await;
     let (id, key) =
-        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 100}}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"credits": {"remaining": 100}}))
             .await;
-    let c = Arc::new(Client::new(&cl.c.root_key));
+    let c = Arc::new(cl.c.clone());
     let urls: Vec<String> = cl.nodes.iter().map(|n| n.url.clone()).collect();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..150 {
         let (c, url, key) = (Arc::clone(&c), urls[i % 3].clone(), key.clone());
         tasks.spawn(async move {
             tokio::time::sleep(Duration::from_millis(2 * i as u64)).await;
-            c.try_post(&url, "/v2/keys.verifyKey", json!({"key": key}))
+            c.at(&url)
+                .try_post("/v2/keys.verifyKey", json!({"key": key}))
                 .await
                 .map(|r| r.body["data"]["code"].as_str().unwrap_or("?").to_string())
         });
@@ -472,11 +475,12 @@ async fn a_killed_node_loses_nothing() {
 async fn redis_down_never_over_admits() {
     let mut cl = Cluster::start(&[]).await;
     let n0 = cl.nodes[0].url.clone();
-    let api = cl.c.create_api(&n0).await;
+    let api = cl.c.at(&n0).create_api().await;
     let (id, metered) =
-        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": 30}}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"credits": {"remaining": 30}}))
             .await;
-    let (plain_id, plain) = cl.c.create_key(&n0, &api, json!({})).await;
+    let (plain_id, plain) = cl.c.at(&n0).create_key_in(&api, json!({})).await;
     let cl_arc_codes = {
         let mut valid = 0;
         for _ in 0..10 {
@@ -501,7 +505,8 @@ async fn redis_down_never_over_admits() {
     for node in &cl.nodes {
         // Counters needed: refused in the envelope, nothing spent.
         let r =
-            cl.c.post(&node.url, "/v2/keys.verifyKey", json!({"key": metered}))
+            cl.c.at(&node.url)
+                .post("/v2/keys.verifyKey", json!({"key": metered}))
                 .await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert!(r.body["meta"]["requestId"].is_string(), "{}", r.body);
@@ -539,7 +544,8 @@ async fn redis_down_never_over_admits() {
     loop {
         let node = cl.any().to_string();
         let r =
-            cl.c.post(&node, "/v2/keys.verifyKey", json!({"key": metered}))
+            cl.c.at(&node)
+                .post("/v2/keys.verifyKey", json!({"key": metered}))
                 .await;
         if r.status == 200 {
             if r.body["data"]["code"] == "VALID" {
@@ -569,18 +575,19 @@ async fn redis_down_never_over_admits() {
 async fn counts_at_2_pow_53_are_exact_across_nodes() {
     let cl = Cluster::start(&[]).await;
     let n0 = cl.nodes[0].url.clone();
-    let api = cl.c.create_api(&n0).await;
+    let api = cl.c.at(&n0).create_api().await;
     let r =
-        cl.c.post(
-            &n0,
-            "/v2/keys.createKey",
-            json!({"apiId": api, "credits": {"remaining": 9223372036854775807u64}}),
-        )
-        .await;
+        cl.c.at(&n0)
+            .post(
+                "/v2/keys.createKey",
+                json!({"apiId": api, "credits": {"remaining": 9223372036854775807u64}}),
+            )
+            .await;
     assert_eq!(r.status, 400, "{}", r.body);
     let max = 9_007_199_254_740_991u64;
     let (key_id, key) =
-        cl.c.create_key(&n0, &api, json!({"credits": {"remaining": max}}))
+        cl.c.at(&n0)
+            .create_key_in(&api, json!({"credits": {"remaining": max}}))
             .await;
     for (i, node) in cl.nodes.iter().enumerate() {
         let v = cl.verify(&node.url, json!({"key": key})).await;

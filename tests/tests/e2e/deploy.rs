@@ -167,15 +167,16 @@ async fn deployment_story() {
 
     // 2. An API and keys through the container's HTTP API.
     // Unpooled: the second container may be given the first one's host port.
-    let c = Client::unpooled(&root_key);
-    let api = c.create_api(&first.url).await;
-    let (_, plain) = c.create_key(&first.url, &api, json!({})).await;
+    let c = Client::unpooled(&first.url, &root_key);
+    let api = c.at(&first.url).create_api().await;
+    let (_, plain) = c.at(&first.url).create_key_in(&api, json!({})).await;
     let (metered_id, metered) = c
-        .create_key(&first.url, &api, json!({"credits": {"remaining": 10}}))
+        .at(&first.url)
+        .create_key_in(&api, json!({"credits": {"remaining": 10}}))
         .await;
     let mut split_keys = Vec::new();
     for _ in 0..12 {
-        split_keys.push(c.create_key(&first.url, &api, json!({})).await.1);
+        split_keys.push(c.at(&first.url).create_key_in(&api, json!({})).await.1);
     }
 
     // 3. The edge in workerd, pointed at the container.
@@ -183,14 +184,18 @@ async fn deployment_story() {
     let e = edge.url.as_str();
 
     // 4. Every mode, switched through KV.
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c
+        .at(e)
+        .post("/v2/keys.verifyKey", json!({"key": plain}))
+        .await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("edge"), Some("VALID"))
     );
     for _ in 0..3 {
         let r = c
-            .post(e, "/v2/keys.verifyKey", json!({"key": metered}))
+            .at(e)
+            .post("/v2/keys.verifyKey", json!({"key": metered}))
             .await;
         assert_eq!(
             (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
@@ -209,7 +214,8 @@ async fn deployment_story() {
             let mut seen = std::collections::HashSet::new();
             for k in &split_keys {
                 seen.insert(
-                    c.post(e, "/v2/keys.verifyKey", json!({"key": k}))
+                    c.at(e)
+                        .post("/v2/keys.verifyKey", json!({"key": k}))
                         .await
                         .served_by
                         .unwrap(),
@@ -221,7 +227,10 @@ async fn deployment_story() {
                 "split:50 sends some keys to each model: {seen:?}"
             );
         } else {
-            let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+            let r = c
+                .at(e)
+                .post("/v2/keys.verifyKey", json!({"key": plain}))
+                .await;
             assert_eq!(r.served_by.as_deref(), Some(check), "mode {mode}");
             assert_eq!(r.body["data"]["code"], "VALID");
         }
@@ -237,11 +246,13 @@ async fn deployment_story() {
     );
     let second = Container::run(volume.path(), &root_key, &secret);
     let r = c
-        .post(&second.url, "/v2/keys.verifyKey", json!({"key": plain}))
+        .at(&second.url)
+        .post("/v2/keys.verifyKey", json!({"key": plain}))
         .await;
     assert_eq!(r.body["data"]["code"], "VALID", "keys survived");
     let r = c
-        .post(&second.url, "/v2/keys.getKey", json!({"keyId": metered_id}))
+        .at(&second.url)
+        .post("/v2/keys.getKey", json!({"keyId": metered_id}))
         .await;
     assert_eq!(
         r.body["data"]["credits"]["remaining"], 7,

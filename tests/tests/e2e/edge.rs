@@ -19,12 +19,13 @@ const STALE_SECONDS: f64 = 60.0;
 async fn edge_end_to_end() {
     let mut origin = Origin::start(env!("CARGO_BIN_EXE_keyway-tests-origin"), &[]);
     let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
-    let c = Client::new(&origin.root_key);
     let e = edge.url.as_str();
+    // Every call goes through the edge, as a user's would; the origin only where named.
+    let c = Client::new(e, &origin.root_key);
 
     // Proxying: a non-verify endpoint goes to the origin unchanged.
     let r = c
-        .post(e, "/v2/apis.createApi", json!({"name": "via-edge"}))
+        .post("/v2/apis.createApi", json!({"name": "via-edge"}))
         .await;
     assert_eq!(
         (r.status, r.served_by.as_deref()),
@@ -33,10 +34,10 @@ async fn edge_end_to_end() {
         r.body
     );
     let api = r.body["data"]["apiId"].as_str().unwrap().to_string();
-    let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
+    let r = c.post("/v2/apis.getApi", json!({"apiId": api})).await;
     assert_eq!(r.body["data"]["name"], "via-edge");
     let r = c
-        .post(e, "/v2/keys.getKey", json!({"keyId": "key_missing"}))
+        .post("/v2/keys.getKey", json!({"keyId": "key_missing"}))
         .await;
     assert_eq!(
         (r.status, r.served_by.as_deref()),
@@ -45,9 +46,7 @@ async fn edge_end_to_end() {
     );
 
     // Bad input: the same 400s as the origin, in the envelope, decided at the edge.
-    let r = c
-        .post_raw(e, "/v2/keys.verifyKey", "{\"key\":".into())
-        .await;
+    let r = c.post_raw("/v2/keys.verifyKey", "{\"key\":").await;
     assert_eq!((r.status, r.served_by.as_deref()), (400, Some("edge")));
     assert_eq!(r.body["error"]["status"], 400);
     // An error's content type follows the caller's Accept, as at the origin. The edge reads
@@ -70,7 +69,6 @@ async fn edge_end_to_end() {
     }
     let r = c
         .post(
-            e,
             "/v2/keys.verifyKey",
             json!({"key": "k", "permissions": "a AND"}),
         )
@@ -78,20 +76,19 @@ async fn edge_end_to_end() {
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["errors"][0]["location"], "body.permissions");
     let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": "k", "nope": 1}))
+        .post("/v2/keys.verifyKey", json!({"key": "k", "nope": 1}))
         .await;
     assert_eq!(r.status, 400);
     let r = c
         .post_raw(
-            e,
             "/v2/keys.verifyKey",
             format!("{{\"key\":\"{}\"}}", "a".repeat(2 << 20)),
         )
         .await;
     assert_eq!(r.status, 413, "{}", r.body);
-    let anonymous = Client::new("root_unknown");
+    let anonymous = c.as_root("root_unknown");
     let r = anonymous
-        .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
+        .post("/v2/keys.verifyKey", json!({"key": "k"}))
         .await;
     assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
     // The edge's request ids have the origin's shape, so one log search finds both.
@@ -102,7 +99,7 @@ async fn edge_end_to_end() {
         "{id}"
     );
     let again = anonymous
-        .post(e, "/v2/keys.verifyKey", json!({"key": "k"}))
+        .post("/v2/keys.verifyKey", json!({"key": "k"}))
         .await;
     assert_ne!(
         again.body["meta"]["requestId"].as_str(),
@@ -112,16 +109,16 @@ async fn edge_end_to_end() {
 
     // Only the public API is proxied: never the internal endpoints, and /metrics only when
     // the operator asks for it.
-    let r = c.post(e, "/internal/v1/snapshot", json!({})).await;
+    let r = c.post("/internal/v1/snapshot", json!({})).await;
     assert_eq!((r.status, r.served_by.as_deref()), (404, Some("edge")));
-    assert_eq!(c.get(&format!("{e}/metrics"), "").await.status, 404);
-    assert_eq!(c.get(&format!("{e}/v2/../metrics"), "").await.status, 404);
+    assert_eq!(c.get("/metrics", "").await.status, 404);
+    assert_eq!(c.get("/v2/../metrics", "").await.status, 404);
 
     // Unauthenticated callers cost one origin lookup (their root key), never the key's.
     let before = snapshot_calls(&c, &origin).await;
-    let r = Client::new(&format!("root_{}", random_hex()))
+    let r = c
+        .as_root(&format!("root_{}", random_hex()))
         .post(
-            e,
             "/v2/keys.verifyKey",
             json!({"key": format!("sk_{}", random_hex())}),
         )
@@ -131,7 +128,7 @@ async fn edge_end_to_end() {
 
     // Miss, then hit: the first verification loads the snapshot, the next one is cached.
     let (_, plain) = c
-        .create_key(e, &api, json!({"permissions": ["docs.read"]}))
+        .create_key_in(&api, json!({"permissions": ["docs.read"]}))
         .await;
     // The edge has seen neither this root key nor this key: one origin call brings both.
     let (before, pairs) = (
@@ -140,7 +137,6 @@ async fn edge_end_to_end() {
     );
     let r = c
         .post(
-            e,
             "/v2/keys.verifyKey",
             json!({"key": plain, "permissions": "docs.read"}),
         )
@@ -154,7 +150,6 @@ async fn edge_end_to_end() {
     assert_eq!(r.body["data"]["code"], "VALID");
     let r = c
         .post(
-            e,
             "/v2/keys.verifyKey",
             json!({"key": plain, "permissions": "docs.read"}),
         )
@@ -165,7 +160,6 @@ async fn edge_end_to_end() {
     );
     let r = c
         .post(
-            e,
             "/v2/keys.verifyKey",
             json!({"key": plain, "permissions": "docs.write"}),
         )
@@ -173,27 +167,27 @@ async fn edge_end_to_end() {
     assert_eq!(r.body["data"]["code"], "INSUFFICIENT_PERMISSIONS");
     // Unknown keys are cached as not found too.
     let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
+        .post("/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
         .await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("NOT_FOUND"), Some("miss"))
     );
     let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
+        .post("/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
         .await;
     assert_eq!(r.cache.as_deref(), Some("hit"));
 
     // Stale: after the fresh time, the cached answer comes back at once and refreshes.
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("VALID"), Some("stale"))
     );
     let mut renewed = None;
     for _ in 0..30 {
-        let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+        let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
         if r.cache.as_deref() == Some("hit") {
             renewed = r.cache;
             break;
@@ -208,10 +202,10 @@ async fn edge_end_to_end() {
 
     // Stateful: a key with credits is forwarded, and its credits are exact.
     let (_, metered) = c
-        .create_key(e, &api, json!({"credits": {"remaining": 20}}))
+        .create_key_in(&api, json!({"credits": {"remaining": 20}}))
         .await;
     let replies =
-        join_all((0..40).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": metered})))).await;
+        join_all((0..40).map(|_| c.post("/v2/keys.verifyKey", json!({"key": metered})))).await;
     assert!(
         replies
             .iter()
@@ -227,10 +221,10 @@ async fn edge_end_to_end() {
         .count();
     assert_eq!((valid, exceeded), (20, 20));
     let (_, limited) = c
-        .create_key(e, &api, json!({"ratelimits": [{"name": "rps", "limit": 3, "duration": 60000, "autoApply": true}]}))
+        .create_key_in(&api, json!({"ratelimits": [{"name": "rps", "limit": 3, "duration": 60000, "autoApply": true}]}))
         .await;
     let replies =
-        join_all((0..10).map(|_| c.post(e, "/v2/keys.verifyKey", json!({"key": limited})))).await;
+        join_all((0..10).map(|_| c.post("/v2/keys.verifyKey", json!({"key": limited})))).await;
     assert_eq!(
         replies
             .iter()
@@ -244,14 +238,13 @@ async fn edge_end_to_end() {
     // holds the key's named limit for its fresh time after the origin dropped it, so it
     // forwards, and the origin answers 412.
     let (named_id, named) = c
-        .create_key(
-            e,
+        .create_key_in(
             &api,
             json!({"ratelimits": [{"name": "tokens", "limit": 5, "duration": 60000}]}),
         )
         .await;
     let named_verify = json!({"key": named, "ratelimits": [{"name": "tokens"}]});
-    let r = c.post(e, "/v2/keys.verifyKey", named_verify.clone()).await;
+    let r = c.post("/v2/keys.verifyKey", named_verify.clone()).await;
     assert_eq!(
         (r.status, r.served_by.as_deref()),
         (200, Some("origin")),
@@ -260,7 +253,6 @@ async fn edge_end_to_end() {
     );
     let r = c
         .post(
-            e,
             "/v2/keys.updateKey",
             json!({"keyId": named_id, "ratelimits": []}),
         )
@@ -280,16 +272,15 @@ async fn edge_end_to_end() {
 
     // Revocation: the edge stops verifying a disabled key within the fresh time (plus the
     // one stale answer that triggers the refresh).
-    let (rev_id, revoked) = c.create_key(e, &api, json!({})).await;
+    let (rev_id, revoked) = c.create_key_in(&api, json!({})).await;
     assert_eq!(
-        c.post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
+        c.post("/v2/keys.verifyKey", json!({"key": revoked}))
             .await
             .body["data"]["code"],
         "VALID"
     );
     let r = c
         .post(
-            e,
             "/v2/keys.updateKey",
             json!({"keyId": rev_id, "enabled": false}),
         )
@@ -301,9 +292,7 @@ async fn edge_end_to_end() {
     let pollers = (0..8).map(|_| async {
         let mut answers = Vec::new();
         loop {
-            let r = c
-                .post(e, "/v2/keys.verifyKey", json!({"key": revoked}))
-                .await;
+            let r = c.post("/v2/keys.verifyKey", json!({"key": revoked})).await;
             let code = r.body["data"]["code"].as_str().unwrap().to_string();
             answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
             if code == "DISABLED"
@@ -333,8 +322,8 @@ async fn edge_end_to_end() {
 
     // Traffic modes through KV.
     edge.set_route("origin");
-    wait_for_route(&c, e, &plain, "origin").await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    wait_for_route(&c, &plain, "origin").await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("origin"), Some("VALID"))
@@ -348,17 +337,17 @@ async fn edge_end_to_end() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut keys = Vec::new();
     for _ in 0..16 {
-        keys.push(c.create_key(e, &api, json!({})).await.1);
+        keys.push(c.create_key_in(&api, json!({})).await.1);
     }
     let mut by = std::collections::HashMap::new();
     for k in &keys {
         let first = c
-            .post(e, "/v2/keys.verifyKey", json!({"key": k}))
+            .post("/v2/keys.verifyKey", json!({"key": k}))
             .await
             .served_by
             .unwrap();
         let again = c
-            .post(e, "/v2/keys.verifyKey", json!({"key": k}))
+            .post("/v2/keys.verifyKey", json!({"key": k}))
             .await
             .served_by
             .unwrap();
@@ -372,10 +361,8 @@ async fn edge_end_to_end() {
 
     edge.set_route("shadow");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (shadow_id, shadowed) = c.create_key(e, &api, json!({})).await;
-    let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": shadowed}))
-        .await;
+    let (shadow_id, shadowed) = c.create_key_in(&api, json!({})).await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": shadowed})).await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("origin"), Some("VALID"))
@@ -383,18 +370,15 @@ async fn edge_end_to_end() {
     // Disable behind the edge's cache: the origin now says DISABLED, the edge's cached
     // snapshot still says VALID, and shadow mode must notice.
     c.post(
-        e,
         "/v2/keys.updateKey",
         json!({"keyId": shadow_id, "enabled": false}),
     )
     .await;
-    let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": shadowed}))
-        .await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": shadowed})).await;
     assert_eq!(r.body["data"]["code"], "DISABLED");
     let mut mismatches = 0;
     for _ in 0..20 {
-        let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+        let stats = c.get("/_keyway/stats", &origin.secret).await;
         assert_eq!(stats.status, 200, "{}", stats.body);
         mismatches = stats.body["shadowMismatches"].as_u64().unwrap();
         if mismatches > 0 {
@@ -408,7 +392,7 @@ async fn edge_end_to_end() {
         "the shadow comparison found the disagreement"
     );
     // Cache API faults are counted, not silent.
-    let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+    let stats = c.get("/_keyway/stats", &origin.secret).await;
     for counter in [
         "cacheReadFailures",
         "cacheCorruptEntries",
@@ -416,18 +400,18 @@ async fn edge_end_to_end() {
     ] {
         assert!(stats.body[counter].is_u64(), "{counter}: {}", stats.body);
     }
-    let stats = c.get(&format!("{e}/_keyway/stats"), "wrong").await;
+    let stats = c.get("/_keyway/stats", "wrong").await;
     assert_eq!(stats.status, 401);
 
     edge.set_route("edge");
-    wait_for_route(&c, e, &plain, "edge").await;
+    wait_for_route(&c, &plain, "edge").await;
 
     // Edge analytics reach the origin.
     tokio::time::sleep(Duration::from_millis(5200)).await;
-    c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     let mut sent = 0;
     for _ in 0..30 {
-        let stats = c.get(&format!("{e}/_keyway/stats"), &origin.secret).await;
+        let stats = c.get("/_keyway/stats", &origin.secret).await;
         sent = stats.body["eventsSent"].as_u64().unwrap();
         if sent > 0 {
             break;
@@ -438,11 +422,11 @@ async fn edge_end_to_end() {
 
     // The origin goes down: cached keys still verify (stale included), stateful ones and
     // proxied calls get a 503 in the envelope, and nothing hangs.
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     origin.stop();
     let started = Instant::now();
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     assert_eq!(
         (
             r.status,
@@ -452,24 +436,22 @@ async fn edge_end_to_end() {
         (200, Some("VALID"), Some("edge"))
     );
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
-    let r = c.post(e, "/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("VALID"), Some("stale"))
     );
-    let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": metered}))
-        .await;
+    let r = c.post("/v2/keys.verifyKey", json!({"key": metered})).await;
     assert_eq!(
         (r.status, r.body["error"]["status"].as_u64()),
         (503, Some(503)),
         "{}",
         r.body
     );
-    let r = c.post(e, "/v2/apis.getApi", json!({"apiId": api})).await;
+    let r = c.post("/v2/apis.getApi", json!({"apiId": api})).await;
     assert_eq!(r.status, 503);
     let r = c
-        .post(e, "/v2/keys.verifyKey", json!({"key": "sk_never_seen"}))
+        .post("/v2/keys.verifyKey", json!({"key": "sk_never_seen"}))
         .await;
     assert_eq!(r.status, 503, "an unknown key needs the origin");
     assert!(
@@ -485,7 +467,7 @@ async fn snapshot_calls(c: &Client, origin: &Origin) -> f64 {
 
 /// How many requests the origin has answered on one route.
 async fn calls(c: &Client, origin: &Origin, route: &str) -> f64 {
-    let text = c.get(&format!("{}/metrics", origin.url), "").await.body;
+    let text = c.at(&origin.url).get("/metrics", "").await.body;
     text.as_str()
         .unwrap_or_default()
         .lines()
@@ -499,10 +481,10 @@ async fn calls(c: &Client, origin: &Origin, route: &str) -> f64 {
 }
 
 /// Polls until the switch has taken effect (the isolate caches the mode for 2 s).
-async fn wait_for_route(c: &Client, e: &str, key: &str, served_by: &str) {
+async fn wait_for_route(c: &Client, key: &str, served_by: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let r = c.post(e, "/v2/keys.verifyKey", json!({"key": key})).await;
+        let r = c.post("/v2/keys.verifyKey", json!({"key": key})).await;
         if r.served_by.as_deref() == Some(served_by) {
             return;
         }
