@@ -129,6 +129,52 @@ impl std::ops::Deref for Server {
     }
 }
 
+/// An error answer in Unkey's envelope: status, request id, type, title and detail, and
+/// the field list exactly when it is a 400.
+pub fn assert_envelope(v: &Value, status: u16) {
+    assert_eq!(v["error"]["status"], status, "{v}");
+    assert!(
+        v["meta"]["requestId"].as_str().unwrap().starts_with("req_"),
+        "{v}"
+    );
+    assert!(
+        v["error"]["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://unkey.com/docs/errors/"),
+        "{v}"
+    );
+    assert!(
+        v["error"]["title"].is_string() && v["error"]["detail"].is_string(),
+        "{v}"
+    );
+    if status == 400 {
+        assert!(v["error"]["errors"].is_array(), "{v}");
+    } else {
+        assert!(v["error"].get("errors").is_none(), "{v}");
+    }
+}
+
+/// Three 32-byte master keys, base64, for the recoverable-key stories.
+pub const MASTER_A: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const MASTER_B: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+pub const MASTER_C: &str = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A key's SHA-256 as standard base64, the way Unkey stores it (`migrateKeys`).
+pub fn sha256_base64(key: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
 fn spawn(db_url: &str, root_key: &str, extra: &[String], logs: &Logs) -> OriginProcess {
     OriginCommand::new(env!("CARGO_BIN_EXE_keyway"))
         .args(extra)

@@ -1,19 +1,23 @@
 //! Integration tests: the real `keyway serve` binary over HTTP, on SQLite and PostgreSQL.
 //!
-//! One test binary (linking is the slow part on two cores), organised by status code so
-//! gaps are visible: `status_200`, `status_4xx`, and `stateful` for counters, caches and
-//! durability. Every test runs once per backend through the `both!` macro.
+//! One test binary (linking is the slow part on two cores):
+//! - `routes/`: the HTTP API by route, then by status;
+//! - `stateful`: counters, caches and durability, across routes;
+//! - `ingest`: what verifications write to the analytics tables;
+//! - `cli`: the `keyway` commands beside `serve`;
+//! - `cluster_script`, `fuzz`, `docs` and `unkey_sdk`: the Redis script against the
+//!   in-memory arithmetic, the router under generated input, the docs against `--help`,
+//!   and Unkey's own SDK.
+//!
+//! Every story that touches storage runs once per backend through the `both!` macro.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod analytics;
-mod analytics_query;
+mod cli;
 mod cluster_script;
 mod docs;
 mod fuzz;
-mod hardening;
 mod harness;
-mod moving_in;
+mod ingest;
+mod routes;
 mod stateful;
-mod status_200;
-mod status_4xx;
 mod unkey_sdk;

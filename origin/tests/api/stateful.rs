@@ -1,12 +1,13 @@
 //! Counters, caches and durability: what the in-memory design must get exactly right.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::json;
 use sqlx::Row;
 
 use crate::both;
+use crate::harness::{Backend, Server};
 
 both!(credits_exact_under_concurrency, |srv| {
     let (_, _, key) = srv.create_key(json!({"credits": {"remaining": 50}})).await;
@@ -251,30 +252,84 @@ both!(
     }
 );
 
-both!(root_key_bootstrap_is_idempotent, |srv| {
-    srv.create_api().await;
-    assert_eq!(srv.signal_and_wait("TERM"), Some(0));
-    srv.restart();
-    let db = srv.db.pool().await.unwrap();
-    let roots: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE for_workspace_id IS NOT NULL")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
-        .fetch_one(&db)
+// 5. A database that refuses writes mid-run loses nothing: failed balances stay dirty and
+// are written once it accepts again; a shutdown that still cannot write exits non-zero
+// and names the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_writes_survive_a_refusing_database() {
+    let mut srv = Server::start_with(
+        Backend::Sqlite,
+        &["--credit-flush-ms", "100", "--shutdown-flush-seconds", "1"],
+    )
+    .await;
+    let api = srv.create_api().await;
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        keys.push(
+            srv.create_key_in(&api, json!({"credits": {"remaining": 100}}))
+                .await,
+        );
+    }
+    let pool = srv.db.pool().await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (_, key) in &keys {
+        for _ in 0..3 {
+            srv.verify(json!({"key": key})).await;
+        }
+    }
+    // Several flushes fail while the trigger stands.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sqlx::query("DROP TRIGGER refuse_credits")
+        .execute(&pool)
         .await
         .unwrap();
-    let plain: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE hash = $1")
-        .bind(&srv.root_key)
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    db.close().await;
-    assert_eq!(
-        (roots, workspaces, plain),
-        (1, 1, 0),
-        "one root key, one workspace, no plaintext stored"
-    );
-    srv.create_api().await;
-});
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut stored = Vec::new();
+        for (id, _) in &keys {
+            let r: Option<i64> = sqlx::query_scalar("SELECT remaining FROM keys WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            stored.push(r);
+        }
+        if stored.iter().all(|r| *r == Some(97)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "balances not written after the database recovered: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Shutdown against a database that keeps refusing: non-zero, and the key is named.
+    sqlx::query(
+        "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    srv.verify(json!({"key": keys[0].1})).await;
+    let code = srv.signal_and_wait("TERM");
+    assert_ne!(code, Some(0), "shutdown must fail when balances were lost");
+    let named = keyway_testkit::origin::wait_for_log_where(
+        &srv.logs,
+        |l| {
+            l["fields"]["message"] == "credit balance not written"
+                && l["fields"]["key_id"] == keys[0].0
+        },
+        Duration::from_secs(5),
+    )
+    .is_some();
+    assert!(named, "the unwritten key is named in the log");
+    pool.close().await;
+}
