@@ -18,6 +18,7 @@ use keyway_core::wire::{
 use crate::caches::snapshots::Stale;
 use crate::error::AppError;
 use crate::http::{Credentials, RawBody, envelope, request_id};
+use crate::service::Caller;
 use crate::state::AppState;
 
 fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
@@ -127,16 +128,9 @@ async fn forwarded(
     fwd: &ForwardedVerify,
 ) -> Result<keyway_core::api::keys::VerifyKeyResponseData, AppError> {
     let query = verify_options(&fwd.request)?;
-    let caller = state.authenticate_hash(&fwd.root_key_hash).await?;
-    crate::service::verify::verify(
-        state,
-        crate::http::service_context(),
-        &caller,
-        &fwd.key_hash,
-        &fwd.request,
-        query.as_ref(),
-    )
-    .await
+    let scope = state.authenticate_hash(&fwd.root_key_hash).await?;
+    let caller = Caller::new(state, &scope, crate::http::service_context());
+    crate::service::verify::verify(&caller, &fwd.key_hash, &fwd.request, query.as_ref()).await
 }
 
 pub async fn events(

@@ -3,27 +3,16 @@
 //! calls the service and shapes the answer. Handlers never reach the store.
 
 /// A route that is one service call. `Call` parses and validates the body, then
-/// authenticates; the service acts; the answer is its data (`one!`) or one page of it
-/// (`page!`). `one_ctx!` also hands the service the request's context; anything after the
-/// service is passed on to it.
+/// authenticates; the service acts as that caller; the answer is its data (`one!`) or
+/// one page of it (`page!`). Anything after the service is passed on to it.
 macro_rules! one {
     ($name:ident, $body:ty => $service:path $(, $arg:expr)*) => {
         pub async fn $name(
             axum::extract::State(state): axum::extract::State<crate::state::AppState>,
             call: crate::http::Call<$body>,
         ) -> crate::http::ApiResult {
-            crate::http::ok($service(&state, &call.caller, call.body.into() $(, $arg)*).await?)
-        }
-    };
-}
-
-macro_rules! one_ctx {
-    ($name:ident, $body:ty => $service:path) => {
-        pub async fn $name(
-            axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-            call: crate::http::Call<$body>,
-        ) -> crate::http::ApiResult {
-            crate::http::ok($service(&state, call.ctx, &call.caller, call.body).await?)
+            let caller = crate::service::Caller::new(&state, &call.caller, call.ctx);
+            crate::http::ok($service(&caller, call.body.into() $(, $arg)*).await?)
         }
     };
 }
@@ -34,7 +23,8 @@ macro_rules! page {
             axum::extract::State(state): axum::extract::State<crate::state::AppState>,
             call: crate::http::Call<$body>,
         ) -> crate::http::ApiResult {
-            crate::http::ok_page($service(&state, &call.caller, call.body).await?)
+            let caller = crate::service::Caller::new(&state, &call.caller, call.ctx);
+            crate::http::ok_page($service(&caller, call.body).await?)
         }
     };
 }

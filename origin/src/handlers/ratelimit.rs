@@ -6,9 +6,9 @@ use keyway_core::api::ratelimit::{
 
 use crate::service;
 
-one_ctx!(limit, LimitRequest => service::ratelimit::limit);
+one!(limit, LimitRequest => service::ratelimit::limit);
 
-one_ctx!(multi_limit, Vec<LimitRequest> => service::ratelimit::multi_limit);
+one!(multi_limit, Vec<LimitRequest> => service::ratelimit::multi_limit);
 
 one!(set_override, SetOverrideRequest => service::ratelimit::set_override);
 

@@ -5,6 +5,7 @@ use keyway_core::api::keys::VerifyKeyRequest;
 use keyway_core::validate::{parse_json, verify_request};
 
 use crate::http::{ApiResult, Credentials, RawBody, ok, service_context};
+use crate::service::Caller;
 use crate::service::verify::verify;
 use crate::state::AppState;
 
@@ -15,16 +16,8 @@ pub async fn verify_key(
 ) -> ApiResult {
     let req: VerifyKeyRequest = parse_json(&body)?;
     let query = verify_request(&req)?;
-    let caller = state.authenticate(credentials.authorization()).await?;
-    let hash = req.key.hash();
-    let data = verify(
-        &state,
-        service_context(),
-        &caller,
-        &hash,
-        &req,
-        query.as_ref(),
-    )
-    .await?;
+    let scope = state.authenticate(credentials.authorization()).await?;
+    let caller = Caller::new(&state, &scope, service_context());
+    let data = verify(&caller, &req.key.hash(), &req, query.as_ref()).await?;
     ok(data)
 }

@@ -1,5 +1,6 @@
 //! `apis.*`.
 
+use crate::service::Caller;
 use crate::service::Page;
 use crate::service::validate::Validate;
 use keyway_core::api::Empty;
@@ -7,7 +8,6 @@ use keyway_core::api::apis::{
     ApiData, ApiIdRequest, CreateApiRequest, CreateApiResponseData, ListKeysRequest,
 };
 use keyway_core::auth::Action;
-use keyway_core::auth::RootScope;
 use keyway_core::validate::Issues;
 use serde::Serialize;
 
@@ -18,13 +18,11 @@ use crate::service::paginate;
 use crate::service::resources::api_for;
 use crate::service::validate::page_limit;
 use crate::service::views;
-use crate::state::AppState;
 use crate::store::{ApiRow, HashFilter};
 use keyway_core::not_found;
 
 pub async fn create_api(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: CreateApiRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::CreateApi)?;
@@ -34,16 +32,12 @@ pub async fn create_api(
         keyspace_id: ids::new_id("ks"),
         name: req.name,
     };
-    state.store.insert_api(&api, ids::now_ms()).await?;
+    caller.state.store.insert_api(&api, ids::now_ms()).await?;
     Ok(CreateApiResponseData { api_id: api.id })
 }
 
-pub async fn get_api(
-    state: &AppState,
-    caller: &RootScope,
-    req: ApiIdRequest,
-) -> Result<impl Serialize, AppError> {
-    let api = api_for(state, caller, &req.api_id, Action::ReadApi).await?;
+pub async fn get_api(caller: &Caller<'_>, req: ApiIdRequest) -> Result<impl Serialize, AppError> {
+    let api = api_for(caller, &req.api_id, Action::ReadApi).await?;
     Ok(ApiData {
         id: api.id,
         name: api.name,
@@ -51,26 +45,29 @@ pub async fn get_api(
 }
 
 pub async fn delete_api(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ApiIdRequest,
 ) -> Result<impl Serialize, AppError> {
-    let api = api_for(state, caller, &req.api_id, Action::DeleteApi).await?;
-    state.store.delete_api(&api.id, ids::now_ms()).await?;
-    state.invalidate(HashFilter::Api(&api.id)).await?;
+    let api = api_for(caller, &req.api_id, Action::DeleteApi).await?;
+    caller
+        .state
+        .store
+        .delete_api(&api.id, ids::now_ms())
+        .await?;
+    caller.state.invalidate(HashFilter::Api(&api.id)).await?;
     Ok(Empty {})
 }
 
 pub async fn list_keys(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ListKeysRequest,
 ) -> Result<Page<impl Serialize>, AppError> {
     let limit = page_limit(req.limit, 100)?;
     // Listing keys reads the API as well as its keys: Unkey requires both grants.
     authorize(caller, Action::ReadKey, Some(&req.api_id), not_found::api)?;
-    let api = api_for(state, caller, &req.api_id, Action::ReadApi).await?;
-    let rows = state
+    let api = api_for(caller, &req.api_id, Action::ReadApi).await?;
+    let rows = caller
+        .state
         .store
         .list_keys(
             &api.id,
@@ -80,9 +77,9 @@ pub async fn list_keys(
         )
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let mut keys = views::keys_data(state, &rows).await?;
+    let mut keys = views::keys_data(caller.state, &rows).await?;
     if req.decrypt == Some(true) {
-        crate::service::recovery::reveal(state, caller, &api.id, &mut keys).await?;
+        crate::service::recovery::reveal(caller, &api.id, &mut keys).await?;
     }
     Ok(Page::new(keys, cursor))
 }

@@ -1,5 +1,6 @@
 //! `identities.*`.
 
+use crate::service::Caller;
 use crate::service::Page;
 use crate::service::validate::Validate;
 use keyway_core::api::Empty;
@@ -9,7 +10,6 @@ use keyway_core::api::identities::{
 };
 use keyway_core::api::keys::IdentityData;
 use keyway_core::auth::Action;
-use keyway_core::auth::RootScope;
 use keyway_core::validate::Issues;
 use serde::Serialize;
 
@@ -37,8 +37,7 @@ fn validate_ref(v: &mut Issues, identity: &str) {
 }
 
 pub async fn create_identity(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: CreateIdentityRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::CreateIdentity)?;
@@ -47,7 +46,8 @@ pub async fn create_identity(
         external_id: req.external_id.clone(),
         meta: meta_text(req.meta.as_ref()),
     };
-    state
+    caller
+        .state
         .store
         .insert_identity(
             caller.workspace_id(),
@@ -62,23 +62,22 @@ pub async fn create_identity(
 }
 
 pub async fn get_identity(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: IdentityRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadIdentity)?;
-    let row = resources::identity(state, caller, &req.identity).await?;
-    identity_data(state, row).await
+    let row = resources::identity(caller, &req.identity).await?;
+    identity_data(caller.state, row).await
 }
 
 pub async fn list_identities(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ListRequest,
 ) -> Result<Page<impl Serialize>, AppError> {
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadIdentity)?;
-    let rows = state
+    let rows = caller
+        .state
         .store
         .list_identities(
             caller.workspace_id(),
@@ -89,23 +88,23 @@ pub async fn list_identities(
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
     Ok(Page::new(
-        views::identities_data(state, rows).await?,
+        views::identities_data(caller.state, rows).await?,
         cursor,
     ))
 }
 
 pub async fn update_identity(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: UpdateIdentityRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::UpdateIdentity)?;
-    let row = resources::identity(state, caller, &req.identity).await?;
+    let row = resources::identity(caller, &req.identity).await?;
     let limits = req
         .ratelimits
         .as_ref()
         .map(|_| new_ratelimits(req.ratelimits.as_ref()));
-    state
+    caller
+        .state
         .store
         .update_identity(
             caller.workspace_id(),
@@ -115,25 +114,28 @@ pub async fn update_identity(
             ids::now_ms(),
         )
         .await?;
-    state.invalidate(HashFilter::Identity(&row.id)).await?;
-    let updated = resources::identity(state, caller, &row.id).await?;
-    identity_data(state, updated).await
+    caller
+        .state
+        .invalidate(HashFilter::Identity(&row.id))
+        .await?;
+    let updated = resources::identity(caller, &row.id).await?;
+    identity_data(caller.state, updated).await
 }
 
 pub async fn delete_identity(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: IdentityRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteIdentity)?;
-    let row = resources::identity(state, caller, &req.identity).await?;
+    let row = resources::identity(caller, &req.identity).await?;
     // Collect the affected keys before the delete unlinks them.
-    let hashes = state
+    let hashes = caller
+        .state
         .store
         .hashes_where(HashFilter::Identity(&row.id))
         .await?;
-    state.store.delete_identity(&row.id).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
+    caller.state.store.delete_identity(&row.id).await?;
+    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 

@@ -18,9 +18,37 @@ pub mod validate;
 pub mod verify;
 pub mod views;
 
+use std::ops::Deref;
 use std::time::Instant;
 
+use keyway_core::auth::RootScope;
+
 use crate::ids::RequestId;
+use crate::state::AppState;
+
+/// One authenticated call into a service: the state it acts on, who asks (the root key's
+/// scope, which it derefs to), and the request it came with. Every service takes this
+/// one argument, so what a write must know of its caller (for an audit record, say) is
+/// in one place.
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    pub state: &'a AppState,
+    pub scope: &'a RootScope,
+    pub ctx: Context,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(state: &'a AppState, scope: &'a RootScope, ctx: Context) -> Self {
+        Caller { state, scope, ctx }
+    }
+}
+
+impl Deref for Caller<'_> {
+    type Target = RootScope;
+    fn deref(&self) -> &RootScope {
+        self.scope
+    }
+}
 
 /// What a service needs to know of the request it serves, handed in by the handler: the
 /// services never read the HTTP layer's task-locals.

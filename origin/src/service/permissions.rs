@@ -1,5 +1,6 @@
 //! `permissions.*`: workspace permissions and roles.
 
+use crate::service::Caller;
 use crate::service::Page;
 use crate::service::validate::Validate;
 use keyway_core::api::Empty;
@@ -9,7 +10,6 @@ use keyway_core::api::permissions::{
     CreateRoleResponseData, PermissionRef, RoleData, RoleRef, SetRolePermissionsRequest,
 };
 use keyway_core::auth::Action;
-use keyway_core::auth::RootScope;
 use keyway_core::error::ApiError;
 use keyway_core::validate::Issues;
 use serde::Serialize;
@@ -35,8 +35,7 @@ async fn role_data(state: &AppState, r: RoleRow) -> Result<RoleData, AppError> {
 }
 
 pub async fn create_permission(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: CreatePermissionRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::CreatePermission)?;
@@ -46,7 +45,8 @@ pub async fn create_permission(
         slug: req.slug,
         description: req.description,
     };
-    match state
+    match caller
+        .state
         .store
         .insert_permission(caller.workspace_id(), &row, ids::now_ms())
         .await
@@ -63,23 +63,22 @@ pub async fn create_permission(
 }
 
 pub async fn get_permission(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: PermissionRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadPermission)?;
-    let p = resources::permission(state, caller, &req.permission).await?;
+    let p = resources::permission(caller, &req.permission).await?;
     Ok(permission_data(p))
 }
 
 pub async fn list_permissions(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ListRequest,
 ) -> Result<Page<impl Serialize>, AppError> {
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadPermission)?;
-    let rows = state
+    let rows = caller
+        .state
         .store
         .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
@@ -91,24 +90,23 @@ pub async fn list_permissions(
 }
 
 pub async fn delete_permission(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: PermissionRef,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeletePermission)?;
-    let p = resources::permission(state, caller, &req.permission).await?;
-    let hashes = state
+    let p = resources::permission(caller, &req.permission).await?;
+    let hashes = caller
+        .state
         .store
         .hashes_where(HashFilter::Permission(&p.id))
         .await?;
-    state.store.delete_permission(&p.id).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
+    caller.state.store.delete_permission(&p.id).await?;
+    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 
 pub async fn create_role(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: CreateRoleRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::CreateRole)?;
@@ -121,7 +119,8 @@ pub async fn create_role(
         description: req.description,
     };
     let perms = req.permissions.unwrap_or_default();
-    match state
+    match caller
+        .state
         .store
         .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
         .await
@@ -135,55 +134,54 @@ pub async fn create_role(
     }
 }
 
-pub async fn get_role(
-    state: &AppState,
-    caller: &RootScope,
-    req: RoleRef,
-) -> Result<impl Serialize, AppError> {
+pub async fn get_role(caller: &Caller<'_>, req: RoleRef) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::ReadRole)?;
-    let r = resources::role(state, caller, &req.role).await?;
-    role_data(state, r).await
+    let r = resources::role(caller, &req.role).await?;
+    role_data(caller.state, r).await
 }
 
 pub async fn list_roles(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ListRequest,
 ) -> Result<Page<impl Serialize>, AppError> {
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadRole)?;
-    let rows = state
+    let rows = caller
+        .state
         .store
         .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    Ok(Page::new(views::roles_data(state, rows).await?, cursor))
+    Ok(Page::new(
+        views::roles_data(caller.state, rows).await?,
+        cursor,
+    ))
 }
 
-pub async fn delete_role(
-    state: &AppState,
-    caller: &RootScope,
-    req: RoleRef,
-) -> Result<impl Serialize, AppError> {
+pub async fn delete_role(caller: &Caller<'_>, req: RoleRef) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteRole)?;
-    let r = resources::role(state, caller, &req.role).await?;
-    let hashes = state.store.hashes_where(HashFilter::Role(&r.id)).await?;
-    state.store.delete_role(&r.id).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
+    let r = resources::role(caller, &req.role).await?;
+    let hashes = caller
+        .state
+        .store
+        .hashes_where(HashFilter::Role(&r.id))
+        .await?;
+    caller.state.store.delete_role(&r.id).await?;
+    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 
 /// Replaces the role's permissions as a whole; the keys holding the role see the new set
 /// on their next verification.
 pub async fn set_role_permissions(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: SetRolePermissionsRequest,
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::AddPermissionToRole)?;
     authorize_all(caller, Action::RemovePermissionFromRole)?;
-    let role = resources::role(state, caller, &req.role_id).await?;
-    let held = state
+    let role = resources::role(caller, &req.role_id).await?;
+    let held = caller
+        .state
         .store
         .set_role_permissions(
             caller.workspace_id(),
@@ -193,8 +191,12 @@ pub async fn set_role_permissions(
             may_create_permissions(caller),
         )
         .await?;
-    let hashes = state.store.hashes_where(HashFilter::Role(&role.id)).await?;
-    state.forget(hashes.iter().map(String::as_str)).await;
+    let hashes = caller
+        .state
+        .store
+        .hashes_where(HashFilter::Role(&role.id))
+        .await?;
+    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(held.into_iter().map(permission_data).collect::<Vec<_>>())
 }
 

@@ -1,5 +1,6 @@
 //! `ratelimit.*`: standalone rate limiting by namespace and identifier, with overrides.
 
+use crate::service::Caller;
 use crate::service::Page;
 use crate::service::validate::Validate;
 use keyway_core::api::ratelimit::{
@@ -16,11 +17,9 @@ use serde::Serialize;
 use crate::caches::overrides::OverrideCache;
 use crate::error::AppError;
 use crate::ids;
-use crate::service::Context;
 use crate::service::paginate;
 use crate::service::resources;
 use crate::service::validate::page_limit;
-use crate::state::AppState;
 use crate::store::OverrideRow;
 
 fn validate_limit(v: &mut Issues, loc: &str, r: &LimitRequest) {
@@ -38,20 +37,19 @@ fn require_limit(caller: &RootScope, namespace: &str, action: Action) -> Result<
 
 /// Runs limits as one unit, honouring overrides, and records one event per limit.
 async fn run(
-    state: &AppState,
-    ctx: Context,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     reqs: &[LimitRequest],
 ) -> Result<(bool, Vec<MultiLimitCheck>), AppError> {
     let mut counters = Vec::with_capacity(reqs.len());
     let mut specs = Vec::with_capacity(reqs.len());
     let mut overrides = Vec::with_capacity(reqs.len());
     for r in reqs {
-        let o = state
+        let o = caller
+            .state
             .caches
             .overrides
             .find(
-                &state.store,
+                &caller.state.store,
                 caller.workspace_id(),
                 &r.namespace,
                 &r.identifier,
@@ -76,12 +74,12 @@ async fn run(
         overrides.push(o.map(|o| o.id));
     }
     let now = ids::now_ms();
-    let (passed, decisions) = state.admit_limits(&counters, &specs, now).await?;
-    let latency_us = ctx.latency_us();
-    let request_id = ctx.request.render();
+    let (passed, decisions) = caller.state.admit_limits(&counters, &specs, now).await?;
+    let latency_us = caller.ctx.latency_us();
+    let request_id = caller.ctx.request.render();
     let mut checks = Vec::with_capacity(reqs.len());
     for ((r, spec), (d, o)) in reqs.iter().zip(&specs).zip(decisions.iter().zip(overrides)) {
-        state.events.record(Event::Ratelimit(RatelimitEvent {
+        caller.state.events.record(Event::Ratelimit(RatelimitEvent {
             time_ms: now,
             request_id: request_id.clone(),
             workspace_id: caller.workspace_id().to_string(),
@@ -104,14 +102,9 @@ async fn run(
     Ok((passed, checks))
 }
 
-pub async fn limit(
-    state: &AppState,
-    ctx: Context,
-    caller: &RootScope,
-    req: LimitRequest,
-) -> Result<impl Serialize, AppError> {
+pub async fn limit(caller: &Caller<'_>, req: LimitRequest) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::Limit)?;
-    let (passed, mut checks) = run(state, ctx, caller, std::slice::from_ref(&req)).await?;
+    let (passed, mut checks) = run(caller, std::slice::from_ref(&req)).await?;
     let c = checks.remove(0);
     Ok(LimitResponseData {
         limit: c.limit,
@@ -123,15 +116,13 @@ pub async fn limit(
 }
 
 pub async fn multi_limit(
-    state: &AppState,
-    ctx: Context,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     reqs: Vec<LimitRequest>,
 ) -> Result<impl Serialize, AppError> {
     for r in &reqs {
         require_limit(caller, &r.namespace, Action::Limit)?;
     }
-    let (passed, limits) = run(state, ctx, caller, &reqs).await?;
+    let (passed, limits) = run(caller, &reqs).await?;
     Ok(MultiLimitResponseData { passed, limits })
 }
 
@@ -151,9 +142,9 @@ impl Validate for Vec<LimitRequest> {
 }
 
 /// Drops the namespace's cached overrides here and on every other node, before answering.
-async fn forget_overrides(state: &AppState, caller: &RootScope, namespace: &str) {
+async fn forget_overrides(caller: &Caller<'_>, namespace: &str) {
     let name = OverrideCache::name(caller.workspace_id(), namespace);
-    state.forget([name.as_str()]).await;
+    caller.state.forget([name.as_str()]).await;
 }
 
 fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
@@ -162,8 +153,7 @@ fn validate_ref(v: &mut Issues, namespace: &str, identifier: &str) {
 }
 
 pub async fn set_override(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: SetOverrideRequest,
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::SetOverride)?;
@@ -174,21 +164,21 @@ pub async fn set_override(
         limit: req.limit,
         duration: req.duration,
     };
-    let id = state
+    let id = caller
+        .state
         .store
         .set_override(caller.workspace_id(), &row, ids::now_ms())
         .await?;
-    forget_overrides(state, caller, &row.namespace).await;
+    forget_overrides(caller, &row.namespace).await;
     Ok(SetOverrideResponseData { override_id: id })
 }
 
 pub async fn get_override(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: OverrideRef,
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::ReadOverride)?;
-    let o = resources::ratelimit_override(state, caller, &req.namespace, &req.identifier).await?;
+    let o = resources::ratelimit_override(caller, &req.namespace, &req.identifier).await?;
     Ok(OverrideData {
         override_id: o.id,
         duration: o.duration,
@@ -198,13 +188,13 @@ pub async fn get_override(
 }
 
 pub async fn list_overrides(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: ListOverridesRequest,
 ) -> Result<Page<impl Serialize>, AppError> {
     let limit = page_limit(req.limit, 10)?;
     require_limit(caller, &req.namespace, Action::ReadOverride)?;
-    let rows = state
+    let rows = caller
+        .state
         .store
         .list_overrides(
             caller.workspace_id(),
@@ -227,14 +217,13 @@ pub async fn list_overrides(
 }
 
 pub async fn delete_override(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: OverrideRef,
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::DeleteOverride)?;
-    let o = resources::ratelimit_override(state, caller, &req.namespace, &req.identifier).await?;
-    state.store.delete_override(&o.id).await?;
-    forget_overrides(state, caller, &req.namespace).await;
+    let o = resources::ratelimit_override(caller, &req.namespace, &req.identifier).await?;
+    caller.state.store.delete_override(&o.id).await?;
+    forget_overrides(caller, &req.namespace).await;
     Ok(Empty {})
 }
 

@@ -2,11 +2,12 @@
 //! again for a root key that may.
 
 use keyway_core::api::keys::KeyData;
-use keyway_core::auth::{Action, RootScope};
+use keyway_core::auth::Action;
 use keyway_core::error::ApiError;
 use keyway_core::key::PlainKey;
 
 use crate::error::AppError;
+use crate::service::Caller;
 use crate::state::AppState;
 use crate::vault::{Vault, VaultError};
 
@@ -21,13 +22,12 @@ fn vault(state: &AppState) -> Result<&Vault, AppError> {
 /// The sealed plaintext for a new recoverable key of `api_id`, after checking the
 /// caller may store keys encrypted there.
 pub fn seal(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     api_id: &str,
     key_id: &str,
     plaintext: &PlainKey,
 ) -> Result<String, AppError> {
-    let vault = vault(state)?;
+    let vault = vault(caller.state)?;
     caller
         .require(Action::EncryptKey, Some(api_id))
         .map_err(AppError::Client)?;
@@ -43,8 +43,7 @@ pub fn seal(
 /// `decrypt: true` on keys of `api_id`: fills `plaintext` on those that are recoverable.
 /// The caller has read them already; decrypting needs `decrypt_key` on top.
 pub async fn reveal(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     api_id: &str,
     keys: &mut [KeyData],
 ) -> Result<(), AppError> {
@@ -52,11 +51,11 @@ pub async fn reveal(
         .require(Action::DecryptKey, Some(api_id))
         .map_err(AppError::Client)?;
     let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
-    let sealed = state.store.sealed_keys(&ids).await?;
+    let sealed = caller.state.store.sealed_keys(&ids).await?;
     if sealed.is_empty() {
         return Ok(());
     }
-    let vault = vault(state)?;
+    let vault = vault(caller.state)?;
     for key in keys {
         let Some(value) = sealed.get(&key.key_id) else {
             continue;

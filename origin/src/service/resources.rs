@@ -3,24 +3,25 @@
 //! Authorization comes first where the id is all it needs, so a caller without the grant
 //! learns nothing about what exists.
 
-use keyway_core::auth::{Action, RootScope};
+use keyway_core::auth::Action;
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 
 use super::access::authorize;
 use crate::error::AppError;
+use crate::service::Caller;
 use crate::state::AppState;
 use crate::store::{ApiRow, IdentityRow, KeyRow, OverrideRow, PermissionRow, RoleRow};
 use keyway_core::not_found;
 
 /// A live key of the caller's workspace that the caller may `action` (on the key's API).
 pub async fn key_for(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     key_id: &str,
     action: Action,
 ) -> Result<KeyRow, AppError> {
-    let row = state
+    let row = caller
+        .state
         .store
         .find_key(caller.workspace_id(), key_id)
         .await?
@@ -41,13 +42,13 @@ pub async fn snapshot_for(state: &AppState, row: &KeyRow) -> Result<KeySnapshot,
 
 /// A live API of the caller's workspace that the caller may `action`.
 pub async fn api_for(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     api_id: &str,
     action: Action,
 ) -> Result<ApiRow, AppError> {
     authorize(caller, action, Some(api_id), not_found::api)?;
-    state
+    caller
+        .state
         .store
         .find_api(caller.workspace_id(), api_id)
         .await?
@@ -55,12 +56,9 @@ pub async fn api_for(
 }
 
 /// An identity of the caller's workspace, by id or external id.
-pub async fn identity(
-    state: &AppState,
-    caller: &RootScope,
-    identity: &str,
-) -> Result<IdentityRow, AppError> {
-    let found = state
+pub async fn identity(caller: &Caller<'_>, identity: &str) -> Result<IdentityRow, AppError> {
+    let found = caller
+        .state
         .store
         .find_identity(caller.workspace_id(), identity)
         .await?;
@@ -68,12 +66,9 @@ pub async fn identity(
 }
 
 /// A permission of the caller's workspace, by id or slug.
-pub async fn permission(
-    state: &AppState,
-    caller: &RootScope,
-    permission: &str,
-) -> Result<PermissionRow, AppError> {
-    let found = state
+pub async fn permission(caller: &Caller<'_>, permission: &str) -> Result<PermissionRow, AppError> {
+    let found = caller
+        .state
         .store
         .find_permission(caller.workspace_id(), permission)
         .await?;
@@ -81,19 +76,23 @@ pub async fn permission(
 }
 
 /// A role of the caller's workspace, by id or name.
-pub async fn role(state: &AppState, caller: &RootScope, role: &str) -> Result<RoleRow, AppError> {
-    let found = state.store.find_role(caller.workspace_id(), role).await?;
+pub async fn role(caller: &Caller<'_>, role: &str) -> Result<RoleRow, AppError> {
+    let found = caller
+        .state
+        .store
+        .find_role(caller.workspace_id(), role)
+        .await?;
     found.ok_or_else(|| AppError::Client(not_found::role(role)))
 }
 
 /// The override of one identifier in a namespace of the caller's workspace.
 pub async fn ratelimit_override(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     namespace: &str,
     identifier: &str,
 ) -> Result<OverrideRow, AppError> {
-    let found = state
+    let found = caller
+        .state
         .store
         .find_override(caller.workspace_id(), namespace, identifier)
         .await?;

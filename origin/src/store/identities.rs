@@ -61,14 +61,14 @@ impl Store {
         workspace_id: &str,
         reference: &str,
     ) -> StoreResult<Option<IdentityRow>> {
-        let row = sqlx::query(
-            "SELECT id, external_id, meta FROM identities WHERE workspace_id = $1 AND (id = $2 OR external_id = $2)",
+        self.find(
+            "SELECT id, external_id, meta FROM identities
+              WHERE workspace_id = $1
+              AND (id = $2 OR external_id = $2)",
+            |q| q.bind(workspace_id).bind(reference),
+            identity_row,
         )
-        .bind(workspace_id)
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(identity_row).transpose()
+        .await
     }
 
     pub async fn list_identities(
@@ -78,19 +78,20 @@ impl Store {
         search: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<IdentityRow>> {
-        let rows = sqlx::query(
+        self.find_all(
             "SELECT id, external_id, meta FROM identities
               WHERE workspace_id = $1 AND id > $2 AND ($3 = '' OR external_id LIKE $4)
               ORDER BY id LIMIT $5",
+            |q| {
+                q.bind(workspace_id)
+                    .bind(cursor.unwrap_or(""))
+                    .bind(search.unwrap_or(""))
+                    .bind(format!("%{}%", search.unwrap_or("")))
+                    .bind(i64::from(limit))
+            },
+            identity_row,
         )
-        .bind(workspace_id)
-        .bind(cursor.unwrap_or(""))
-        .bind(search.unwrap_or(""))
-        .bind(format!("%{}%", search.unwrap_or("")))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(identity_row).collect()
+        .await
     }
 
     /// The rate limits of each identity, in one query, ordered by name.

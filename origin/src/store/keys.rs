@@ -247,24 +247,21 @@ impl Store {
 
     /// A live (not deleted) key of the workspace.
     pub async fn find_key(&self, workspace_id: &str, key_id: &str) -> StoreResult<Option<KeyRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL AND for_workspace_id IS NULL"
-        ))
-        .bind(key_id)
-        .bind(workspace_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(key_row).transpose()
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM keys
+              WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL AND for_workspace_id IS NULL"
+        );
+        self.find(&sql, |q| q.bind(key_id).bind(workspace_id), key_row)
+            .await
     }
 
     pub async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys WHERE hash = $1 AND deleted_at IS NULL"
-        ))
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(key_row).transpose()
+        self.find(
+            &format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = $1 AND deleted_at IS NULL"),
+            |q| q.bind(hash),
+            key_row,
+        )
+        .await
     }
 
     /// A page of an API's live keys, ordered by id, after `cursor`.
@@ -275,19 +272,24 @@ impl Store {
         external_id: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<KeyRow>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {KEY_COLUMNS} FROM keys k
+        self.find_all(
+            &format!(
+                "SELECT {KEY_COLUMNS} FROM keys k
               WHERE api_id = $1 AND deleted_at IS NULL AND id > $2
-                AND ($3 = '' OR identity_id IN (SELECT i.id FROM identities i WHERE i.external_id = $3 AND i.workspace_id = k.workspace_id))
+                AND ($3 = '' OR identity_id IN (
+                  SELECT i.id FROM identities i
+                   WHERE i.external_id = $3 AND i.workspace_id = k.workspace_id))
               ORDER BY id LIMIT $4"
-        ))
-        .bind(api_id)
-        .bind(cursor.unwrap_or(""))
-        .bind(external_id.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_row).collect()
+            ),
+            |q| {
+                q.bind(api_id)
+                    .bind(cursor.unwrap_or(""))
+                    .bind(external_id.unwrap_or(""))
+                    .bind(i64::from(limit))
+            },
+            key_row,
+        )
+        .await
     }
 
     pub async fn soft_delete_key(&self, key_id: &str, now: i64) -> StoreResult<()> {
@@ -300,19 +302,18 @@ impl Store {
     }
 
     pub async fn hard_delete_key(&self, key_id: &str) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        for sql in [
-            "DELETE FROM keys_permissions WHERE key_id = $1",
-            "DELETE FROM keys_roles WHERE key_id = $1",
-            "DELETE FROM ratelimits WHERE key_id = $1",
-            "DELETE FROM root_key_permissions WHERE key_id = $1",
-            "DELETE FROM encrypted_keys WHERE key_id = $1",
-            "DELETE FROM keys WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(key_id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_with_links(
+            key_id,
+            &[
+                "DELETE FROM keys_permissions WHERE key_id = $1",
+                "DELETE FROM keys_roles WHERE key_id = $1",
+                "DELETE FROM ratelimits WHERE key_id = $1",
+                "DELETE FROM root_key_permissions WHERE key_id = $1",
+                "DELETE FROM encrypted_keys WHERE key_id = $1",
+                "DELETE FROM keys WHERE id = $1",
+            ],
+        )
+        .await
     }
 
     /// Applies an update; each `Some` field is written (with `Some(None)` clearing it).

@@ -11,6 +11,7 @@ mod credits;
 mod grants;
 mod identities;
 mod keys;
+mod query;
 mod ratelimits;
 mod rbac;
 mod recovery;

@@ -78,16 +78,13 @@ impl Store {
         namespace: &str,
         identifier: &str,
     ) -> StoreResult<Option<OverrideRow>> {
-        let row = sqlx::query(
+        self.find(
             "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
               WHERE workspace_id = $1 AND namespace = $2 AND identifier = $3",
+            |q| q.bind(workspace_id).bind(namespace).bind(identifier),
+            override_row,
         )
-        .bind(workspace_id)
-        .bind(namespace)
-        .bind(identifier)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(override_row).transpose()
+        .await
     }
 
     /// Every override of a namespace, for the in-memory override cache.
@@ -96,15 +93,13 @@ impl Store {
         workspace_id: &str,
         namespace: &str,
     ) -> StoreResult<Vec<OverrideRow>> {
-        let rows = sqlx::query(
+        self.find_all(
             "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
               WHERE workspace_id = $1 AND namespace = $2",
+            |q| q.bind(workspace_id).bind(namespace),
+            override_row,
         )
-        .bind(workspace_id)
-        .bind(namespace)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(override_row).collect()
+        .await
     }
 
     pub async fn list_overrides(
@@ -114,17 +109,18 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<OverrideRow>> {
-        let rows = sqlx::query(
+        self.find_all(
             "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
               WHERE workspace_id = $1 AND namespace = $2 AND id > $3 ORDER BY id LIMIT $4",
+            |q| {
+                q.bind(workspace_id)
+                    .bind(namespace)
+                    .bind(cursor.unwrap_or(""))
+                    .bind(i64::from(limit))
+            },
+            override_row,
         )
-        .bind(workspace_id)
-        .bind(namespace)
-        .bind(cursor.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(override_row).collect()
+        .await
     }
 
     pub async fn delete_override(&self, id: &str) -> StoreResult<()> {

@@ -64,14 +64,14 @@ impl Store {
         workspace_id: &str,
         reference: &str,
     ) -> StoreResult<Option<PermissionRow>> {
-        let row = sqlx::query(
-            "SELECT id, name, slug, description FROM permissions WHERE workspace_id = $1 AND (id = $2 OR slug = $2)",
+        self.find(
+            "SELECT id, name, slug, description FROM permissions
+              WHERE workspace_id = $1
+              AND (id = $2 OR slug = $2)",
+            |q| q.bind(workspace_id).bind(reference),
+            permission_row,
         )
-        .bind(workspace_id)
-        .bind(reference)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(permission_row).transpose()
+        .await
     }
 
     pub async fn list_permissions(
@@ -80,31 +80,30 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<PermissionRow>> {
-        let rows = sqlx::query(
-            "SELECT id, name, slug, description FROM permissions WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        self.find_all(
+            "SELECT id, name, slug, description FROM permissions
+              WHERE workspace_id = $1 AND id > $2
+              ORDER BY id LIMIT $3",
+            |q| {
+                q.bind(workspace_id)
+                    .bind(cursor.unwrap_or(""))
+                    .bind(i64::from(limit))
+            },
+            permission_row,
         )
-        .bind(workspace_id)
-        .bind(cursor.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(permission_row).collect()
+        .await
     }
 
     pub async fn delete_permission(&self, permission_id: &str) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        for sql in [
-            "DELETE FROM keys_permissions WHERE permission_id = $1",
-            "DELETE FROM roles_permissions WHERE permission_id = $1",
-            "DELETE FROM permissions WHERE id = $1",
-        ] {
-            sqlx::query(sql)
-                .bind(permission_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_with_links(
+            permission_id,
+            &[
+                "DELETE FROM keys_permissions WHERE permission_id = $1",
+                "DELETE FROM roles_permissions WHERE permission_id = $1",
+                "DELETE FROM permissions WHERE id = $1",
+            ],
+        )
+        .await
     }
 
     /// Creates a role with existing permissions (by id or slug); the first that does not
@@ -151,12 +150,14 @@ impl Store {
         workspace_id: &str,
         reference: &str,
     ) -> StoreResult<Option<RoleRow>> {
-        let row = sqlx::query("SELECT id, name, description FROM roles WHERE workspace_id = $1 AND (id = $2 OR name = $2)")
-            .bind(workspace_id)
-            .bind(reference)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(role_row).transpose()
+        self.find(
+            "SELECT id, name, description FROM roles
+              WHERE workspace_id = $1
+              AND (id = $2 OR name = $2)",
+            |q| q.bind(workspace_id).bind(reference),
+            role_row,
+        )
+        .await
     }
 
     /// The permissions of each role, in one query; a role without any is absent.
@@ -192,26 +193,30 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<RoleRow>> {
-        let rows = sqlx::query("SELECT id, name, description FROM roles WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3")
-            .bind(workspace_id)
-            .bind(cursor.unwrap_or(""))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(role_row).collect()
+        self.find_all(
+            "SELECT id, name, description FROM roles
+              WHERE workspace_id = $1 AND id > $2
+              ORDER BY id LIMIT $3",
+            |q| {
+                q.bind(workspace_id)
+                    .bind(cursor.unwrap_or(""))
+                    .bind(i64::from(limit))
+            },
+            role_row,
+        )
+        .await
     }
 
     pub async fn delete_role(&self, role_id: &str) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        for sql in [
-            "DELETE FROM keys_roles WHERE role_id = $1",
-            "DELETE FROM roles_permissions WHERE role_id = $1",
-            "DELETE FROM roles WHERE id = $1",
-        ] {
-            sqlx::query(sql).bind(role_id).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.delete_with_links(
+            role_id,
+            &[
+                "DELETE FROM keys_roles WHERE role_id = $1",
+                "DELETE FROM roles_permissions WHERE role_id = $1",
+                "DELETE FROM roles WHERE id = $1",
+            ],
+        )
+        .await
     }
 
     /// Replaces a role's permissions with `slugs` in one transaction, creating missing

@@ -1,9 +1,9 @@
 //! `keys.updateCredits`: a balance set, raised or lowered from its live value.
 
+use crate::service::Caller;
 use crate::service::validate::Validate;
 use keyway_core::api::keys::{CreditOperation, KeyCreditsData, UpdateCreditsRequest};
 use keyway_core::auth::Action;
-use keyway_core::auth::RootScope;
 use keyway_core::credits::CreditBalance;
 use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::validate::Issues;
@@ -14,16 +14,14 @@ use crate::ids;
 use crate::service::resources::{key_for, snapshot_for};
 use crate::service::validate;
 use crate::service::views::refill_data;
-use crate::state::AppState;
 use crate::store::KeyUpdate;
 
 pub async fn update_credits(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: UpdateCreditsRequest,
 ) -> Result<impl Serialize, AppError> {
-    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
-    let snap = snapshot_for(state, &row).await?;
+    let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
+    let snap = snapshot_for(caller.state, &row).await?;
     let now = ids::now_ms();
     if req.operation != CreditOperation::Set && snap.credits.is_none() {
         return Err(AppError::Client(ApiError::invalid_input(
@@ -36,7 +34,8 @@ pub async fn update_credits(
     }
     let refill = snap.credits.and_then(|c| c.refill);
     let stored = snap.credits.map(|c| c.balance);
-    let new = state
+    let new = caller
+        .state
         .change_credits(&row.id, stored, |live| {
             let live = live.map(|b| b.refilled(refill.as_ref(), now));
             let base = live.unwrap_or(CreditBalance {
@@ -66,12 +65,13 @@ pub async fn update_credits(
             refill: Some(None),
             ..KeyUpdate::default()
         };
-        state
+        caller
+            .state
             .store
             .update_key(&row.id, caller.workspace_id(), &clear, now)
             .await?
     }
-    state.forget([row.hash.as_str()]).await;
+    caller.state.forget([row.hash.as_str()]).await;
     Ok(KeyCreditsData {
         remaining: new.map(|b| b.remaining),
         refill: if new.is_some() {

@@ -1,12 +1,13 @@
 //! Keys themselves: create, read, update, delete, reroll.
 
+use crate::service::Caller;
 use crate::service::validate::Validate;
 use keyway_core::api::keys::{
     CreateKeyRequest, CreateKeyResponseData, DeleteKeyRequest, GetKeyRequest, RerollKeyRequest,
     UpdateKeyRequest, WhoamiRequest,
 };
 use keyway_core::api::{Empty, Patch};
-use keyway_core::auth::{Action, RootScope};
+use keyway_core::auth::Action;
 use keyway_core::credits::{CreditBalance, Refill};
 use keyway_core::error::ApiError;
 use keyway_core::key::DEFAULT_BYTE_LENGTH;
@@ -21,30 +22,27 @@ use crate::service::access::{authorize, may_create_permissions, require_grant_ch
 use crate::service::resources::{api_for, key_for, snapshot_for};
 use crate::service::views::{self, meta_text, new_ratelimits, refill_of};
 use crate::service::{recovery, validate};
-use crate::state::AppState;
 use crate::store::{KeyRow, KeyUpdate, NewKey, NewRatelimit, SetOp};
 use keyway_core::not_found;
 
 /// One key's response shape, or "not found" if it was deleted meanwhile; with its
 /// plaintext for `decrypt: true` if it is recoverable.
 async fn key_data(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     row: KeyRow,
     decrypt: Option<bool>,
 ) -> Result<keyway_core::api::keys::KeyData, AppError> {
-    let mut data = views::keys_data(state, std::slice::from_ref(&row)).await?;
+    let mut data = views::keys_data(caller.state, std::slice::from_ref(&row)).await?;
     if decrypt == Some(true)
         && let Some(api_id) = &row.api_id
     {
-        recovery::reveal(state, caller, api_id, &mut data).await?;
+        recovery::reveal(caller, api_id, &mut data).await?;
     }
     data.pop().ok_or_else(|| AppError::Client(not_found::key()))
 }
 
 pub async fn create_key(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: CreateKeyRequest,
 ) -> Result<impl Serialize, AppError> {
     require_grant_changes(
@@ -58,7 +56,7 @@ pub async fn create_key(
             .filter(|r| !r.is_empty())
             .map(|_| SetOp::Add),
     )?;
-    let api = api_for(state, caller, &req.api_id, Action::CreateKey).await?;
+    let api = api_for(caller, &req.api_id, Action::CreateKey).await?;
 
     let now = ids::now_ms();
     let byte_length = req.byte_length.map_or(DEFAULT_BYTE_LENGTH, |b| {
@@ -79,39 +77,26 @@ pub async fn create_key(
         now,
     );
     if req.recoverable == Some(true) {
-        new.encrypted = Some(recovery::seal(
-            state,
-            caller,
-            &api.id,
-            &key_id,
-            &minted.key,
-        )?);
+        new.encrypted = Some(recovery::seal(caller, &api.id, &key_id, &minted.key)?);
     }
-    state.store.insert_key(&new).await?;
+    caller.state.store.insert_key(&new).await?;
     // A "not found" for this hash may be cached from before the key existed.
-    state.forget([minted.hash.as_str()]).await;
+    caller.state.forget([minted.hash.as_str()]).await;
     Ok(CreateKeyResponseData {
         key_id,
         key: minted.key,
     })
 }
 
-pub async fn get_key(
-    state: &AppState,
-    caller: &RootScope,
-    req: GetKeyRequest,
-) -> Result<impl Serialize, AppError> {
-    let row = key_for(state, caller, &req.key_id, Action::ReadKey).await?;
-    key_data(state, caller, row, req.decrypt).await
+pub async fn get_key(caller: &Caller<'_>, req: GetKeyRequest) -> Result<impl Serialize, AppError> {
+    let row = key_for(caller, &req.key_id, Action::ReadKey).await?;
+    key_data(caller, row, req.decrypt).await
 }
 
-pub async fn whoami(
-    state: &AppState,
-    caller: &RootScope,
-    req: WhoamiRequest,
-) -> Result<impl Serialize, AppError> {
+pub async fn whoami(caller: &Caller<'_>, req: WhoamiRequest) -> Result<impl Serialize, AppError> {
     let hash = req.key.hash();
-    let row = state
+    let row = caller
+        .state
         .store
         .find_key_by_hash(hash.as_str())
         .await?
@@ -123,29 +108,27 @@ pub async fn whoami(
         row.api_id.as_deref(),
         not_found::key,
     )?;
-    key_data(state, caller, row, req.decrypt).await
+    key_data(caller, row, req.decrypt).await
 }
 
 pub async fn delete_key(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: DeleteKeyRequest,
 ) -> Result<impl Serialize, AppError> {
-    let row = key_for(state, caller, &req.key_id, Action::DeleteKey).await?;
+    let row = key_for(caller, &req.key_id, Action::DeleteKey).await?;
     let now = ids::now_ms();
     if req.permanent {
-        state.store.hard_delete_key(&row.id).await?;
+        caller.state.store.hard_delete_key(&row.id).await?;
     } else {
-        state.store.soft_delete_key(&row.id, now).await?;
+        caller.state.store.soft_delete_key(&row.id, now).await?;
     }
-    state.forget([row.hash.as_str()]).await;
-    state.drop_credits(&row.id).await?;
+    caller.state.forget([row.hash.as_str()]).await;
+    caller.state.drop_credits(&row.id).await?;
     Ok(Empty {})
 }
 
 pub async fn update_key(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: UpdateKeyRequest,
 ) -> Result<impl Serialize, AppError> {
     require_grant_changes(
@@ -153,7 +136,7 @@ pub async fn update_key(
         req.permissions.as_ref().map(|_| SetOp::Set),
         req.roles.as_ref().map(|_| SetOp::Set),
     )?;
-    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
+    let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
     let now = ids::now_ms();
     // Credits: `null` makes the key unlimited; `remaining` goes through the ledger so a
     // pending write-behind cannot overwrite it.
@@ -180,12 +163,14 @@ pub async fn update_key(
         roles: req.roles.clone(),
         create_permissions: may_create_permissions(caller),
     };
-    state
+    caller
+        .state
         .store
         .update_key(&row.id, caller.workspace_id(), &update, now)
         .await?;
     if let Some(remaining) = remaining {
-        state
+        caller
+            .state
             .change_credits(&row.id, None, |_| {
                 remaining.map(|r| CreditBalance {
                     remaining: r,
@@ -194,28 +179,27 @@ pub async fn update_key(
             })
             .await?;
     }
-    state.forget([row.hash.as_str()]).await;
+    caller.state.forget([row.hash.as_str()]).await;
     Ok(Empty {})
 }
 
 pub async fn reroll_key(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: RerollKeyRequest,
 ) -> Result<impl Serialize, AppError> {
-    let row = key_for(state, caller, &req.key_id, Action::CreateKey).await?;
-    let snap = snapshot_for(state, &row).await?;
+    let row = key_for(caller, &req.key_id, Action::CreateKey).await?;
+    let snap = snapshot_for(caller.state, &row).await?;
     let now = ids::now_ms();
     let prefix = row.start.rsplit_once('_').map(|(p, _)| p.to_string());
     let minted = ids::mint_key(prefix.as_deref(), DEFAULT_BYTE_LENGTH).map_err(|e| {
         AppError::internal("could not mint a key", "A new key could not be made.", e)
     })?;
-    let live = state.live_credits(&row.id).await?;
+    let live = caller.state.live_credits(&row.id).await?;
     let new_id = ids::new_id("key");
     // A recoverable key's successor is recoverable too.
     let encrypted = match &row.api_id {
-        Some(api_id) if !state.store.sealed_keys(&[&row.id]).await?.is_empty() => {
-            Some(recovery::seal(state, caller, api_id, &new_id, &minted.key)?)
+        Some(api_id) if !caller.state.store.sealed_keys(&[&row.id]).await?.is_empty() => {
+            Some(recovery::seal(caller, api_id, &new_id, &minted.key)?)
         }
         _ => None,
     };
@@ -247,7 +231,8 @@ pub async fn reroll_key(
                 auto_apply: r.auto_apply,
             })
             .collect(),
-        permissions: state
+        permissions: caller
+            .state
             .store
             .key_permissions(&row.id)
             .await?
@@ -256,7 +241,8 @@ pub async fn reroll_key(
             .collect(),
         // The copy grants nothing new: these permissions exist already.
         create_permissions: true,
-        roles: state
+        roles: caller
+            .state
             .store
             .key_roles(&row.id)
             .await?
@@ -266,17 +252,19 @@ pub async fn reroll_key(
         root_permissions: Vec::new(),
         encrypted,
     };
-    state.store.insert_key(&new).await?;
+    caller.state.store.insert_key(&new).await?;
     let old_expires = now.saturating_add(req.expiration);
     let expire = KeyUpdate {
         expires: Some(Some(old_expires)),
         ..KeyUpdate::default()
     };
-    state
+    caller
+        .state
         .store
         .update_key(&row.id, caller.workspace_id(), &expire, now)
         .await?;
-    state
+    caller
+        .state
         .caches
         .snapshots
         .invalidate([row.hash.as_str(), minted.hash.as_str()]);

@@ -2,18 +2,18 @@
 
 use keyway_core::api::keys::{KeyPermissionsRequest, KeyRolesRequest};
 use keyway_core::api::permissions::PermissionData;
-use keyway_core::auth::{Action, RootScope};
+use keyway_core::auth::Action;
 use keyway_core::validate::Issues;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
 use crate::ids;
+use crate::service::Caller;
 use crate::service::access::{may_create_permissions, require_grant_changes};
 use crate::service::resources::key_for;
 use crate::service::validate;
 use crate::service::validate::Validate;
 use crate::service::views::{self, permission_data};
-use crate::state::AppState;
 use crate::store::{HashFilter, SetOp};
 
 /// A grant change that must name at least one permission or role: add and remove. Set
@@ -77,14 +77,14 @@ impl Validate for NonEmpty<KeyRolesRequest> {
 }
 
 pub async fn change_permissions(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: KeyPermissionsRequest,
     op: SetOp,
 ) -> Result<impl Serialize, AppError> {
     require_grant_changes(caller, Some(op), None)?;
-    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
-    state
+    let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
+    caller
+        .state
         .store
         .change_key_permissions(
             &row.id,
@@ -95,8 +95,9 @@ pub async fn change_permissions(
             may_create_permissions(caller),
         )
         .await?;
-    state.invalidate(HashFilter::Key(&row.id)).await?;
-    let perms: Vec<PermissionData> = state
+    caller.state.invalidate(HashFilter::Key(&row.id)).await?;
+    let perms: Vec<PermissionData> = caller
+        .state
         .store
         .key_permissions(&row.id)
         .await?
@@ -107,14 +108,14 @@ pub async fn change_permissions(
 }
 
 pub async fn change_roles(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: KeyRolesRequest,
     op: SetOp,
 ) -> Result<impl Serialize, AppError> {
     require_grant_changes(caller, None, Some(op))?;
-    let row = key_for(state, caller, &req.key_id, Action::UpdateKey).await?;
-    state
+    let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
+    caller
+        .state
         .store
         .change_key_roles(
             &row.id,
@@ -124,7 +125,7 @@ pub async fn change_roles(
             ids::now_ms(),
         )
         .await?;
-    state.invalidate(HashFilter::Key(&row.id)).await?;
-    let roles = state.store.key_roles(&row.id).await?;
-    views::roles_data(state, roles).await
+    caller.state.invalidate(HashFilter::Key(&row.id)).await?;
+    let roles = caller.state.store.key_roles(&row.id).await?;
+    views::roles_data(caller.state, roles).await
 }

@@ -1,10 +1,10 @@
 //! keys.migrateKeys: moving keys in from another system by their hashes.
 
 use crate::error::AppError;
+use crate::service::Caller;
 use crate::service::validate::Validate;
 use keyway_core::api::keys::{MigrateKeysRequest, MigrateKeysResponseData, MigratedKey};
 use keyway_core::auth::Action;
-use keyway_core::auth::RootScope;
 use keyway_core::key::{ImportedHash, KeyHash};
 use keyway_core::validate::Issues;
 use serde::Serialize;
@@ -14,7 +14,6 @@ use crate::ids;
 use crate::service::access::require_grant_changes;
 use crate::service::resources::api_for;
 use crate::service::validate::{self, KeyFields};
-use crate::state::AppState;
 use crate::store::SetOp;
 
 /// Keys per request. Unkey's schema sets no bound; one batch is one transaction, so this
@@ -22,8 +21,7 @@ use crate::store::SetOp;
 pub const MAX_BATCH: usize = 1000;
 
 pub async fn migrate_keys(
-    state: &AppState,
-    caller: &RootScope,
+    caller: &Caller<'_>,
     req: MigrateKeysRequest,
 ) -> Result<impl Serialize, AppError> {
     let any = |list: Option<&Vec<String>>| list.is_some_and(|l| !l.is_empty());
@@ -38,7 +36,7 @@ pub async fn migrate_keys(
             .any(|k| any(k.roles.as_ref()))
             .then_some(SetOp::Add),
     )?;
-    let api = api_for(state, caller, &req.api_id, Action::CreateKey).await?;
+    let api = api_for(caller, &req.api_id, Action::CreateKey).await?;
     // Validation read every hash already; a key whose hash did not read was refused there.
     let strategy = ImportedHash::by_id(&req.migration_id);
     let hashes: Vec<Option<KeyHash>> = req
@@ -65,9 +63,12 @@ pub async fn migrate_keys(
             ))
         })
         .collect();
-    let inserted = state.store.migrate_keys(&batch).await?;
+    let inserted = caller.state.store.migrate_keys(&batch).await?;
     // A "not found" may be cached for a hash from before its key existed.
-    state.forget(batch.iter().map(|k| k.hash.as_str())).await;
+    caller
+        .state
+        .forget(batch.iter().map(|k| k.hash.as_str()))
+        .await;
 
     let mut out = MigrateKeysResponseData {
         migrated: Vec::new(),
