@@ -10,10 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -p keyway-origin --bin keyway -p keyway-lab >/dev/null
-
 source scripts/pin.sh
+prepare_bench
+
 
 dir=$(mktemp -d)
 root="root_bench_$RANDOM$RANDOM"

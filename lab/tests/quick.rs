@@ -5,35 +5,27 @@
 
 use std::process::Command;
 
+use keyway_testkit::process::run_to_end;
+
 #[test]
 fn quick_compare_and_cluster_write_complete_reports() {
     let out = tempfile::tempdir().expect("temp dir");
     let lab = env!("CARGO_BIN_EXE_keyway-lab");
-    let run = Command::new(lab)
-        .args(["compare", "--quick", "--out"])
-        .arg(out.path())
-        .output()
-        .expect("running keyway-lab compare --quick");
-    assert!(
-        run.status.success(),
-        "compare --quick failed:\n{}\n{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = run_to_end(
+        Command::new(lab)
+            .args(["compare", "--quick", "--out"])
+            .arg(out.path()),
+        "keyway-lab compare --quick",
+    )
+    .unwrap();
     assert!(stdout.contains("target origin-hot throughput"), "{stdout}");
     assert!(stdout.contains("bytes per hot key"), "{stdout}");
 
-    let check = Command::new(lab)
-        .arg("check")
-        .arg(out.path())
-        .output()
-        .expect("running keyway-lab check");
-    assert!(
-        check.status.success(),
-        "check failed:\n{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    run_to_end(
+        Command::new(lab).arg("check").arg(out.path()),
+        "keyway-lab check",
+    )
+    .unwrap();
 
     // The check itself must fail on a broken report, or it proves nothing.
     let report = out.path().join("report.json");
@@ -53,17 +45,13 @@ fn quick_compare_and_cluster_write_complete_reports() {
 
     // The cluster part (run after compare, not beside it, so the two do not measure each
     // other).
-    let cluster = Command::new(lab)
-        .args(["cluster", "--quick", "--out"])
-        .arg(out.path())
-        .output()
-        .expect("running keyway-lab cluster --quick");
-    assert!(
-        cluster.status.success(),
-        "cluster --quick failed:\n{}\n{}",
-        String::from_utf8_lossy(&cluster.stdout),
-        String::from_utf8_lossy(&cluster.stderr)
-    );
+    run_to_end(
+        Command::new(lab)
+            .args(["cluster", "--quick", "--out"])
+            .arg(out.path()),
+        "keyway-lab cluster --quick",
+    )
+    .unwrap();
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(out.path().join("cluster.json")).expect("cluster.json"),
     )

@@ -77,32 +77,27 @@ fn bench(c: &mut Criterion) {
     c.bench_function("hash_22_char_key", |b| {
         b.iter(|| KeyHash::of(black_box(key)))
     });
+    let mut decide_once = |now: i64| {
+        decide(
+            Some(black_box(&snap)),
+            &request,
+            Some(&query),
+            &caller,
+            now,
+            &mut counters,
+        )
+    };
     c.bench_function("decide_2_permissions_1_ratelimit", |b| {
         b.iter(|| {
             now += 1;
-            decide(
-                Some(black_box(&snap)),
-                &request,
-                Some(&query),
-                &caller,
-                now,
-                &mut counters,
-            )
+            decide_once(now)
         })
     });
     c.bench_function("hash_and_decide", |b| {
         b.iter(|| {
             now += 1;
-            let h = KeyHash::of(black_box(key));
-            black_box(h);
-            decide(
-                Some(black_box(&snap)),
-                &request,
-                Some(&query),
-                &caller,
-                now,
-                &mut counters,
-            )
+            black_box(KeyHash::of(black_box(key)));
+            decide_once(now)
         })
     });
 }

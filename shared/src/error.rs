@@ -11,12 +11,12 @@ use crate::api::Meta;
 const DOCS: &str = "https://unkey.com/docs/errors";
 
 /// One problem with a request body, as listed in a 400's `errors`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationIssue {
     pub location: String,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fix: Option<String>,
 }
 
@@ -53,6 +53,7 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
@@ -61,7 +62,6 @@ pub struct ErrorDetail {
     pub status: u16,
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub errors: Option<Vec<ValidationIssue>>,
 }
 

@@ -171,42 +171,30 @@ mod tests {
 
     #[test]
     fn steps() {
+        // (found, age in ms, what a stale entry gets, the step), for both rules.
+        let shared = [
+            (true, 5, Stale::Reload, Step::Answer),
+            (true, 500, Stale::Serve, Step::AnswerAndRefresh),
+            (true, 500, Stale::Reload, Step::Reload),
+            (true, 5000, Stale::Serve, Step::Load),
+            (false, 5, Stale::Serve, Step::Answer),
+        ];
         for rule in [ORIGIN, EDGE] {
             assert_eq!(rule.step(None, Stale::Serve), Step::Load);
-            assert_eq!(
-                rule.step(Some((true, rule.freshness(5))), Stale::Reload),
-                Step::Answer
-            );
-            assert_eq!(
-                rule.step(Some((true, rule.freshness(500))), Stale::Serve),
-                Step::AnswerAndRefresh
-            );
-            assert_eq!(
-                rule.step(Some((true, rule.freshness(500))), Stale::Reload),
-                Step::Reload
-            );
-            assert_eq!(
-                rule.step(Some((true, rule.freshness(5000))), Stale::Serve),
-                Step::Load
-            );
-            assert_eq!(
-                rule.step(Some((false, rule.freshness(5))), Stale::Serve),
-                Step::Answer
-            );
+            for (found, age, stale, step) in shared {
+                let got = rule.step(Some((found, rule.freshness(age))), stale);
+                assert_eq!(got, step, "{found} {age} {stale:?}");
+            }
         }
         // The one difference: a stale "not found".
-        assert_eq!(
-            ORIGIN.step(Some((false, ORIGIN.freshness(500))), Stale::Serve),
-            Step::AnswerAndRefresh
-        );
-        assert_eq!(
-            EDGE.step(Some((false, EDGE.freshness(500))), Stale::Serve),
-            Step::Load
-        );
-        assert_eq!(
-            EDGE.step(Some((false, EDGE.freshness(500))), Stale::Reload),
-            Step::Load
-        );
+        let differs = [
+            (ORIGIN, Stale::Serve, Step::AnswerAndRefresh),
+            (EDGE, Stale::Serve, Step::Load),
+            (EDGE, Stale::Reload, Step::Load),
+        ];
+        for (rule, stale, step) in differs {
+            assert_eq!(rule.step(Some((false, rule.freshness(500))), stale), step);
+        }
         assert_eq!((ORIGIN.keep_ms(false), EDGE.keep_ms(false)), (1000, 100));
         assert_eq!((ORIGIN.keep_ms(true), EDGE.keep_ms(true)), (1000, 1000));
     }

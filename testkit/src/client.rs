@@ -221,6 +221,11 @@ impl Client {
         Ok((field("keyId")?, field("key")?))
     }
 
+    /// A `keys.verifyKey` call: the whole reply, whatever its status.
+    pub async fn verify_reply(&self, body: Value) -> Reply {
+        self.post("/v2/keys.verifyKey", body).await
+    }
+
     /// The `data` of a `keys.verifyKey` call that must answer 200.
     pub async fn verify(&self, body: Value) -> Value {
         self.ok("/v2/keys.verifyKey", body).await
@@ -266,6 +271,11 @@ impl Reply {
             served_by,
             cache,
         })
+    }
+
+    /// Who answered and from which cache: `x-keyway-served-by` and `x-keyway-cache`.
+    pub fn served_from(&self) -> (Option<&str>, Option<&str>) {
+        (self.served_by.as_deref(), self.cache.as_deref())
     }
 
     pub fn into_pair(self) -> (u16, Value) {

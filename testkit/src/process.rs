@@ -187,3 +187,18 @@ pub fn http_status(url: &str) -> Option<u16> {
         .parse()
         .ok()
 }
+
+/// Runs a command to its end and hands back its stdout, or an error naming `what` with
+/// everything the command printed: a failed step in a test or the lab says why.
+pub fn run_to_end(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("starting {what}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{what} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use keyway_testkit::process::{OnDrop, Process, watch_lines};
+use keyway_testkit::process::{OnDrop, Process, run_to_end, watch_lines};
 use keyway_testkit::{OriginCommand, OriginProcess};
 
 pub use keyway_testkit::process::http_status;
@@ -192,27 +192,24 @@ impl Edge {
     /// Sets the traffic switch through KV, as an operator would.
     pub fn set_route(&self, mode: &str) {
         let root = workspace_root();
-        let out = Command::new(root.join("node_modules/.bin/wrangler"))
-            .args([
-                "kv",
-                "key",
-                "put",
-                "--binding",
-                "KEYWAY_CONFIG",
-                "route",
-                mode,
-                "--local",
-                "--persist-to",
-            ])
-            .arg(self.persist.path())
-            .current_dir(&root)
-            .env("WRANGLER_SEND_METRICS", "false")
-            .output()
-            .expect("wrangler kv key put");
-        assert!(
-            out.status.success(),
-            "wrangler kv key put failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_to_end(
+            Command::new(root.join("node_modules/.bin/wrangler"))
+                .args([
+                    "kv",
+                    "key",
+                    "put",
+                    "--binding",
+                    "KEYWAY_CONFIG",
+                    "route",
+                    mode,
+                    "--local",
+                    "--persist-to",
+                ])
+                .arg(self.persist.path())
+                .current_dir(&root)
+                .env("WRANGLER_SEND_METRICS", "false"),
+            "wrangler kv key put",
+        )
+        .unwrap();
     }
 }

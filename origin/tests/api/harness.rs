@@ -196,22 +196,18 @@ macro_rules! both {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                #[allow(unused_mut)]
-                let mut $srv =
-                    $crate::harness::Server::start_with($crate::harness::Backend::Sqlite, $args)
-                        .await;
-                $body
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                #[allow(unused_mut)]
-                let mut $srv =
-                    $crate::harness::Server::start_with($crate::harness::Backend::Postgres, $args)
-                        .await;
-                $body
-            }
+            both!(@on sqlite, Sqlite, $args, |$srv| $body);
+            both!(@on postgres, Postgres, $args, |$srv| $body);
+        }
+    };
+    (@on $test:ident, $backend:ident, $args:expr, |$srv:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            #[allow(unused_mut)]
+            let mut $srv =
+                $crate::harness::Server::start_with($crate::harness::Backend::$backend, $args)
+                    .await;
+            $body
         }
     };
 }

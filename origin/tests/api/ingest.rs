@@ -8,6 +8,11 @@ use crate::both;
 
 const ROLLUPS: [&str; 4] = ["per_minute", "per_hour", "per_day", "per_month"];
 
+/// How many rows `table` holds.
+async fn rows_in(db: &AnyPool, table: &str) -> i64 {
+    count(db, &format!("SELECT COUNT(*) FROM {table}")).await
+}
+
 async fn count(db: &AnyPool, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql)
         .fetch_one(db)
@@ -32,10 +37,7 @@ both!(rollups_count_what_the_raw_table_holds, |srv| {
     // SIGTERM flushes everything buffered.
     assert_eq!(srv.signal_and_wait("TERM"), Some(0));
     let db = srv.db.pool().await.unwrap();
-    assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM key_verifications").await,
-        11
-    );
+    assert_eq!(rows_in(&db, "key_verifications").await, 11);
     for r in ROLLUPS {
         let t = format!("key_verifications_{r}");
         assert_eq!(
@@ -111,7 +113,7 @@ both!(rollups_count_what_the_raw_table_holds, |srv| {
     }
     // A hot key costs one row per bucket, not one per request (all 11 fit a day here,
     // unless the test ran across midnight).
-    assert!(count(&db, "SELECT COUNT(*) FROM key_verifications_per_day").await <= 8);
+    assert!(rows_in(&db, "key_verifications_per_day").await <= 8);
     db.close().await;
 });
 
@@ -162,10 +164,7 @@ both!(
         }
         assert_eq!(srv.signal_and_wait("TERM"), Some(0));
         let db = srv.db.pool().await.unwrap();
-        assert_eq!(
-            count(&db, "SELECT COUNT(*) FROM key_verifications").await,
-            0
-        );
+        assert_eq!(rows_in(&db, "key_verifications").await, 0);
         assert_eq!(
             count(
                 &db,
@@ -183,18 +182,9 @@ both!(off_records_nothing, &["--events", "off"], |srv| {
     srv.verify(json!({"key": key})).await;
     assert_eq!(srv.signal_and_wait("TERM"), Some(0));
     let db = srv.db.pool().await.unwrap();
-    assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM key_verifications").await,
-        0
-    );
-    assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM key_verifications_per_minute").await,
-        0
-    );
-    assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM ratelimits_per_minute").await,
-        0
-    );
+    assert_eq!(rows_in(&db, "key_verifications").await, 0);
+    assert_eq!(rows_in(&db, "key_verifications_per_minute").await, 0);
+    assert_eq!(rows_in(&db, "ratelimits_per_minute").await, 0);
     db.close().await;
 });
 
@@ -267,7 +257,7 @@ both!(
         loop {
             let mut total = 0;
             for t in tables {
-                total += count(&db, &format!("SELECT COUNT(*) FROM {t}")).await;
+                total += rows_in(&db, &t).await;
             }
             if total == kept {
                 break;

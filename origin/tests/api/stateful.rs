@@ -271,13 +271,7 @@ async fn credit_writes_survive_a_refusing_database() {
         );
     }
     let pool = srv.db.pool().await.unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
-         BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    refuse_credit_writes(&pool).await;
     for (_, key) in &keys {
         for _ in 0..3 {
             srv.verify(json!({"key": key})).await;
@@ -311,13 +305,7 @@ async fn credit_writes_survive_a_refusing_database() {
     }
 
     // Shutdown against a database that keeps refusing: non-zero, and the key is named.
-    sqlx::query(
-        "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
-         BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    refuse_credit_writes(&pool).await;
     srv.verify(json!({"key": keys[0].1})).await;
     let code = srv.signal_and_wait("TERM");
     assert_ne!(code, Some(0), "shutdown must fail when balances were lost");
@@ -332,4 +320,16 @@ async fn credit_writes_survive_a_refusing_database() {
     .is_some();
     assert!(named, "the unwritten key is named in the log");
     pool.close().await;
+}
+
+/// A trigger that makes the database refuse every balance write, as a full disk or a
+/// failed-over primary would.
+async fn refuse_credit_writes(pool: &sqlx::AnyPool) {
+    sqlx::query(
+        "CREATE TRIGGER refuse_credits BEFORE UPDATE OF remaining ON keys
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
 }

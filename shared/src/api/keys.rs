@@ -87,30 +87,21 @@ impl VerifyCode {
     }
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyKeyResponseData {
     pub valid: bool,
     pub code: VerifyCode,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub key_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub meta: Option<Box<RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub credits: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub permissions: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub roles: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub identity: Option<IdentityData>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratelimits: Option<Vec<VerifyRatelimitData>>,
 }
 
@@ -147,14 +138,13 @@ pub struct VerifyRatelimitData {
 }
 
 /// An identity as responses show it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityData {
     pub id: String,
     pub external_id: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub meta: Option<Box<RawValue>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratelimits: Option<Vec<RatelimitData>>,
 }
 
@@ -182,13 +172,13 @@ pub struct RatelimitRequest {
     pub auto_apply: bool,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefillData {
     pub interval: RefillInterval,
     #[serde(deserialize_with = "super::int64::counter")]
     pub amount: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub refill_day: Option<u8>,
 }
 
@@ -293,33 +283,24 @@ pub struct CreateKeyResponseData {
 }
 
 /// getKey, whoami and listKeys items.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyData {
     pub key_id: String,
     pub start: String,
     pub enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub meta: Option<Box<RawValue>>,
     pub created_at: i64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub updated_at: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub permissions: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub roles: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub credits: Option<KeyCreditsData>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub identity: Option<IdentityData>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ratelimits: Option<Vec<RatelimitData>>,
     /// A recoverable key's plaintext, only for `decrypt: true`; redacted in `Debug`.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub plaintext: Option<PlainKey>,
 }
 

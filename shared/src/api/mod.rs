@@ -42,10 +42,10 @@ pub struct ListEnvelope<T> {
     pub pagination: Pagination,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cursor: Option<String>,
     pub has_more: bool,
 }

@@ -24,13 +24,13 @@ pub struct PermissionRef {
     pub permission: String,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PermissionData {
     pub id: String,
     pub name: String,
     pub slug: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
 }
 
@@ -65,13 +65,12 @@ pub struct SetRolePermissionsRequest {
     pub permissions: Vec<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleData {
     pub id: String,
     pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub permissions: Option<Vec<PermissionData>>,
 }

@@ -15,6 +15,7 @@ pub struct LimitRequest {
     pub cost: Option<u64>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitResponseData {
@@ -22,7 +23,6 @@ pub struct LimitResponseData {
     pub remaining: u64,
     pub reset: i64,
     pub success: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub override_id: Option<String>,
 }
 
@@ -33,6 +33,7 @@ pub struct MultiLimitResponseData {
     pub limits: Vec<MultiLimitCheck>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MultiLimitCheck {
@@ -42,7 +43,6 @@ pub struct MultiLimitCheck {
     pub remaining: u64,
     pub reset: i64,
     pub passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub override_id: Option<String>,
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use keyway_testkit::process::run_to_end;
 use keyway_testkit::{Backend, Redis, TestDb};
 use keyway_tests::{Client, Origin, random_hex};
 use serde_json::{Value, json};
@@ -77,26 +78,23 @@ impl Cluster {
     }
 
     async fn verify(&self, node: &str, body: Value) -> Value {
-        let r = self.c.at(node).post("/v2/keys.verifyKey", body).await;
+        let r = self.c.at(node).verify_reply(body).await;
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["data"].clone()
     }
 
     /// `keyway root-keys …` against the cluster's database and Redis, as an operator runs it.
     fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(KEYWAY)
-            .args(args)
-            .env("KEYWAY_DATABASE_URL", &self.db.url)
-            .env("KEYWAY_REDIS_URL", self.redis.url())
-            .env("KEYWAY_REDIS_PREFIX", &self.prefix)
-            .output()
-            .expect("keyway cli");
-        assert!(
-            out.status.success(),
-            "keyway {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let out = run_to_end(
+            Command::new(KEYWAY)
+                .args(args)
+                .env("KEYWAY_DATABASE_URL", &self.db.url)
+                .env("KEYWAY_REDIS_URL", self.redis.url())
+                .env("KEYWAY_REDIS_PREFIX", &self.prefix),
+            &format!("keyway {args:?}"),
+        )
+        .unwrap();
+        out.trim().to_string()
     }
 
     async fn ok(&self, node: &str, path: &str, body: Value) -> Value {
@@ -506,7 +504,7 @@ async fn redis_down_never_over_admits() {
         // Counters needed: refused in the envelope, nothing spent.
         let r =
             cl.c.at(&node.url)
-                .post("/v2/keys.verifyKey", json!({"key": metered}))
+                .verify_reply(json!({"key": metered}))
                 .await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert!(r.body["meta"]["requestId"].is_string(), "{}", r.body);
@@ -543,10 +541,7 @@ async fn redis_down_never_over_admits() {
     let mut valid = 0;
     loop {
         let node = cl.any().to_string();
-        let r =
-            cl.c.at(&node)
-                .post("/v2/keys.verifyKey", json!({"key": metered}))
-                .await;
+        let r = cl.c.at(&node).verify_reply(json!({"key": metered})).await;
         if r.status == 200 {
             if r.body["data"]["code"] == "VALID" {
                 valid += 1;

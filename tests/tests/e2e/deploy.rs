@@ -184,19 +184,13 @@ async fn deployment_story() {
     let e = edge.url.as_str();
 
     // 4. Every mode, switched through KV.
-    let r = c
-        .at(e)
-        .post("/v2/keys.verifyKey", json!({"key": plain}))
-        .await;
+    let r = c.at(e).verify_reply(json!({"key": plain})).await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("edge"), Some("VALID"))
     );
     for _ in 0..3 {
-        let r = c
-            .at(e)
-            .post("/v2/keys.verifyKey", json!({"key": metered}))
-            .await;
+        let r = c.at(e).verify_reply(json!({"key": metered})).await;
         assert_eq!(
             (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
             (Some("origin"), Some("VALID"))
@@ -215,7 +209,7 @@ async fn deployment_story() {
             for k in &split_keys {
                 seen.insert(
                     c.at(e)
-                        .post("/v2/keys.verifyKey", json!({"key": k}))
+                        .verify_reply(json!({"key": k}))
                         .await
                         .served_by
                         .unwrap(),
@@ -227,10 +221,7 @@ async fn deployment_story() {
                 "split:50 sends some keys to each model: {seen:?}"
             );
         } else {
-            let r = c
-                .at(e)
-                .post("/v2/keys.verifyKey", json!({"key": plain}))
-                .await;
+            let r = c.at(e).verify_reply(json!({"key": plain})).await;
             assert_eq!(r.served_by.as_deref(), Some(check), "mode {mode}");
             assert_eq!(r.body["data"]["code"], "VALID");
         }
@@ -245,10 +236,7 @@ async fn deployment_story() {
         "stopped in {took:?}, inside Docker's grace period"
     );
     let second = Container::run(volume.path(), &root_key, &secret);
-    let r = c
-        .at(&second.url)
-        .post("/v2/keys.verifyKey", json!({"key": plain}))
-        .await;
+    let r = c.at(&second.url).verify_reply(json!({"key": plain})).await;
     assert_eq!(r.body["data"]["code"], "VALID", "keys survived");
     let r = c
         .at(&second.url)

@@ -68,16 +68,11 @@ async fn edge_end_to_end() {
         assert_eq!(resp.headers()["content-type"], want, "Accept: {accept}");
     }
     let r = c
-        .post(
-            "/v2/keys.verifyKey",
-            json!({"key": "k", "permissions": "a AND"}),
-        )
+        .verify_reply(json!({"key": "k", "permissions": "a AND"}))
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body["error"]["errors"][0]["location"], "body.permissions");
-    let r = c
-        .post("/v2/keys.verifyKey", json!({"key": "k", "nope": 1}))
-        .await;
+    let r = c.verify_reply(json!({"key": "k", "nope": 1})).await;
     assert_eq!(r.status, 400);
     let r = c
         .post_raw(
@@ -87,9 +82,7 @@ async fn edge_end_to_end() {
         .await;
     assert_eq!(r.status, 413, "{}", r.body);
     let anonymous = c.as_root("root_unknown");
-    let r = anonymous
-        .post("/v2/keys.verifyKey", json!({"key": "k"}))
-        .await;
+    let r = anonymous.verify_reply(json!({"key": "k"})).await;
     assert_eq!((r.status, r.served_by.as_deref()), (401, Some("edge")));
     // The edge's request ids have the origin's shape, so one log search finds both.
     let id = r.body["meta"]["requestId"].as_str().unwrap_or_default();
@@ -98,9 +91,7 @@ async fn edge_end_to_end() {
         hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
         "{id}"
     );
-    let again = anonymous
-        .post("/v2/keys.verifyKey", json!({"key": "k"}))
-        .await;
+    let again = anonymous.verify_reply(json!({"key": "k"})).await;
     assert_ne!(
         again.body["meta"]["requestId"].as_str(),
         Some(id),
@@ -118,10 +109,7 @@ async fn edge_end_to_end() {
     let before = snapshot_calls(&c, &origin).await;
     let r = c
         .as_root(&format!("root_{}", random_hex()))
-        .post(
-            "/v2/keys.verifyKey",
-            json!({"key": format!("sk_{}", random_hex())}),
-        )
+        .verify_reply(json!({"key": format!("sk_{}", random_hex())}))
         .await;
     assert_eq!(r.status, 401);
     assert_eq!(snapshot_calls(&c, &origin).await - before, 1.0);
@@ -136,58 +124,39 @@ async fn edge_end_to_end() {
         calls(&c, &origin, wire::PAIR_PATH).await,
     );
     let r = c
-        .post(
-            "/v2/keys.verifyKey",
-            json!({"key": plain, "permissions": "docs.read"}),
-        )
+        .verify_reply(json!({"key": plain, "permissions": "docs.read"}))
         .await;
-    assert_eq!(
-        (r.served_by.as_deref(), r.cache.as_deref()),
-        (Some("edge"), Some("miss"))
-    );
+    assert_eq!(r.served_from(), (Some("edge"), Some("miss")));
     assert_eq!(snapshot_calls(&c, &origin).await - before, 1.0);
     assert_eq!(calls(&c, &origin, wire::PAIR_PATH).await - pairs, 1.0);
     assert_eq!(r.body["data"]["code"], "VALID");
     let r = c
-        .post(
-            "/v2/keys.verifyKey",
-            json!({"key": plain, "permissions": "docs.read"}),
-        )
+        .verify_reply(json!({"key": plain, "permissions": "docs.read"}))
         .await;
-    assert_eq!(
-        (r.served_by.as_deref(), r.cache.as_deref()),
-        (Some("edge"), Some("hit"))
-    );
+    assert_eq!(r.served_from(), (Some("edge"), Some("hit")));
     let r = c
-        .post(
-            "/v2/keys.verifyKey",
-            json!({"key": plain, "permissions": "docs.write"}),
-        )
+        .verify_reply(json!({"key": plain, "permissions": "docs.write"}))
         .await;
     assert_eq!(r.body["data"]["code"], "INSUFFICIENT_PERMISSIONS");
     // Unknown keys are cached as not found too.
-    let r = c
-        .post("/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
-        .await;
+    let r = c.verify_reply(json!({"key": "sk_nothing"})).await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("NOT_FOUND"), Some("miss"))
     );
-    let r = c
-        .post("/v2/keys.verifyKey", json!({"key": "sk_nothing"}))
-        .await;
+    let r = c.verify_reply(json!({"key": "sk_nothing"})).await;
     assert_eq!(r.cache.as_deref(), Some("hit"));
 
     // Stale: after the fresh time, the cached answer comes back at once and refreshes.
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
-    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("VALID"), Some("stale"))
     );
     let mut renewed = None;
     for _ in 0..30 {
-        let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+        let r = c.verify_reply(json!({"key": plain})).await;
         if r.cache.as_deref() == Some("hit") {
             renewed = r.cache;
             break;
@@ -204,8 +173,7 @@ async fn edge_end_to_end() {
     let (_, metered) = c
         .create_key_in(&api, json!({"credits": {"remaining": 20}}))
         .await;
-    let replies =
-        join_all((0..40).map(|_| c.post("/v2/keys.verifyKey", json!({"key": metered})))).await;
+    let replies = join_all((0..40).map(|_| c.verify_reply(json!({"key": metered})))).await;
     assert!(
         replies
             .iter()
@@ -223,8 +191,7 @@ async fn edge_end_to_end() {
     let (_, limited) = c
         .create_key_in(&api, json!({"ratelimits": [{"name": "rps", "limit": 3, "duration": 60000, "autoApply": true}]}))
         .await;
-    let replies =
-        join_all((0..10).map(|_| c.post("/v2/keys.verifyKey", json!({"key": limited})))).await;
+    let replies = join_all((0..10).map(|_| c.verify_reply(json!({"key": limited})))).await;
     assert_eq!(
         replies
             .iter()
@@ -244,7 +211,7 @@ async fn edge_end_to_end() {
         )
         .await;
     let named_verify = json!({"key": named, "ratelimits": [{"name": "tokens"}]});
-    let r = c.post("/v2/keys.verifyKey", named_verify.clone()).await;
+    let r = c.verify_reply(named_verify.clone()).await;
     assert_eq!(
         (r.status, r.served_by.as_deref()),
         (200, Some("origin")),
@@ -274,9 +241,7 @@ async fn edge_end_to_end() {
     // one stale answer that triggers the refresh).
     let (rev_id, revoked) = c.create_key_in(&api, json!({})).await;
     assert_eq!(
-        c.post("/v2/keys.verifyKey", json!({"key": revoked}))
-            .await
-            .body["data"]["code"],
+        c.verify_reply(json!({"key": revoked})).await.body["data"]["code"],
         "VALID"
     );
     let r = c
@@ -292,7 +257,7 @@ async fn edge_end_to_end() {
     let pollers = (0..8).map(|_| async {
         let mut answers = Vec::new();
         loop {
-            let r = c.post("/v2/keys.verifyKey", json!({"key": revoked})).await;
+            let r = c.verify_reply(json!({"key": revoked})).await;
             let code = r.body["data"]["code"].as_str().unwrap().to_string();
             answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
             if code == "DISABLED"
@@ -323,7 +288,7 @@ async fn edge_end_to_end() {
     // Traffic modes through KV.
     edge.set_route("origin");
     wait_for_route(&c, &plain, "origin").await;
-    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("origin"), Some("VALID"))
@@ -341,16 +306,8 @@ async fn edge_end_to_end() {
     }
     let mut by = std::collections::HashMap::new();
     for k in &keys {
-        let first = c
-            .post("/v2/keys.verifyKey", json!({"key": k}))
-            .await
-            .served_by
-            .unwrap();
-        let again = c
-            .post("/v2/keys.verifyKey", json!({"key": k}))
-            .await
-            .served_by
-            .unwrap();
+        let first = c.verify_reply(json!({"key": k})).await.served_by.unwrap();
+        let again = c.verify_reply(json!({"key": k})).await.served_by.unwrap();
         assert_eq!(first, again, "a split is sticky per key");
         *by.entry(first).or_insert(0) += 1;
     }
@@ -362,7 +319,7 @@ async fn edge_end_to_end() {
     edge.set_route("shadow");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (shadow_id, shadowed) = c.create_key_in(&api, json!({})).await;
-    let r = c.post("/v2/keys.verifyKey", json!({"key": shadowed})).await;
+    let r = c.verify_reply(json!({"key": shadowed})).await;
     assert_eq!(
         (r.served_by.as_deref(), r.body["data"]["code"].as_str()),
         (Some("origin"), Some("VALID"))
@@ -374,7 +331,7 @@ async fn edge_end_to_end() {
         json!({"keyId": shadow_id, "enabled": false}),
     )
     .await;
-    let r = c.post("/v2/keys.verifyKey", json!({"key": shadowed})).await;
+    let r = c.verify_reply(json!({"key": shadowed})).await;
     assert_eq!(r.body["data"]["code"], "DISABLED");
     let mut mismatches = 0;
     for _ in 0..20 {
@@ -408,7 +365,7 @@ async fn edge_end_to_end() {
 
     // Edge analytics reach the origin.
     tokio::time::sleep(Duration::from_millis(5200)).await;
-    c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    c.verify_reply(json!({"key": plain})).await;
     let mut sent = 0;
     for _ in 0..30 {
         let stats = c.get("/_keyway/stats", &origin.secret).await;
@@ -422,11 +379,11 @@ async fn edge_end_to_end() {
 
     // The origin goes down: cached keys still verify (stale included), stateful ones and
     // proxied calls get a 503 in the envelope, and nothing hangs.
-    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     origin.stop();
     let started = Instant::now();
-    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(
         (
             r.status,
@@ -436,12 +393,12 @@ async fn edge_end_to_end() {
         (200, Some("VALID"), Some("edge"))
     );
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
-    let r = c.post("/v2/keys.verifyKey", json!({"key": plain})).await;
+    let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(
         (r.body["data"]["code"].as_str(), r.cache.as_deref()),
         (Some("VALID"), Some("stale"))
     );
-    let r = c.post("/v2/keys.verifyKey", json!({"key": metered})).await;
+    let r = c.verify_reply(json!({"key": metered})).await;
     assert_eq!(
         (r.status, r.body["error"]["status"].as_u64()),
         (503, Some(503)),
@@ -450,9 +407,7 @@ async fn edge_end_to_end() {
     );
     let r = c.post("/v2/apis.getApi", json!({"apiId": api})).await;
     assert_eq!(r.status, 503);
-    let r = c
-        .post("/v2/keys.verifyKey", json!({"key": "sk_never_seen"}))
-        .await;
+    let r = c.verify_reply(json!({"key": "sk_never_seen"})).await;
     assert_eq!(r.status, 503, "an unknown key needs the origin");
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -484,7 +439,7 @@ async fn calls(c: &Client, origin: &Origin, route: &str) -> f64 {
 async fn wait_for_route(c: &Client, key: &str, served_by: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let r = c.post("/v2/keys.verifyKey", json!({"key": key})).await;
+        let r = c.verify_reply(json!({"key": key})).await;
         if r.served_by.as_deref() == Some(served_by) {
             return;
         }

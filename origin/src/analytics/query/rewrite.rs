@@ -124,25 +124,25 @@ fn too_deep(statements: &[Statement]) -> Option<usize> {
             ControlFlow::Continue(())
         }
     }
+    // Each nesting node counts one level on the way in and gives it back on the way out.
+    macro_rules! nesting {
+        ($($pre:ident, $post:ident: $node:ty;)*) => {
+            $(
+                fn $pre(&mut self, _: &$node) -> ControlFlow<()> {
+                    self.enter()
+                }
+                fn $post(&mut self, _: &$node) -> ControlFlow<()> {
+                    self.leave()
+                }
+            )*
+        };
+    }
     impl Visitor for Depth {
         type Break = ();
-        fn pre_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-            self.enter()
-        }
-        fn post_visit_expr(&mut self, _: &Expr) -> ControlFlow<()> {
-            self.leave()
-        }
-        fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.enter()
-        }
-        fn post_visit_query(&mut self, _: &Query) -> ControlFlow<()> {
-            self.leave()
-        }
-        fn pre_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
-            self.enter()
-        }
-        fn post_visit_table_factor(&mut self, _: &TableFactor) -> ControlFlow<()> {
-            self.leave()
+        nesting! {
+            pre_visit_expr, post_visit_expr: Expr;
+            pre_visit_query, post_visit_query: Query;
+            pre_visit_table_factor, post_visit_table_factor: TableFactor;
         }
     }
     let mut d = Depth { now: 0, max: 0 };

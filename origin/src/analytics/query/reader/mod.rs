@@ -66,6 +66,17 @@ pub struct DbScope {
 }
 
 impl DbScope {
+    /// Workspace `ws_1`'s verifications, limited to the APIs in `only`: the scope the
+    /// readers' own tests read under.
+    #[cfg(test)]
+    pub(crate) fn for_tests(only: Option<&[&str]>) -> DbScope {
+        DbScope {
+            kind: Kind::Verifications,
+            workspace_id: "ws_1".into(),
+            only: only.map(|o| o.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
     pub fn new(kind: Kind, scope: &Scope) -> DbScope {
         DbScope {
             kind,

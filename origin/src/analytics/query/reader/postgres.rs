@@ -467,11 +467,7 @@ mod tests {
     }
 
     fn scope(only: Option<&[&str]>) -> DbScope {
-        DbScope {
-            kind: Kind::Verifications,
-            workspace_id: "ws_1".into(),
-            only: only.map(|o| o.iter().map(|s| s.to_string()).collect()),
-        }
+        DbScope::for_tests(only)
     }
 
     async fn run(r: &PgReader, sql: &str, scope: DbScope) -> Result<Rows, ReadError> {

@@ -480,7 +480,6 @@ fn classify(f: Failure, collector: &Collector) -> ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::query::tables::Kind;
 
     /// A database with two workspaces' rows, opened through the sandbox directly: no
     /// rewriter in front, so every refusal here is the database's own.
@@ -508,11 +507,7 @@ mod tests {
     }
 
     fn scope(only: Option<&[&str]>) -> DbScope {
-        DbScope {
-            kind: Kind::Verifications,
-            workspace_id: "ws_1".into(),
-            only: only.map(|o| o.iter().map(|s| s.to_string()).collect()),
-        }
+        DbScope::for_tests(only)
     }
 
     fn run(s: &Sandboxed, sql: &str, scope: DbScope) -> Result<Rows, ReadError> {
