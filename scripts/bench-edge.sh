@@ -9,8 +9,7 @@
 # Usage: [PIN=1] [ROUNDS=n] scripts/bench-edge.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}
-conns=${2:-8}
+secs=${1:-10} conns=${2:-8}
 source scripts/pin.sh
 prepare_bench
 bash edge/build.sh >/dev/null 2>&1

@@ -8,8 +8,7 @@
 # Usage: [BASE=path] [PIN=1] scripts/bench-origin.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-10}
-conns=${2:-32}
+secs=${1:-10} conns=${2:-32}
 source scripts/pin.sh
 prepare_bench
 

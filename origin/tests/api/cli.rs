@@ -41,7 +41,8 @@ mod root_keys {
             let api = srv.create_api().await;
             let get = json!({"apiId": api});
             assert_eq!(
-                srv.call_as("/v2/apis.getApi", Some(&narrow), get.clone())
+                srv.as_root(&narrow)
+                    .call("/v2/apis.getApi", get.clone())
                     .await
                     .0,
                 200
@@ -50,7 +51,8 @@ mod root_keys {
             let revoked = Instant::now();
             loop {
                 let (s, _) = srv
-                    .call_as("/v2/apis.getApi", Some(&narrow), get.clone())
+                    .as_root(&narrow)
+                    .call("/v2/apis.getApi", get.clone())
                     .await;
                 if s == 401 {
                     break;
@@ -74,7 +76,8 @@ mod root_keys {
             srv.root_key = format!("{old}_rotated");
             srv.restart();
             assert_eq!(
-                srv.call_as("/v2/apis.getApi", Some(&old), get.clone())
+                srv.as_root(&old)
+                    .call("/v2/apis.getApi", get.clone())
                     .await
                     .0,
                 401

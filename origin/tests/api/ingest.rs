@@ -257,7 +257,7 @@ both!(
         loop {
             let mut total = 0;
             for t in tables {
-                total += rows_in(&db, &t).await;
+                total += rows_in(&db, t).await;
             }
             if total == kept {
                 break;

@@ -35,9 +35,15 @@ async fn number(srv: &Server, path: &str, key: Option<&str>, query: &str) -> f64
     obj.values().next().unwrap().as_f64().unwrap_or(0.0)
 }
 
+/// An error answer's detail.
+fn detail(error: &Value) -> &str {
+    error["detail"].as_str().unwrap_or_default()
+}
+
 async fn refused(srv: &Server, key: &str, query: &str) -> (u16, Value) {
     let (status, body) = srv
-        .call_as(VERIFICATIONS, Some(key), json!({"query": query}))
+        .as_root(key)
+        .call(VERIFICATIONS, json!({"query": query}))
         .await;
     assert!(
         body["meta"]["requestId"]
@@ -312,7 +318,8 @@ mod status_200 {
                 // In a literal: `'\\''` is one string, `\'` and the rest, to ClickHouse.
                 let query = format!("SELECT '\\\\'{payload}' AS x FROM {table}");
                 let (status, body) = srv
-                    .call_as(path, Some(caller), json!({"query": query}))
+                    .as_root(caller)
+                    .call(path, json!({"query": query}))
                     .await;
                 assert_eq!(status, 200, "{query}: {body}");
                 let text = body.to_string();
@@ -333,9 +340,8 @@ mod status_200 {
                         "SELECT 1 AS `\\\\\\` UNION ALL SELECT hash FROM keys --` FROM {table}"
                     ),
                 ] {
-                    let (status, body) = srv
-                        .call_as(path, Some(caller), json!({"query": name}))
-                        .await;
+                    let (status, body) =
+                        srv.as_root(caller).call(path, json!({"query": name})).await;
                     assert_eq!(status, 400, "{name}: {body}");
                     assert!(
                         !hashes.iter().any(|h| body.to_string().contains(h.as_str())),
@@ -431,10 +437,7 @@ mod status_403 {
                     "https://unkey.com/docs/errors/user/bad_request/invalid_analytics_table",
                     "{q}"
                 );
-                assert!(
-                    error["detail"].as_str().unwrap().contains("is not allowed"),
-                    "{q}: {error}"
-                );
+                assert!(detail(&error).contains("is not allowed"), "{q}: {error}");
             }
 
             // No writes, no other statements, no side effects.
@@ -480,13 +483,7 @@ mod status_403 {
             ] {
                 let (status, error) = refused(&srv, &reader, q).await;
                 assert_eq!(status, 400, "{q}: {error}");
-                assert!(
-                    error["detail"]
-                        .as_str()
-                        .unwrap()
-                        .contains(&format!("`{f}`")),
-                    "{q}: {error}"
-                );
+                assert!(detail(&error).contains(&format!("`{f}`")), "{q}: {error}");
             }
 
             // Over the limits: rows and time are 422s.
@@ -497,13 +494,7 @@ mod status_403 {
             )
             .await;
             assert_eq!(status, 422, "{error}");
-            assert!(
-                error["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("more than 50 rows"),
-                "{error}"
-            );
+            assert!(detail(&error).contains("more than 50 rows"), "{error}");
             let started = Instant::now();
             let (status, error) = refused(
                 &srv,
@@ -512,13 +503,7 @@ mod status_403 {
             )
             .await;
             assert_eq!(status, 422, "{error}");
-            assert!(
-                error["detail"]
-                    .as_str()
-                    .unwrap()
-                    .contains("longer than 300 ms"),
-                "{error}"
-            );
+            assert!(detail(&error).contains("longer than 300 ms"), "{error}");
             assert!(
                 started.elapsed() < Duration::from_secs(5),
                 "{:?}",
@@ -533,20 +518,14 @@ mod status_403 {
             )
             .await;
             assert_eq!(status, 400, "{error}");
-            assert!(
-                error["detail"].as_str().unwrap().contains("no_such_column"),
-                "{error}"
-            );
+            assert!(detail(&error).contains("no_such_column"), "{error}");
             let (status, _) = refused(&srv, &reader, "SELEC 1").await;
             assert_eq!(status, 400);
             let (status, _) = refused(&srv, &reader, "").await;
             assert_eq!(status, 400);
             let (status, body) = srv
-                .call_as(
-                    VERIFICATIONS,
-                    Some(&reader),
-                    json!({"query": "SELECT 1", "extra": 1}),
-                )
+                .as_root(&reader)
+                .call(VERIFICATIONS, json!({"query": "SELECT 1", "extra": 1}))
                 .await;
             assert_eq!(status, 400, "{body}");
 
@@ -556,9 +535,9 @@ mod status_403 {
                 refused(&srv, &verifier, "SELECT COUNT(*) FROM key_verifications_v1").await;
             assert_eq!(status, 403);
             let (status, _) = srv
-                .call_as(
+                .as_root(&reader)
+                .call(
                     RATELIMITS,
-                    Some(&reader),
                     json!({"query": "SELECT COUNT(*) FROM ratelimits_v1"}),
                 )
                 .await;
@@ -596,18 +575,15 @@ mod status_429 {
             let hog = srv.root_key_with(&["api.*.read_analytics"]);
             let other = srv.root_key_with(&["api.*.read_analytics"]);
             let slow = "SELECT COUNT(*) AS n FROM key_verifications_v1 a, key_verifications_v1 b, key_verifications_v1 c";
-            let first = srv.call_as(VERIFICATIONS, Some(&hog), json!({"query": slow}));
+            let (hog_c, other_c) = (srv.as_root(&hog), srv.as_root(&other));
+            let first = hog_c.call(VERIFICATIONS, json!({"query": slow}));
             let second = async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let over = srv
-                    .call_as(VERIFICATIONS, Some(&hog), json!({"query": "SELECT 1 AS n"}))
+                let over = hog_c
+                    .call(VERIFICATIONS, json!({"query": "SELECT 1 AS n"}))
                     .await;
-                let meanwhile = srv
-                    .call_as(
-                        VERIFICATIONS,
-                        Some(&other),
-                        json!({"query": "SELECT 1 AS n"}),
-                    )
+                let meanwhile = other_c
+                    .call(VERIFICATIONS, json!({"query": "SELECT 1 AS n"}))
                     .await;
                 (over, meanwhile)
             };
@@ -623,7 +599,8 @@ mod status_429 {
             assert_eq!(other_status, 200, "{other_body}");
             // Its place is free again once the query ended.
             let (status, _) = srv
-                .call_as(VERIFICATIONS, Some(&hog), json!({"query": "SELECT 1 AS n"}))
+                .as_root(&hog)
+                .call(VERIFICATIONS, json!({"query": "SELECT 1 AS n"}))
                 .await;
             assert_eq!(status, 200);
         }
@@ -646,7 +623,8 @@ mod status_429 {
             let ask = |q: String| {
                 let (srv, reader) = (&srv, reader.clone());
                 async move {
-                    srv.call_as(VERIFICATIONS, Some(&reader), json!({"query": q}))
+                    srv.as_root(&reader)
+                        .call(VERIFICATIONS, json!({"query": q}))
                         .await
                 }
             };

@@ -209,27 +209,24 @@ mod status_200 {
             // Reading is not decrypting: that takes decrypt_key on the key's API.
             let reader = srv.root_key_with(&["api.*.read_key", "api.*.read_api"]);
             let (status, _) = srv
-                .call_as(
+                .as_root(&reader)
+                .call(
                     "/v2/keys.getKey",
-                    Some(&reader),
                     json!({"keyId": recoverable_id, "decrypt": true}),
                 )
                 .await;
             assert_eq!(status, 403);
             let (status, _) = srv
-                .call_as(
-                    "/v2/apis.listKeys",
-                    Some(&reader),
-                    json!({"apiId": api, "decrypt": true}),
-                )
+                .as_root(&reader)
+                .call("/v2/apis.listKeys", json!({"apiId": api, "decrypt": true}))
                 .await;
             assert_eq!(status, 403);
             let decrypter =
                 srv.root_key_with(&["api.*.read_key", &format!("api.{api}.decrypt_key")]);
             let (status, body) = srv
-                .call_as(
+                .as_root(&decrypter)
+                .call(
                     "/v2/keys.getKey",
-                    Some(&decrypter),
                     json!({"keyId": recoverable_id, "decrypt": true}),
                 )
                 .await;
@@ -237,9 +234,9 @@ mod status_200 {
             // Storing keys encrypted takes encrypt_key.
             let creator = srv.root_key_with(&["api.*.create_key"]);
             let (status, _) = srv
-                .call_as(
+                .as_root(&creator)
+                .call(
                     "/v2/keys.createKey",
-                    Some(&creator),
                     json!({"apiId": api, "recoverable": true}),
                 )
                 .await;

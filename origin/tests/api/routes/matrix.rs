@@ -70,7 +70,7 @@ pub async fn status_200(path: &str, body: fn(&Fixture) -> Value, required: &[&st
     let (srv, f) = setup().await;
     let required = grants(&f, required);
     let exact = srv.root_key_with(&required.iter().map(String::as_str).collect::<Vec<_>>());
-    let (status, v) = srv.call_as(path, Some(&exact), body(&f)).await;
+    let (status, v) = srv.as_root(&exact).call(path, body(&f)).await;
     assert_eq!(status, 200, "{path} with {required:?}: {v}");
 }
 
@@ -94,7 +94,7 @@ pub async fn status_400(path: &str, body: fn(&Fixture) -> Value) {
 pub async fn status_401(path: &str, body: fn(&Fixture) -> Value) {
     let (srv, f) = setup().await;
     for bearer in ["root_unknown", f.key.as_str()] {
-        let (status, v) = srv.call_as(path, Some(bearer), body(&f)).await;
+        let (status, v) = srv.as_root(bearer).call(path, body(&f)).await;
         assert_eq!(status, 401, "{path} as an unknown root key → {v}");
         assert_envelope(&v, 401);
     }
@@ -110,7 +110,7 @@ pub async fn status_403(path: &str, body: fn(&Fixture) -> Value, required: &[&st
             .map(String::as_str)
             .collect();
         let partial = srv.root_key_with(&rest);
-        let (status, v) = srv.call_as(path, Some(&partial), body(&f)).await;
+        let (status, v) = srv.as_root(&partial).call(path, body(&f)).await;
         assert_eq!(status, 403, "{path} without {missing}: {v}");
         assert_envelope(&v, 403);
     }

@@ -191,22 +191,14 @@ mod status_400 {
             .await;
         assert_eq!(status, 400);
         let reader = srv.root_key_with(&["api.*.read_key"]);
-        let (status, _) = srv
-            .call_as(
-                "/v2/keys.migrateKeys",
-                Some(&reader),
-                json!({"migrationId": "sha256_base64", "apiId": api, "keys": [key(sha256_base64(plain))]}),
+        let (status, _) = srv.as_root(&reader).call("/v2/keys.migrateKeys", json!({"migrationId": "sha256_base64", "apiId": api, "keys": [key(sha256_base64(plain))]}),
             )
             .await;
         assert_eq!(status, 403);
         // One API's grant does not reach another.
         let other = srv.create_api().await;
         let scoped = srv.root_key_with(&[&format!("api.{api}.create_key")]);
-        let (status, body) = srv
-            .call_as(
-                "/v2/keys.migrateKeys",
-                Some(&scoped),
-                json!({"migrationId": "sha256_base64", "apiId": other, "keys": [key(sha256_base64(plain))]}),
+        let (status, body) = srv.as_root(&scoped).call("/v2/keys.migrateKeys", json!({"migrationId": "sha256_base64", "apiId": other, "keys": [key(sha256_base64(plain))]}),
             )
             .await;
         assert!(status == 403 || status == 404, "{status} {body}");

@@ -112,13 +112,15 @@ mod status_200 {
         let ab = json!({"namespace": "a:b", "identifier": "x", "limit": 1, "duration": 60000});
         let scoped = srv.root_key_with(&["ratelimit.a.limit"]);
         let (s, v) = srv
-            .call_as("/v2/ratelimit.limit", Some(&scoped), a.clone())
+            .as_root(&scoped)
+            .call("/v2/ratelimit.limit", a.clone())
             .await;
         assert_eq!((s, &v["data"]["success"]), (200, &json!(true)), "{v}");
-        let (_, v) = srv.call_as("/v2/ratelimit.limit", Some(&scoped), a).await;
+        let (_, v) = srv.as_root(&scoped).call("/v2/ratelimit.limit", a).await;
         assert_eq!(v["data"]["success"], false);
         let (s, _) = srv
-            .call_as("/v2/ratelimit.limit", Some(&scoped), ab.clone())
+            .as_root(&scoped)
+            .call("/v2/ratelimit.limit", ab.clone())
             .await;
         assert_eq!(s, 403);
         assert_eq!(srv.ok("/v2/ratelimit.limit", ab).await["success"], true);

@@ -136,7 +136,8 @@ mod status_200 {
         }
         for key in bodies {
             let (s, v) = srv
-                .call_as("/v2/keys.verifyKey", Some(&scoped), json!({"key": key}))
+                .as_root(&scoped)
+                .call("/v2/keys.verifyKey", json!({"key": key}))
                 .await;
             assert_eq!(s, 200);
             assert_eq!(
@@ -148,7 +149,8 @@ mod status_200 {
         // Its own API's keys still answer in full.
         let (_, mine) = srv.create_key_in(&api_a, json!({"enabled": false})).await;
         let (_, v) = srv
-            .call_as("/v2/keys.verifyKey", Some(&scoped), json!({"key": mine}))
+            .as_root(&scoped)
+            .call("/v2/keys.verifyKey", json!({"key": mine}))
             .await;
         assert_eq!(v["data"]["code"], "DISABLED");
     });
@@ -251,7 +253,8 @@ mod status_401 {
         // A normal key is not a root key.
         let (_, _, key) = srv.create_key(json!({})).await;
         let (status, _) = srv
-            .call_as("/v2/apis.createApi", Some(&key), json!({"name": "nope"}))
+            .as_root(&key)
+            .call("/v2/apis.createApi", json!({"name": "nope"}))
             .await;
         assert_eq!(status, 401);
         // problem+json when accepted.
@@ -292,17 +295,20 @@ mod status_403 {
         );
         let narrow = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let (status, v) = srv
-            .call_as("/v2/keys.verifyKey", Some(&narrow), json!({"key": "k"}))
+            .as_root(&narrow)
+            .call("/v2/keys.verifyKey", json!({"key": "k"}))
             .await;
         assert_eq!(status, 403, "{v}");
         assert_envelope(&v, 403);
         let (status, _) = srv
-            .call_as("/v2/apis.createApi", Some(&narrow), json!({"name": "nope"}))
+            .as_root(&narrow)
+            .call("/v2/apis.createApi", json!({"name": "nope"}))
             .await;
         assert_eq!(status, 403);
         // Holding create_key for no API at all is 403; for another API only, 404.
         let (status, _) = srv
-            .call_as("/v2/keys.createKey", Some(&narrow), json!({"apiId": api}))
+            .as_root(&narrow)
+            .call("/v2/keys.createKey", json!({"apiId": api}))
             .await;
         assert_eq!(status, 403);
     });
