@@ -4,13 +4,13 @@
 //! An entry is fresh, then stale, then gone. A fresh entry answers outright. What a stale
 //! entry may do depends on who asks ([`Stale`]): a key being verified answers at once and
 //! is refreshed in the background; a root key is read again first, so a revoked caller is
-//! refused within the fresh time. When that read fails because the source is unavailable,
-//! the stale copy answers and is stamped anew, so the following requests do not each wait
-//! on a source that is down; while it is down no revocation can reach it either. A fault
-//! of our own (a corrupt answer) is an error, never a reason to answer from a copy.
+//! refused within the fresh time. What happens when that read cannot reach the source is
+//! the cache's choice ([`ReloadFails`]). A fault of our own (a corrupt answer) is an
+//! error, never a reason to answer from a copy.
 //!
-//! The two caches differ in one thing, named in [`NotFound`]: whether a stale "not found"
-//! may answer. The caller passes its choice in [`Rule`].
+//! The two caches differ in two things, each named: whether a stale "not found" may
+//! answer ([`NotFound`]), and what a root key does when it cannot be read again
+//! ([`ReloadFails`]). The caller passes its choices in [`Rule`].
 
 /// Where an answer came from: `x-keyway-cache` at the edge, a metric label at the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,21 @@ pub enum Stale {
     /// Answer at once and refresh in the background: keys being verified.
     Serve,
     /// Read again before answering, so a revoked credential is refused within the fresh
-    /// time; the stale copy answers only if the source is unavailable. Root keys.
+    /// time. Root keys.
     Reload,
+}
+
+/// What a stale root key does when reading it again cannot reach the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadFails {
+    /// The stale copy answers and is stamped anew: the origin. Its source is the database,
+    /// and while the database is down no revocation can be written to it either; the new
+    /// stamp keeps the following requests from each waiting on it.
+    AnswerStale,
+    /// Authentication fails closed (the caller gets a 503): the edge. An origin the edge
+    /// cannot reach may still be taking revocations from everyone else, so a stale copy
+    /// proves nothing once its fresh time is over.
+    Refuse,
 }
 
 /// Whether a stale "not found" may answer while it is refreshed.
@@ -57,13 +70,14 @@ pub enum NotFound {
     FreshOnly,
 }
 
-/// How long entries live, and the one option the two caches set differently.
+/// How long entries live, and the two options the two caches set differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub fresh_ms: u64,
     /// At least `fresh_ms`.
     pub stale_ms: u64,
     pub not_found: NotFound,
+    pub reload_fails: ReloadFails,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,19 +94,25 @@ pub enum Step {
     Answer,
     /// Answer with the entry (`Stale`) and refresh it in the background.
     AnswerAndRefresh,
-    /// Read again before answering (`Reload`); on an unavailable source, answer with the
-    /// entry (`Stale`) and stamp it anew.
+    /// Read again before answering (`Reload`); an unavailable source is the rule's
+    /// [`ReloadFails`].
     Reload,
     /// Nothing usable: load (`Miss`).
     Load,
 }
 
 impl Rule {
-    pub fn new(fresh_ms: u64, stale_ms: u64, not_found: NotFound) -> Rule {
+    pub fn new(
+        fresh_ms: u64,
+        stale_ms: u64,
+        not_found: NotFound,
+        reload_fails: ReloadFails,
+    ) -> Rule {
         Rule {
             fresh_ms,
             stale_ms: stale_ms.max(fresh_ms),
             not_found,
+            reload_fails,
         }
     }
 
@@ -154,9 +174,11 @@ mod tests {
         fresh_ms: 100,
         stale_ms: 1000,
         not_found: NotFound::ServeStale,
+        reload_fails: ReloadFails::AnswerStale,
     };
     const EDGE: Rule = Rule {
         not_found: NotFound::FreshOnly,
+        reload_fails: ReloadFails::Refuse,
         ..ORIGIN
     };
 
@@ -201,7 +223,7 @@ mod tests {
 
     #[test]
     fn stale_is_never_shorter_than_fresh() {
-        let r = Rule::new(500, 10, NotFound::FreshOnly);
+        let r = Rule::new(500, 10, NotFound::FreshOnly, ReloadFails::Refuse);
         assert_eq!(r.stale_ms, 500);
         assert_eq!(r.freshness(499), Freshness::Fresh);
         assert_eq!(r.freshness(500), Freshness::Expired);
@@ -218,7 +240,7 @@ mod tests {
         /// An entry only ever ages forward: fresh, then stale, then expired, never back.
         #[test]
         fn freshness_is_monotonic(fresh in 0u64..10_000, stale in 0u64..20_000, a in 0u64..40_000, b in 0u64..40_000) {
-            let r = Rule::new(fresh, stale, NotFound::ServeStale);
+            let r = Rule::new(fresh, stale, NotFound::ServeStale, ReloadFails::AnswerStale);
             let rank = |f| match f { Freshness::Fresh => 0, Freshness::Stale => 1, Freshness::Expired => 2 };
             let (lo, hi) = (a.min(b), a.max(b));
             prop_assert!(rank(r.freshness(lo)) <= rank(r.freshness(hi)));

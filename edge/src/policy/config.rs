@@ -2,7 +2,7 @@
 //! secrets are fixed for an isolate's life (changing them deploys a new version), and
 //! reading eight of them through JS on every request cost a measurable share of a hit.
 
-use keyway_core::freshness::{NotFound, Rule};
+use keyway_core::freshness::{NotFound, ReloadFails, Rule};
 use keyway_core::secret::Secret;
 
 use super::route::RouteMode;
@@ -30,6 +30,7 @@ impl Config {
             self.fresh_ms as u64,
             self.stale_ms as u64,
             NotFound::FreshOnly,
+            ReloadFails::Refuse,
         )
     }
 

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use keyway_core::error::ApiError;
-use keyway_core::freshness::{CacheStatus, Freshness, Stale, Step};
+use keyway_core::freshness::{CacheStatus, Freshness, ReloadFails, Stale, Step};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use keyway_core::wire::{self, SnapshotFound};
@@ -77,11 +77,38 @@ pub trait Host {
     fn log(&self, message: &str);
 }
 
-/// The isolate's memory the tiers share: the memo and the stats.
+/// The isolate's memory the tiers share: the memo, the bearers no root key answers to,
+/// and the stats.
+///
+/// Unknown bearers live apart, in a small memo of their own, and never reach the Cache
+/// API: anyone can send a new one with every request, and in the shared memo they would
+/// push the hot verification snapshots out, with no credentials at all.
 #[derive(Clone)]
 pub struct Memory {
     pub memo: Rc<RefCell<SnapshotMemo>>,
+    pub unknown_roots: Rc<RefCell<SnapshotMemo>>,
     pub stats: Rc<RefCell<Stats>>,
+}
+
+/// How many unknown bearers an isolate remembers (each for the fresh time only).
+pub const UNKNOWN_ROOTS_CAPACITY: usize = 1_000;
+
+/// Whose snapshot a lookup is for: a root key (read again when stale) or a key being
+/// verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    Root,
+    Key,
+}
+
+impl Whose {
+    fn of(stale: Stale) -> Whose {
+        // `Stale::Reload` is what root keys get (see `keyway_core::freshness`).
+        match stale {
+            Stale::Reload => Whose::Root,
+            Stale::Serve => Whose::Key,
+        }
+    }
 }
 
 /// The three tiers over the I/O they need.
@@ -135,9 +162,20 @@ where
     }
 
     /// What memory, then the Cache API, holds for `key`, and how it reads now.
-    async fn remembered(&self, key: &String, now: f64) -> Option<(Snapshot, Freshness)> {
+    async fn remembered(
+        &self,
+        key: &String,
+        whose: Whose,
+        now: f64,
+    ) -> Option<(Snapshot, Freshness)> {
         if self.tiers.memory
             && let Some(hit) = self.memo(|m| m.get(key, now))
+        {
+            return Some(hit);
+        }
+        if whose == Whose::Root
+            && self.tiers.memory
+            && let Some(hit) = self.memory.unknown_roots.borrow_mut().get(key, now)
         {
             return Some(hit);
         }
@@ -177,7 +215,8 @@ where
     ) -> Result<(Snapshot, CacheStatus, Option<Snapshot>), O::Error> {
         let key = hash.as_str().to_string();
         let now = self.host.now_ms();
-        let remembered = self.remembered(&key, now).await;
+        let whose = Whose::of(stale);
+        let remembered = self.remembered(&key, whose, now).await;
         let rule = self.memo(|m| m.rule());
         let step = rule.step(remembered.as_ref().map(|(s, f)| (s.is_some(), *f)), stale);
         match (step, remembered) {
@@ -188,32 +227,40 @@ where
                 }
                 Ok((snap, CacheStatus::Stale, None))
             }
-            (Step::Reload, Some((snap, _))) => match self.fetch_with(hash, companion).await {
-                Ok((fresh, with)) => Ok((fresh, CacheStatus::Reload, with)),
-                Err(e) if O::unreachable(&e) => {
-                    self.host.log(&format!(
-                        "reloading a stale root key failed, answering from cache: {e}"
-                    ));
-                    // While the origin is away no revocation can arrive anyway; re-stamp
-                    // the copy so the next requests do not each wait on a dead origin.
-                    if self.tiers.memory {
-                        self.memo(|m| m.put(key, snap.clone(), now));
+            (Step::Reload, Some((snap, _))) => {
+                match self.fetch_with(hash, whose, companion).await {
+                    Ok((fresh, with)) => Ok((fresh, CacheStatus::Reload, with)),
+                    Err(e)
+                        if O::unreachable(&e) && rule.reload_fails == ReloadFails::AnswerStale =>
+                    {
+                        self.host.log(&format!(
+                            "reloading a stale root key failed, answering from cache: {e}"
+                        ));
+                        if self.tiers.memory {
+                            self.memo(|m| m.put(key, snap.clone(), now));
+                        }
+                        Ok((snap, CacheStatus::Stale, None))
                     }
-                    Ok((snap, CacheStatus::Stale, None))
+                    // Fails closed: past its fresh time a root key is only as good as the
+                    // origin's word on it now (the stale copy stays, for when it answers).
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             _ => {
-                let (snap, with) = self.fetch_with(hash, companion).await?;
+                let (snap, with) = self.fetch_with(hash, whose, companion).await?;
                 Ok((snap, CacheStatus::Miss, with))
             }
         }
     }
 
-    /// Loads from the origin and fills both tiers.
+    /// Loads a key's snapshot from the origin and fills both tiers.
     pub async fn fetch(&self, hash: &KeyHash) -> Result<Snapshot, O::Error> {
+        self.fetch_for(hash, Whose::Key).await
+    }
+
+    async fn fetch_for(&self, hash: &KeyHash, whose: Whose) -> Result<Snapshot, O::Error> {
         let fetched = self.origin.snapshot(hash).await?;
-        Ok(self.keep(hash, fetched).await)
+        Ok(self.keep(hash, whose, fetched).await)
     }
 
     /// [`Self::fetch`], bringing the companion's snapshot in the same call unless memory
@@ -222,6 +269,7 @@ where
     async fn fetch_with(
         &self,
         hash: &KeyHash,
+        whose: Whose,
         companion: Option<&KeyHash>,
     ) -> Result<(Snapshot, Option<Snapshot>), O::Error> {
         let now = self.host.now_ms();
@@ -236,26 +284,36 @@ where
                 })
         };
         let Some(other) = companion.filter(|k| !remembered(k)) else {
-            return Ok((self.fetch(hash).await?, None));
+            return Ok((self.fetch_for(hash, whose).await?, None));
         };
         let (fetched, with) = self.origin.pair(hash, other).await?;
-        let snap = self.keep(hash, fetched).await;
+        let snap = self.keep(hash, whose, fetched).await;
         let with = match with {
-            Some(f) => Some(self.keep(other, f).await),
+            Some(f) => Some(self.keep(other, Whose::Key, f).await),
             None => None,
         };
         Ok((snap, with))
     }
 
     /// Fills both tiers with an origin answer. A newer answer already in memory wins, and
-    /// only the winner is written to the Cache API.
-    async fn keep(&self, hash: &KeyHash, fetched: Fetched) -> Snapshot {
+    /// only the winner is written to the Cache API. An unknown bearer goes to its own
+    /// memo only (see [`Memory`]).
+    async fn keep(&self, hash: &KeyHash, whose: Whose, fetched: Fetched) -> Snapshot {
         let Fetched {
             snapshot,
             started_ms,
             bytes,
         } = fetched;
         let key = hash.as_str();
+        // A root key that was known (revoked since) stays in the memo, so its newer "not
+        // found" keeps guarding against older answers still on their way.
+        if whose == Whose::Root && snapshot.is_none() && !self.memo(|m| m.holds(&key.to_string())) {
+            if self.tiers.memory {
+                let mut unknown = self.memory.unknown_roots.borrow_mut();
+                unknown.put(key.to_string(), None, started_ms);
+            }
+            return None;
+        }
         let (newest, ttl) = self.memo(|m| {
             let newest = !self.tiers.memory || m.put(key.to_string(), snapshot.clone(), started_ms);
             (newest, m.rule().keep_ms(snapshot.is_some()) as f64)
@@ -394,21 +452,72 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_origin_leaves_the_stale_root_key_answering_restamped() {
+    fn a_dead_origin_fails_a_stale_root_key_closed() {
         let (io, t) = fake();
         io.answers(Ok(snap("root")));
         run(t.lookup(&hash(), Stale::Reload)).unwrap();
         io.later(10_001.0);
+        // However often it is asked, and however long the origin stays away, a stale root
+        // key never answers from the copy: it is refused, and each refusal is not a new
+        // stamp that would keep it alive.
+        for _ in 0..3 {
+            assert!(matches!(
+                run(t.lookup(&hash(), Stale::Reload)),
+                Err(Fault::Down)
+            ));
+            io.later(1_000.0);
+        }
+        // The copy stays for when the origin answers again: then it is read, not trusted.
+        io.answers(Ok(None));
         let (s, status) = run(t.lookup(&hash(), Stale::Reload)).unwrap();
-        assert_eq!((id(&s), status), (Some("root"), CacheStatus::Stale));
+        assert_eq!((id(&s), status), (None, CacheStatus::Reload));
+    }
+
+    #[test]
+    fn junk_bearers_cannot_push_hot_keys_out() {
+        let (io, t) = fake();
+        io.answers(Ok(snap("hot")));
+        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let cached = io.cache.borrow().len();
+        // More junk bearers than the memo holds (100 in the tests), each unknown.
+        for n in 0..150 {
+            io.answers(Ok(None));
+            let junk = KeyHash::of(&format!("junk_{n}"));
+            let (r, k) = run(t.lookup_root(&junk, &hash())).unwrap();
+            assert!(r.is_none() && k.is_none());
+        }
+        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        assert_eq!((id(&s), status), (Some("hot"), CacheStatus::Hit));
+        assert_eq!(t.memory.memo.borrow().len(), 1, "only the hot key");
+        assert_eq!(t.memory.unknown_roots.borrow().len(), 150);
+        assert_eq!(io.cache.borrow().len(), cached, "no Cache API writes");
+        // Remembered apart, an unknown bearer still costs the origin one call per fresh
+        // time, not one per request.
         let before = io.fetches.get();
-        let (_, status) = run(t.lookup(&hash(), Stale::Reload)).unwrap();
-        assert_eq!(
-            status,
-            CacheStatus::Hit,
-            "re-stamped: no wait on a dead origin"
-        );
+        let junk = KeyHash::of("junk_0");
+        let (r, _) = run(t.lookup_root(&junk, &hash())).unwrap();
+        assert!(r.is_none());
         assert_eq!(io.fetches.get(), before);
+    }
+
+    #[test]
+    fn a_revoked_root_key_stays_in_the_memo_that_knew_it() {
+        let (io, t) = fake();
+        io.answers(Ok(snap("root")));
+        run(t.lookup(&root(), Stale::Reload)).unwrap();
+        io.later(10_001.0);
+        io.answers(Ok(None));
+        let (r, _) = run(t.lookup(&root(), Stale::Reload)).unwrap();
+        assert!(r.is_none());
+        // Its "not found" replaced the known entry there, where a slower, older answer
+        // cannot overwrite it, rather than going to the unknown bearers.
+        assert_eq!(t.memory.unknown_roots.borrow().len(), 0);
+        let entry = t
+            .memory
+            .memo
+            .borrow_mut()
+            .get(&root().as_str().to_string(), io.now.get());
+        assert!(matches!(entry, Some((None, _))));
     }
 
     #[test]

@@ -93,6 +93,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         self.refreshing.remove(key);
     }
 
+    /// Whether any entry, of any age, is held for `key`.
+    pub fn holds(&self, key: &K) -> bool {
+        self.slots.contains(key)
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len()
     }
@@ -105,10 +110,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyway_core::freshness::NotFound;
+    use keyway_core::freshness::{NotFound, ReloadFails};
 
     fn rule() -> Rule {
-        Rule::new(100, 1000, NotFound::FreshOnly)
+        Rule::new(100, 1000, NotFound::FreshOnly, ReloadFails::Refuse)
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl Stats {
             .then(|| format!("{what}: {why} (logged once per isolate; /_keyway/stats counts them)"))
     }
 
-    pub fn to_json(&self, cached_snapshots: usize) -> Vec<u8> {
+    /// `cached`: the snapshots in memory, and the unknown bearers remembered apart.
+    pub fn to_json(&self, cached: (usize, usize)) -> Vec<u8> {
+        let (cached_snapshots, unknown_root_keys) = cached;
         serde_json::json!({
             "shadowCompared": self.shadow_compared,
             "shadowMismatches": self.shadow_mismatches,
@@ -60,6 +62,7 @@ impl Stats {
             "cacheCorruptEntries": self.cache_corrupt_entries,
             "cacheWriteFailures": self.cache_write_failures,
             "cachedSnapshots": cached_snapshots,
+            "cachedUnknownRootKeys": unknown_root_keys,
         })
         .to_string()
         .into_bytes()
@@ -83,7 +86,7 @@ mod tests {
             cache_corrupt_entries: 9,
             cache_write_failures: 10,
         };
-        let v: serde_json::Value = serde_json::from_slice(&s.to_json(7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s.to_json((7, 11))).unwrap();
         let got: Vec<u64> = [
             "shadowCompared",
             "shadowMismatches",
@@ -95,11 +98,12 @@ mod tests {
             "cacheReadFailures",
             "cacheCorruptEntries",
             "cacheWriteFailures",
+            "cachedUnknownRootKeys",
         ]
         .iter()
         .map(|k| v[*k].as_u64().unwrap())
         .collect();
-        assert_eq!(got, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use keyway_core::error::ApiError;
-use keyway_core::freshness::{NotFound, Rule};
+use keyway_core::freshness::{NotFound, ReloadFails, Rule};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use keyway_core::wire::{self, SnapshotFound};
@@ -66,7 +66,10 @@ pub struct Fake {
 pub type Tiers3 = Snapshots<&'static Fake, &'static Fake, &'static Fake>;
 
 pub fn memo() -> SnapshotMemo {
-    Memo::new(100, Rule::new(10_000, 600_000, NotFound::FreshOnly))
+    Memo::new(
+        100,
+        Rule::new(10_000, 600_000, NotFound::FreshOnly, ReloadFails::Refuse),
+    )
 }
 
 /// The fake runtime and the tiers over it, both living for the test.
@@ -84,6 +87,10 @@ pub fn fake_with(tiers: Tiers) -> (&'static Fake, Tiers3) {
         tiers,
         memory: Memory {
             memo: Rc::new(RefCell::new(memo())),
+            unknown_roots: Rc::new(RefCell::new(Memo::new(
+                UNKNOWN_ROOTS_CAPACITY,
+                memo().rule(),
+            ))),
             stats: Rc::new(RefCell::new(Stats::default())),
         },
         cache: io,

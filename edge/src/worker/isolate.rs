@@ -5,25 +5,30 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use keyway_core::freshness::{NotFound, Rule};
+use keyway_core::freshness::{NotFound, ReloadFails, Rule};
 use keyway_core::wire::Event;
 use worker::{Context, Env, console_log};
 
 use crate::policy::config::Config;
 use crate::policy::events::EventBuffer;
-use crate::policy::lookup::{Host, Later, Memory};
+use crate::policy::lookup::{Host, Later, Memory, UNKNOWN_ROOTS_CAPACITY};
 use crate::policy::memo::Memo;
 use crate::policy::route::RouteMode;
 use crate::policy::stats::Stats;
 
 const MEMO_CAPACITY: usize = 50_000;
 
+const DEFAULT_RULE: Rule = Rule {
+    fresh_ms: 10_000,
+    stale_ms: 600_000,
+    not_found: NotFound::FreshOnly,
+    reload_fails: ReloadFails::Refuse,
+};
+
 thread_local! {
     static MEMORY: Memory = Memory {
-        memo: Rc::new(RefCell::new(Memo::new(
-            MEMO_CAPACITY,
-            Rule::new(10_000, 600_000, NotFound::FreshOnly),
-        ))),
+        memo: Rc::new(RefCell::new(Memo::new(MEMO_CAPACITY, DEFAULT_RULE))),
+        unknown_roots: Rc::new(RefCell::new(Memo::new(UNKNOWN_ROOTS_CAPACITY, DEFAULT_RULE))),
         stats: Rc::new(RefCell::new(Stats::default())),
     };
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
@@ -61,7 +66,10 @@ pub fn config(env: &Env) -> Rc<Config> {
             |name| env.var(name).ok().map(|v| v.to_string()),
             env.secret("KEYWAY_EDGE_SECRET").ok().map(|s| s.to_string()),
         ));
-        MEMORY.with(|m| m.memo.borrow_mut().set_rule(cfg.rule()));
+        MEMORY.with(|m| {
+            m.memo.borrow_mut().set_rule(cfg.rule());
+            m.unknown_roots.borrow_mut().set_rule(cfg.rule());
+        });
         *c.borrow_mut() = Some(cfg.clone());
         cfg
     })
@@ -77,7 +85,10 @@ pub fn stats<R>(f: impl FnOnce(&mut Stats) -> R) -> R {
 }
 
 pub fn stats_json() -> Vec<u8> {
-    MEMORY.with(|m| m.stats.borrow().to_json(m.memo.borrow().len()))
+    MEMORY.with(|m| {
+        let cached = (m.memo.borrow().len(), m.unknown_roots.borrow().len());
+        m.stats.borrow().to_json(cached)
+    })
 }
 
 pub fn record_event(event: Event) {

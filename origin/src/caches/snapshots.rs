@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use keyway_core::freshness::{CacheStatus, Stale};
-use keyway_core::freshness::{NotFound, Rule, Step};
+use keyway_core::freshness::{NotFound, ReloadFails, Rule, Step};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use moka::sync::Cache;
@@ -53,7 +53,12 @@ impl SnapshotCache {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
             entries,
-            rule: Rule::new(ms(fresh), ms(stale), NotFound::ServeStale),
+            rule: Rule::new(
+                ms(fresh),
+                ms(stale),
+                NotFound::ServeStale,
+                ReloadFails::AnswerStale,
+            ),
             refreshing: Mutex::new(HashSet::new()),
             epochs: Epochs::default(),
         }

@@ -113,6 +113,39 @@ async fn edge_end_to_end() {
         .await;
     assert_eq!(r.status, 401);
     assert_eq!(snapshot_calls(&c, &origin).await - before, 1.0);
+    // Junk bearers are remembered apart from the verification snapshots, so a flood of
+    // them cannot push hot keys out of the isolate; one that cannot be a root key at all
+    // is a 400 before any lookup.
+    let stats = c.get("/_keyway/stats", &origin.secret).await.body;
+    let (snapshots, unknown) = (&stats["cachedSnapshots"], &stats["cachedUnknownRootKeys"]);
+    let (snapshots, unknown) = (snapshots.as_u64().unwrap(), unknown.as_u64().unwrap());
+    for _ in 0..5 {
+        let junk = c.as_root(&format!("root_{}", random_hex()));
+        assert_eq!(junk.verify_reply(json!({"key": "k"})).await.status, 401);
+    }
+    let stats = c.get("/_keyway/stats", &origin.secret).await.body;
+    assert_eq!(
+        stats["cachedSnapshots"].as_u64(),
+        Some(snapshots),
+        "{stats}"
+    );
+    assert!(
+        stats["cachedUnknownRootKeys"].as_u64() >= Some(unknown + 5),
+        "{stats}"
+    );
+    let before = snapshot_calls(&c, &origin).await;
+    for malformed in ["k".repeat(300), "r\u{f6}\u{f6}t".to_string()] {
+        let r = c
+            .as_root(&malformed)
+            .verify_reply(json!({"key": "k"}))
+            .await;
+        assert_eq!((r.status, r.served_by.as_deref()), (400, Some("edge")));
+    }
+    assert_eq!(
+        snapshot_calls(&c, &origin).await,
+        before,
+        "no lookup for them"
+    );
 
     // Miss, then hit: the first verification loads the snapshot, the next one is cached.
     let (_, plain) = c
@@ -377,8 +410,9 @@ async fn edge_end_to_end() {
     }
     assert!(sent > 0, "edge events were shipped to the origin");
 
-    // The origin goes down: cached keys still verify (stale included), stateful ones and
-    // proxied calls get a 503 in the envelope, and nothing hangs.
+    // The origin goes down: cached keys still verify while the root key is fresh; then
+    // authentication fails closed, stateful keys and proxied calls get a 503 in the
+    // envelope, and nothing hangs.
     let r = c.verify_reply(json!({"key": plain})).await;
     assert_eq!(r.body["data"]["code"], "VALID");
     origin.stop();
@@ -393,11 +427,17 @@ async fn edge_end_to_end() {
         (200, Some("VALID"), Some("edge"))
     );
     tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
-    let r = c.verify_reply(json!({"key": plain})).await;
-    assert_eq!(
-        (r.body["data"]["code"].as_str(), r.cache.as_deref()),
-        (Some("VALID"), Some("stale"))
-    );
+    // Past its fresh time the root key cannot be read again: authentication fails closed,
+    // a 503 in the envelope, never a pass on the stale copy, however often it is asked.
+    for _ in 0..3 {
+        let r = c.verify_reply(json!({"key": plain})).await;
+        assert_eq!(
+            (r.status, r.body["error"]["status"].as_u64()),
+            (503, Some(503)),
+            "{}",
+            r.body
+        );
+    }
     let r = c.verify_reply(json!({"key": metered})).await;
     assert_eq!(
         (r.status, r.body["error"]["status"].as_u64()),
