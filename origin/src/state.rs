@@ -53,6 +53,25 @@ impl AppState {
         Ok(found)
     }
 
+    /// For the edge: the snapshot as read no more than `max_age` ago, and its age.
+    pub async fn lookup_within(
+        &self,
+        hash: &KeyHash,
+        max_age: std::time::Duration,
+    ) -> Result<
+        (
+            Option<Arc<keyway_core::snapshot::KeySnapshot>>,
+            std::time::Duration,
+        ),
+        AppError,
+    > {
+        Ok(self
+            .caches
+            .snapshots
+            .get_within(&self.store, hash, max_age)
+            .await?)
+    }
+
     /// The caller's root key, from `Authorization: Bearer`.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<RootScope, AppError> {
         let token = bearer_token(authorization)?;

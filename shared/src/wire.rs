@@ -12,7 +12,7 @@ use crate::api::keys::{VerifyCode, VerifyKeyRequest};
 use crate::key::KeyHash;
 use crate::snapshot::KeySnapshot;
 
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 pub const CONTENT_TYPE: &str = "application/x-keyway-postcard";
 
 pub const SNAPSHOT_PATH: &str = "/internal/v1/snapshot";
@@ -71,20 +71,25 @@ pub fn decode<M: WireMessage>(bytes: &[u8]) -> Result<M, WireError> {
     Ok(msg)
 }
 
-/// Edge → origin: the snapshot for this hash (keys and root keys alike).
+/// Edge → origin: the snapshot for this hash (keys and root keys alike), as read no more
+/// than `max_age_ms` ago.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotLookup {
     pub hash: KeyHash,
+    pub max_age_ms: u32,
 }
 
 impl WireMessage for SnapshotLookup {
     const KIND: u8 = 1;
 }
 
-/// Origin → edge. `None` means no such key; the edge caches that too.
+/// Origin → edge. `None` means no such key; the edge caches that too. `age_ms` is how
+/// long ago the origin read it from the database: the edge counts its freshness from
+/// then, not from when it asked, so the origin's cache and the edge's never add up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFound {
     pub snapshot: Option<KeySnapshot>,
+    pub age_ms: u32,
 }
 
 impl WireMessage for SnapshotFound {
@@ -97,6 +102,8 @@ impl WireMessage for SnapshotFound {
 pub struct PairLookup {
     pub root: KeyHash,
     pub key: KeyHash,
+    /// As in [`SnapshotLookup`], for both.
+    pub max_age_ms: u32,
 }
 
 impl WireMessage for PairLookup {
@@ -229,9 +236,13 @@ mod tests {
     fn round_trips() {
         let s = SnapshotFound {
             snapshot: Some(fixtures::key()),
+            age_ms: 1234,
         };
         assert_eq!(decode::<SnapshotFound>(&encode(&s)).unwrap(), s);
-        let none = SnapshotFound { snapshot: None };
+        let none = SnapshotFound {
+            snapshot: None,
+            age_ms: 0,
+        };
         assert_eq!(decode::<SnapshotFound>(&encode(&none)).unwrap(), none);
         let f = ForwardedVerify {
             root_key_hash: KeyHash::of("root"),
@@ -250,6 +261,7 @@ mod tests {
     fn header_is_checked() {
         let bytes = encode(&SnapshotLookup {
             hash: KeyHash::of("k"),
+            max_age_ms: 5000,
         });
         assert_eq!(
             decode::<SnapshotFound>(&bytes).unwrap_err(),

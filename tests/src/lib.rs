@@ -39,7 +39,10 @@ pub struct Origin {
     pub url: String,
     pub root_key: String,
     pub secret: String,
+    /// The database URL, for the CLI.
+    pub db: String,
     pub dir: tempfile::TempDir,
+    bin: String,
     process: OriginProcess,
 }
 
@@ -79,9 +82,18 @@ impl Origin {
             url: process.url.clone(),
             root_key: root_key.to_string(),
             secret,
+            db: db.to_string(),
             dir,
+            bin: bin.to_string(),
             process,
         }
+    }
+
+    /// `keyway ARGS --database <this origin's database>`, as an operator runs it: stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args).args(["--database", &self.db]);
+        run_to_end(&mut cmd, &format!("keyway {args:?}")).unwrap()
     }
 
     /// `kill -9`: no flush, no goodbye.

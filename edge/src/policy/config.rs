@@ -34,6 +34,13 @@ impl Config {
         )
     }
 
+    /// The oldest copy the origin may hand out: half the fresh time, so every answer is
+    /// fresh here for at least the other half, and a change reaches the edge within one
+    /// fresh time of being written, whatever the origin's own cache holds.
+    pub fn origin_max_age_ms(&self) -> u32 {
+        (self.fresh_ms / 2.0).clamp(0.0, f64::from(u32::MAX)) as u32
+    }
+
     /// `var` reads a plain var; `secret` is `KEYWAY_EDGE_SECRET` from the secret store,
     /// which wins over a var of the same name.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>, secret: Option<String>) -> Config {

@@ -34,6 +34,20 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
+impl Fetched {
+    /// The origin's answer to a lookup that left at `started_ms`. It is dated when the
+    /// origin read it (`age_ms` before the request left, on this clock): counted from the
+    /// request's start, a copy the origin had held for its own fresh time would be trusted
+    /// here for another one.
+    pub fn answered(found: SnapshotFound, started_ms: f64) -> Fetched {
+        Fetched {
+            bytes: wire::encode(&found),
+            started_ms: started_ms - f64::from(found.age_ms),
+            snapshot: found.snapshot.map(Arc::new),
+        }
+    }
+}
+
 /// An entry as the Cache API holds it: the origin's encoded answer and when it left.
 pub struct CacheEntry {
     pub bytes: Vec<u8>,
@@ -518,6 +532,25 @@ mod tests {
             .borrow_mut()
             .get(&root().as_str().to_string(), io.now.get());
         assert!(matches!(entry, Some((None, _))));
+    }
+
+    #[test]
+    fn freshness_counts_from_the_origins_read_not_the_request() {
+        let (io, t) = fake();
+        // The origin had read it 6 s before: of the 10 s fresh time, 4 s are left here.
+        io.answer_age.set(6_000);
+        io.answers(Ok(snap("k")));
+        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        io.later(3_999.0);
+        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        assert_eq!(status, CacheStatus::Hit);
+        io.later(2.0);
+        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        assert_eq!(
+            status,
+            CacheStatus::Stale,
+            "fresh for 10 s from the read, no longer"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use keyway_core::error::ApiError;
 use keyway_core::freshness::{NotFound, ReloadFails, Rule};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
-use keyway_core::wire::{self, SnapshotFound};
+use keyway_core::wire::SnapshotFound;
 
 use super::lookup::*;
 use super::memo::Memo;
@@ -59,6 +59,8 @@ pub struct Fake {
     /// The origin's answers, in order; empty means it is down.
     pub origin: RefCell<VecDeque<Result<Snapshot, Fault>>>,
     pub fetches: Cell<u32>,
+    /// How long ago the fake origin read each answer (`SnapshotFound::age_ms`).
+    pub answer_age: Cell<u32>,
     pub refreshes: RefCell<Vec<Later>>,
     pub logs: RefCell<Vec<String>>,
 }
@@ -80,6 +82,7 @@ pub fn fake_with(tiers: Tiers) -> (&'static Fake, Tiers3) {
         cache_faults: RefCell::new(None),
         origin: RefCell::new(VecDeque::new()),
         fetches: Cell::new(0),
+        answer_age: Cell::new(0),
         refreshes: RefCell::new(Vec::new()),
         logs: RefCell::new(Vec::new()),
     }));
@@ -148,12 +151,12 @@ impl Origin for &'static Fake {
             .borrow_mut()
             .pop_front()
             .unwrap_or(Err(Fault::Down));
-        answer.map(|snapshot| Fetched {
-            bytes: wire::encode(&SnapshotFound {
+        answer.map(|snapshot| {
+            let found = SnapshotFound {
                 snapshot: snapshot.as_deref().cloned(),
-            }),
-            snapshot,
-            started_ms: self.now.get(),
+                age_ms: self.answer_age.get(),
+            };
+            Fetched::answered(found, self.now.get())
         })
     }
     /// Answers the root from the queue, and the key from the next answer only when

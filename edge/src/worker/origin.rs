@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
@@ -180,19 +179,14 @@ impl Origin for OriginApi {
 
     async fn snapshot(&self, hash: &KeyHash) -> Result<Fetched, EdgeError> {
         let started_ms = now_ms();
-        let bytes = internal(
-            &self.cfg,
-            wire::SNAPSHOT_PATH,
-            wire::encode(&SnapshotLookup { hash: hash.clone() }),
-        )
-        .await?;
+        let msg = SnapshotLookup {
+            hash: hash.clone(),
+            max_age_ms: self.cfg.origin_max_age_ms(),
+        };
+        let bytes = internal(&self.cfg, wire::SNAPSHOT_PATH, wire::encode(&msg)).await?;
         let found: SnapshotFound = wire::decode(&bytes)
             .map_err(|e| EdgeError::Origin(format!("bad snapshot answer: {e}")))?;
-        Ok(Fetched {
-            snapshot: found.snapshot.map(Arc::new),
-            started_ms,
-            bytes,
-        })
+        Ok(Fetched::answered(found, started_ms))
     }
 
     async fn pair(
@@ -204,16 +198,13 @@ impl Origin for OriginApi {
         let msg = PairLookup {
             root: root.clone(),
             key: key.clone(),
+            max_age_ms: self.cfg.origin_max_age_ms(),
         };
         let bytes = internal(&self.cfg, wire::PAIR_PATH, wire::encode(&msg)).await?;
         let found: PairFound = wire::decode(&bytes)
             .map_err(|e| EdgeError::Origin(format!("bad snapshot pair answer: {e}")))?;
         // Each is kept in the Cache API as the single lookup's answer would be.
-        let fetched = |f: SnapshotFound| Fetched {
-            bytes: wire::encode(&f),
-            snapshot: f.snapshot.map(Arc::new),
-            started_ms,
-        };
+        let fetched = |f: SnapshotFound| Fetched::answered(f, started_ms);
         Ok((fetched(found.root), found.key.map(fetched)))
     }
 

@@ -166,6 +166,30 @@ impl SnapshotCache {
         });
     }
 
+    /// The snapshot as read from the database no more than `max_age` ago, and how long
+    /// ago that was: for the edge, which counts its own freshness from the read. A copy
+    /// older than that is read again; a failed read is an error, never an old copy (the
+    /// edge has its own stale copy and its own rule for it).
+    pub async fn get_within(
+        &self,
+        store: &Store,
+        hash: &KeyHash,
+        max_age: Duration,
+    ) -> StoreResult<(Option<Arc<KeySnapshot>>, Duration)> {
+        if let (Some(entries), Some(digest)) = (&self.entries, hash.digest()) {
+            if let Some(entry) = entries.get(&digest)
+                && entry.loaded.elapsed() < max_age
+            {
+                return Ok((entry.snapshot.clone(), entry.loaded.elapsed()));
+            }
+            return Ok((self.load(store, hash, digest).await?, Duration::ZERO));
+        }
+        Ok((
+            store.load_snapshot(hash).await?.map(Arc::new),
+            Duration::ZERO,
+        ))
+    }
+
     /// Drops snapshots after a write has committed, before the write answers.
     /// Drops every entry: a node that may have missed change notices starts over.
     pub fn invalidate_all(&self) {

@@ -15,11 +15,13 @@ use keyway_core::wire::{
     VerifyAnswer, WireMessage,
 };
 
-use crate::caches::snapshots::Stale;
+use std::time::Duration;
+
 use crate::error::AppError;
 use crate::http::{Credentials, RawBody, envelope, request_id};
 use crate::service::Caller;
 use crate::state::AppState;
+use keyway_core::key::KeyHash;
 
 fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
     let Some(secret) = &state.edge_secret else {
@@ -53,6 +55,22 @@ fn postcard<M: WireMessage>(msg: &M) -> Response {
     r
 }
 
+/// A snapshot for the edge, as read at most `max_age_ms` ago, and how long ago that was:
+/// the edge counts its freshness from the read, so the two caches' fresh times never add
+/// up (a change that skipped this node's cache, like the CLI's, included).
+async fn found(
+    state: &AppState,
+    hash: &KeyHash,
+    max_age_ms: u32,
+) -> Result<SnapshotFound, AppError> {
+    let max_age = Duration::from_millis(u64::from(max_age_ms));
+    let (snapshot, age) = state.lookup_within(hash, max_age).await?;
+    Ok(SnapshotFound {
+        snapshot: snapshot.map(|s| (*s).clone()),
+        age_ms: u32::try_from(age.as_millis()).unwrap_or(u32::MAX),
+    })
+}
+
 pub async fn snapshot(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -60,12 +78,9 @@ pub async fn snapshot(
 ) -> Result<Response, AppError> {
     check_secret(&state, &credentials)?;
     let lookup: SnapshotLookup = decode(&body)?;
-    // Never hand the edge a stale copy: it caches what it gets for its own fresh time,
-    // and two stale windows in a row would double the revocation bound.
-    let (snapshot, _) = state.lookup_with(&lookup.hash, Stale::Reload).await?;
-    Ok(postcard(&SnapshotFound {
-        snapshot: snapshot.map(|s| (*s).clone()),
-    }))
+    Ok(postcard(
+        &found(&state, &lookup.hash, lookup.max_age_ms).await?,
+    ))
 }
 
 /// The root key and, if it authenticates, the key: what the edge needs when it has
@@ -77,22 +92,15 @@ pub async fn pair(
 ) -> Result<Response, AppError> {
     check_secret(&state, &credentials)?;
     let lookup: PairLookup = decode(&body)?;
-    let (root, _) = state.lookup_with(&lookup.root, Stale::Reload).await?;
-    let authenticated = RootScope::from_snapshot(root.clone(), crate::ids::now_ms()).is_ok();
+    let root = found(&state, &lookup.root, lookup.max_age_ms).await?;
+    let scope = root.snapshot.clone().map(std::sync::Arc::new);
+    let authenticated = RootScope::from_snapshot(scope, crate::ids::now_ms()).is_ok();
     let key = if authenticated {
-        let (key, _) = state.lookup_with(&lookup.key, Stale::Reload).await?;
-        Some(SnapshotFound {
-            snapshot: key.map(|s| (*s).clone()),
-        })
+        Some(found(&state, &lookup.key, lookup.max_age_ms).await?)
     } else {
         None
     };
-    Ok(postcard(&PairFound {
-        root: SnapshotFound {
-            snapshot: root.map(|s| (*s).clone()),
-        },
-        key,
-    }))
+    Ok(postcard(&PairFound { root, key }))
 }
 
 pub async fn verify(
