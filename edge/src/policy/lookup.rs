@@ -77,6 +77,9 @@ pub trait Origin {
     /// Whether the error means the origin could not be reached (or answered garbage),
     /// rather than a fault of ours.
     fn unreachable(e: &Self::Error) -> bool;
+    /// The same origin for work after the response (a background refresh), which does
+    /// not draw on the request's time for the origin.
+    fn afresh(&self) -> Self;
 }
 
 /// Work that runs after the response.
@@ -345,7 +348,8 @@ where
     }
 
     fn refresh_later(&self, hash: &KeyHash) {
-        let me = self.clone();
+        let mut me = self.clone();
+        me.origin = self.origin.afresh();
         let owned = hash.clone();
         let scheduled = self
             .host

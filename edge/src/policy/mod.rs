@@ -3,6 +3,7 @@
 //! The Worker glue (`crate::worker`) supplies the I/O each piece needs through the
 //! traits in [`lookup`], and turns the answers into responses.
 
+pub mod budget;
 pub mod config;
 pub mod events;
 pub mod lookup;

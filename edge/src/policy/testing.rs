@@ -177,6 +177,9 @@ impl Origin for &'static Fake {
     fn unreachable(e: &Fault) -> bool {
         matches!(e, Fault::Down)
     }
+    fn afresh(&self) -> Self {
+        self
+    }
 }
 
 impl Host for &'static Fake {

@@ -14,6 +14,7 @@ use keyway_core::wire::{
 };
 use worker::{Context, Delay, Fetch, Headers, Method, Request, RequestInit, Response, console_log};
 
+use crate::policy::budget::Budget;
 use crate::policy::config::Config;
 use crate::policy::lookup::{Fetched, Origin};
 
@@ -22,20 +23,28 @@ use super::isolate::{now_ms, stats, take_due_events};
 
 pub const VERIFY_PATH: &str = "/v2/keys.verifyKey";
 
-/// Runs `fut` with the origin timeout; the origin being slow is the same as it being down.
-async fn with_timeout<T>(
-    cfg: &Config,
+/// Runs `fut` within what is left of the request's budget; the origin being slow is the
+/// same as it being down.
+async fn within<T>(
+    budget: Budget,
     fut: impl Future<Output = Result<T, EdgeError>>,
 ) -> Result<T, EdgeError> {
+    let Some(left) = budget.left_ms(now_ms()) else {
+        return Err(EdgeError::Origin(
+            "the request's time for the origin is spent".into(),
+        ));
+    };
     let fut = Box::pin(fut);
-    let delay = Delay::from(Duration::from_millis(cfg.timeout_ms));
+    let delay = Delay::from(Duration::from_millis(left));
     match select(fut, delay).await {
         Either::Left((result, _)) => result,
-        Either::Right(_) => Err(EdgeError::Origin(format!(
-            "no answer within {} ms",
-            cfg.timeout_ms
-        ))),
+        Either::Right(_) => Err(EdgeError::Origin(format!("no answer within {left} ms"))),
     }
+}
+
+/// A budget of its own, for a call that is the only one its request makes.
+fn alone(cfg: &Config) -> Budget {
+    Budget::new(now_ms(), cfg.timeout_ms)
 }
 
 fn post_init(headers: Headers, body: &[u8]) -> RequestInit {
@@ -60,7 +69,12 @@ async fn body(resp: &mut Response) -> Result<Vec<u8>, EdgeError> {
 }
 
 /// A postcard call to the origin's internal API; returns the response body.
-pub async fn internal(cfg: &Config, path: &str, payload: Vec<u8>) -> Result<Vec<u8>, EdgeError> {
+pub async fn internal(
+    cfg: &Config,
+    budget: Budget,
+    path: &str,
+    payload: Vec<u8>,
+) -> Result<Vec<u8>, EdgeError> {
     let secret = cfg
         .secret
         .as_ref()
@@ -72,7 +86,7 @@ pub async fn internal(cfg: &Config, path: &str, payload: Vec<u8>) -> Result<Vec<
         &format!("{}{path}", cfg.origin),
         &post_init(headers, &payload),
     )?;
-    with_timeout(cfg, async move {
+    within(budget, async move {
         let mut resp = send(req).await?;
         let status = resp.status_code();
         let bytes = body(&mut resp).await?;
@@ -103,7 +117,7 @@ pub async fn public_verify(
         &format!("{}{VERIFY_PATH}", cfg.origin),
         &post_init(headers, payload),
     )?;
-    with_timeout(cfg, async move {
+    within(alone(cfg), async move {
         let mut resp = send(req).await?;
         let content_type = resp
             .headers()
@@ -147,7 +161,7 @@ pub async fn proxy(
         init.with_body(Some(js_sys::Uint8Array::from(payload.as_slice()).into()));
     }
     let out = Request::new_with_init(&target, &init)?;
-    with_timeout(cfg, async move {
+    within(alone(cfg), async move {
         let mut resp = send(out).await?;
         let status = resp.status_code();
         let headers = resp.headers().clone();
@@ -172,6 +186,8 @@ pub async fn proxy(
 #[derive(Clone)]
 pub struct OriginApi {
     pub cfg: Rc<Config>,
+    /// The request's time for the origin, shared by every call it makes.
+    pub budget: Budget,
 }
 
 impl Origin for OriginApi {
@@ -183,7 +199,13 @@ impl Origin for OriginApi {
             hash: hash.clone(),
             max_age_ms: self.cfg.origin_max_age_ms(),
         };
-        let bytes = internal(&self.cfg, wire::SNAPSHOT_PATH, wire::encode(&msg)).await?;
+        let bytes = internal(
+            &self.cfg,
+            self.budget,
+            wire::SNAPSHOT_PATH,
+            wire::encode(&msg),
+        )
+        .await?;
         let found: SnapshotFound = wire::decode(&bytes)
             .map_err(|e| EdgeError::Origin(format!("bad snapshot answer: {e}")))?;
         Ok(Fetched::answered(found, started_ms))
@@ -200,7 +222,7 @@ impl Origin for OriginApi {
             key: key.clone(),
             max_age_ms: self.cfg.origin_max_age_ms(),
         };
-        let bytes = internal(&self.cfg, wire::PAIR_PATH, wire::encode(&msg)).await?;
+        let bytes = internal(&self.cfg, self.budget, wire::PAIR_PATH, wire::encode(&msg)).await?;
         let found: PairFound = wire::decode(&bytes)
             .map_err(|e| EdgeError::Origin(format!("bad snapshot pair answer: {e}")))?;
         // Each is kept in the Cache API as the single lookup's answer would be.
@@ -211,15 +233,28 @@ impl Origin for OriginApi {
     fn unreachable(e: &EdgeError) -> bool {
         matches!(e, EdgeError::Origin(_))
     }
+
+    fn afresh(&self) -> Self {
+        OriginApi {
+            cfg: Rc::clone(&self.cfg),
+            budget: alone(&self.cfg),
+        }
+    }
 }
 
 /// A verification that needs the origin's counters. The answer carries the origin's
 /// status, body and content type (chosen from the caller's `Accept` there), relayed as is.
 pub async fn forward_verify(
-    cfg: &Config,
+    origin: &OriginApi,
     msg: &ForwardedVerify,
 ) -> Result<VerifyAnswer, EdgeError> {
-    let bytes = internal(cfg, wire::VERIFY_PATH, wire::encode(msg)).await?;
+    let bytes = internal(
+        &origin.cfg,
+        origin.budget,
+        wire::VERIFY_PATH,
+        wire::encode(msg),
+    )
+    .await?;
     wire::decode(&bytes).map_err(|e| EdgeError::Origin(format!("bad verify answer: {e}")))
 }
 
@@ -234,6 +269,7 @@ pub fn flush_events(cfg: &Rc<Config>, ctx: &Context, force: bool) {
         let n = batch.len() as u64;
         match internal(
             &cfg,
+            alone(&cfg),
             wire::EVENTS_PATH,
             wire::encode(&EventBatch { events: batch }),
         )

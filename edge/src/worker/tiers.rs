@@ -4,11 +4,12 @@ use std::rc::Rc;
 
 use worker::Context;
 
+use crate::policy::budget::Budget;
 use crate::policy::config::Config;
 use crate::policy::lookup::Snapshots;
 
 use super::cache_api::WorkerCache;
-use super::isolate::{RequestHost, memory};
+use super::isolate::{RequestHost, memory, now_ms};
 use super::origin::OriginApi;
 
 pub type EdgeSnapshots = Snapshots<WorkerCache, OriginApi, RequestHost>;
@@ -21,6 +22,7 @@ pub fn snapshots(cfg: &Rc<Config>, ctx: Option<Rc<Context>>) -> EdgeSnapshots {
         cache: WorkerCache,
         origin: OriginApi {
             cfg: Rc::clone(cfg),
+            budget: Budget::new(now_ms(), cfg.timeout_ms),
         },
         host: RequestHost { ctx },
     }

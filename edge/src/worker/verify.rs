@@ -71,7 +71,7 @@ pub async fn verify_at_edge(
                 request: forwarded,
                 accept: accept.get(),
             };
-            let answer = origin::forward_verify(&snapshots.origin.cfg, &msg).await?;
+            let answer = origin::forward_verify(&snapshots.origin, &msg).await?;
             Ok(bytes_response(
                 answer.status,
                 answer.body,

@@ -1,7 +1,8 @@
 //! End to end, in one test binary (linking is the slow part on two cores): the origin and
 //! the Worker in workerd (`edge`), three origins on PostgreSQL and Redis (`cluster`), and
-//! the container (`deploy`).
+//! the container (`deploy`), and the revocation bounds, measured (`revocation`).
 
 mod cluster;
 mod deploy;
 mod edge;
+mod revocation;

@@ -1,0 +1,161 @@
+//! Revocation bounds, measured: how long after a revocation a revoked key or root key
+//! still passes, at the edge and on a second origin node without Redis, printed beside
+//! the bound the README states and checked against it. (In cluster mode every node drops
+//! it at once: `cluster::changes_reach_every_node_at_once`.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use keyway_tests::{Client, Edge, Origin, Reply};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_keyway-tests-origin");
+const FRESH_SECONDS: f64 = 2.0;
+const STALE_SECONDS: f64 = 60.0;
+
+/// Polls `call` from the revocation until it has been refused for a while; returns how
+/// long after the revocation it last passed, and prints it beside `bound`.
+async fn last_pass<F, Fut>(what: &str, bound: &str, call: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = (Reply, bool)>,
+{
+    let revoked_at = Instant::now();
+    let mut last = Duration::ZERO;
+    let mut refused_since = None;
+    while revoked_at.elapsed() < Duration::from_secs(30) {
+        let (r, passed) = call().await;
+        if passed {
+            last = revoked_at.elapsed();
+            refused_since = None;
+        } else {
+            let since = *refused_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+        }
+        assert!(r.status < 500, "{}: {}", r.status, r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{what}: last passed {:.2} s after the revocation; the README's bound: {bound}",
+        last.as_secs_f64()
+    );
+    last
+}
+
+/// The id `keyway root-keys list` gives the root key `plain`.
+fn root_key_id(origin: &Origin, plain: &str) -> String {
+    let listed: serde_json::Value =
+        serde_json::from_str(&origin.cli(&["root-keys", "list", "--json"])).unwrap();
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| plain.starts_with(k["start"].as_str().unwrap_or("-")))
+        .and_then(|k| k["id"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+/// A root key revoked with the CLI, which writes the database behind the running origin's
+/// back, is refused at the edge within the edge's fresh time, even when the origin's own
+/// cache would keep it far longer: the origin hands the edge no copy older than half
+/// the edge's fresh time, and the edge counts from when the origin read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_key_revoked_with_the_cli_is_refused_at_the_edge_within_its_fresh_time() {
+    const ORIGIN_FRESH: &str = "60";
+    let origin = Origin::start(BIN, &["--cache-fresh-seconds", ORIGIN_FRESH]);
+    let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
+    let operator = origin.cli(&["root-keys", "create", "--permission", "api.*.verify_key"]);
+    let operator = operator.trim().to_string();
+    let c = Client::new(&edge.url, &operator);
+    let verify = || c.verify_reply(json!({"key": "sk_anything"}));
+    assert_eq!(verify().await.status, 200);
+    // Used through the origin too, so the origin's cache holds it for its 60 s.
+    let direct = c.at(&origin.url);
+    assert_eq!(
+        direct.verify_reply(json!({"key": "sk_x"})).await.status,
+        200
+    );
+    let id = root_key_id(&origin, &operator);
+    // Keep it fresh at the edge right up to the revocation.
+    tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS * 0.75)).await;
+    assert_eq!(verify().await.status, 200);
+    origin.cli(&["root-keys", "revoke", &id]);
+    let last = last_pass(
+        "a root key revoked with the CLI, at the edge",
+        &format!(
+            "KEYWAY_FRESH_SECONDS = {FRESH_SECONDS} s (origin --cache-fresh-seconds {ORIGIN_FRESH})"
+        ),
+        || async {
+            let r = verify().await;
+            let passed = r.status == 200;
+            (r, passed)
+        },
+    )
+    .await;
+    assert!(
+        last <= Duration::from_secs_f64(FRESH_SECONDS + 0.5),
+        "a revoked root key passed {last:?} after the revoke"
+    );
+    assert_eq!(verify().await.status, 401);
+}
+
+/// Two origins on one database and no Redis: a key disabled through one, and a root key
+/// revoked with the CLI, stop passing on the other within its `--cache-fresh-seconds`
+/// (plus the one stale answer that starts the reload, for the key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_origin_without_redis_follows_within_its_fresh_time() {
+    const NODE_FRESH: f64 = 2.0;
+    let args = ["--cache-fresh-seconds", "2"];
+    let first = Origin::start(BIN, &args);
+    let second = Origin::start_on(BIN, &first.db, &first.root_key, &args);
+    let c = Client::new(&first.url, &first.root_key);
+    let (_, key_id, key) = c.create_key(json!({})).await;
+    let other = c.at(&second.url);
+    assert_eq!(other.verify(json!({"key": key})).await["code"], "VALID");
+    c.ok(
+        "/v2/keys.updateKey",
+        json!({"keyId": key_id, "enabled": false}),
+    )
+    .await;
+    let last = last_pass(
+        "a key disabled through the API, on a second node without Redis",
+        "--cache-fresh-seconds = 2 s, plus the one stale answer that starts the reload",
+        || async {
+            let r = other.verify_reply(json!({"key": key})).await;
+            let passed = r.body["data"]["code"] == "VALID";
+            (r, passed)
+        },
+    )
+    .await;
+    assert!(
+        last <= Duration::from_secs_f64(NODE_FRESH + 1.0),
+        "{last:?}"
+    );
+
+    let operator = first.cli(&["root-keys", "create", "--permission", "api.*.verify_key"]);
+    let operator = operator.trim().to_string();
+    let as_operator = other.as_root(&operator);
+    assert_eq!(
+        as_operator.verify_reply(json!({"key": "k"})).await.status,
+        200
+    );
+    first.cli(&["root-keys", "revoke", &root_key_id(&first, &operator)]);
+    let last = last_pass(
+        "a root key revoked with the CLI, on a running node without Redis",
+        "--cache-fresh-seconds = 2 s",
+        || async {
+            let r = as_operator.verify_reply(json!({"key": "k"})).await;
+            let passed = r.status == 200;
+            (r, passed)
+        },
+    )
+    .await;
+    assert!(
+        last <= Duration::from_secs_f64(NODE_FRESH + 0.5),
+        "{last:?}"
+    );
+}
