@@ -96,6 +96,11 @@ impl Origin {
         run_to_end(&mut cmd, &format!("keyway {args:?}")).unwrap()
     }
 
+    /// Sends a signal (`STOP` freezes it: connections are accepted and never answered).
+    pub fn signal(&self, signal: &str) {
+        assert!(self.process.process.signal(signal), "kill -{signal} failed");
+    }
+
     /// `kill -9`: no flush, no goodbye.
     pub fn kill(&mut self) {
         self.process.process.kill();

@@ -80,6 +80,9 @@ pub trait Origin {
     /// The same origin for work after the response (a background refresh), which does
     /// not draw on the request's time for the origin.
     fn afresh(&self) -> Self;
+    /// The error for a request that waited on another request's reload of its root key,
+    /// which did not bring it back fresh: the origin was unreachable.
+    fn unreachable_error(message: String) -> Self::Error;
 }
 
 /// Work that runs after the response.
@@ -92,6 +95,9 @@ pub trait Host {
     /// which already run after it).
     fn after_response(&self, work: Later) -> bool;
     fn log(&self, message: &str);
+    /// Waits `ms` on this request's own clock. (A request that waits on another
+    /// request's I/O is cancelled by the Workers runtime as hung.)
+    fn sleep(&self, ms: u64) -> Later;
 }
 
 /// The isolate's memory the tiers share: the memo, the bearers no root key answers to,
@@ -107,8 +113,42 @@ pub struct Memory {
     pub stats: Rc<RefCell<Stats>>,
 }
 
+impl Memory {
+    pub fn new(memo: SnapshotMemo, unknown_roots: SnapshotMemo) -> Memory {
+        Memory {
+            memo: Rc::new(RefCell::new(memo)),
+            unknown_roots: Rc::new(RefCell::new(unknown_roots)),
+            stats: Rc::new(RefCell::new(Stats::default())),
+        }
+    }
+}
+
 /// How many unknown bearers an isolate remembers (each for the fresh time only).
 pub const UNKNOWN_ROOTS_CAPACITY: usize = 1_000;
+
+/// How often a request waiting on another's root-key reload looks again, and for how
+/// long at most (the reload itself is bounded by the origin timeout).
+const RELOAD_POLL_MS: u64 = 5;
+const RELOAD_WAIT_MS: f64 = 30_000.0;
+
+/// A root key's reload claim, released when dropped.
+struct Claim<'a> {
+    memo: &'a RefCell<SnapshotMemo>,
+    key: &'a String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.memo.borrow_mut().end_refresh(self.key);
+    }
+}
+
+/// A stale root key read again: by this request (with the companion key, if it asked for
+/// one), or by another one this request waited for.
+enum Reloaded {
+    Here(Snapshot, Option<Snapshot>),
+    ByAnother(Snapshot),
+}
 
 /// Whose snapshot a lookup is for: a root key (read again when stale) or a key being
 /// verified.
@@ -244,29 +284,59 @@ where
                 }
                 Ok((snap, CacheStatus::Stale, None))
             }
-            (Step::Reload, Some((snap, _))) => {
-                match self.fetch_with(hash, whose, companion).await {
-                    Ok((fresh, with)) => Ok((fresh, CacheStatus::Reload, with)),
-                    Err(e)
-                        if O::unreachable(&e) && rule.reload_fails == ReloadFails::AnswerStale =>
-                    {
-                        self.host.log(&format!(
-                            "reloading a stale root key failed, answering from cache: {e}"
-                        ));
-                        if self.tiers.memory {
-                            self.memo(|m| m.put(key, snap.clone(), now));
-                        }
-                        Ok((snap, CacheStatus::Stale, None))
+            (Step::Reload, Some((snap, _))) => match self.reload(hash, companion).await {
+                Ok(Reloaded::Here(fresh, with)) => Ok((fresh, CacheStatus::Reload, with)),
+                Ok(Reloaded::ByAnother(fresh)) => Ok((fresh, CacheStatus::Reload, None)),
+                Err(e) if O::unreachable(&e) && rule.reload_fails == ReloadFails::AnswerStale => {
+                    self.host.log(&format!(
+                        "reloading a stale root key failed, answering from cache: {e}"
+                    ));
+                    if self.tiers.memory {
+                        self.memo(|m| m.put(key, snap.clone(), now));
                     }
-                    // Fails closed: past its fresh time a root key is only as good as the
-                    // origin's word on it now (the stale copy stays, for when it answers).
-                    Err(e) => Err(e),
+                    Ok((snap, CacheStatus::Stale, None))
                 }
-            }
+                // Fails closed: past its fresh time a root key is only as good as the
+                // origin's word on it now (the stale copy stays, for when it answers).
+                Err(e) => Err(e),
+            },
             _ => {
                 let (snap, with) = self.fetch_with(hash, whose, companion).await?;
                 Ok((snap, CacheStatus::Miss, with))
             }
+        }
+    }
+
+    /// Reads a stale root key again, or waits for the reload another request already
+    /// started for it: one origin call per root key at a time, so a burst of requests
+    /// costs the origin one lookup. A waiter polls the memo on its own clock until the
+    /// reload is over; if it did not bring the key back fresh, the waiter fails closed.
+    async fn reload(
+        &self,
+        hash: &KeyHash,
+        companion: Option<&KeyHash>,
+    ) -> Result<Reloaded, O::Error> {
+        let key = hash.as_str().to_string();
+        if self.memo(|m| m.begin_refresh(&key)) {
+            // Released however this ends, a cancelled request included: a claim left
+            // behind would keep every later request for the key waiting.
+            let _claim = Claim {
+                memo: &self.memory.memo,
+                key: &key,
+            };
+            let (fresh, with) = self.fetch_with(hash, Whose::Root, companion).await?;
+            return Ok(Reloaded::Here(fresh, with));
+        }
+        let give_up = self.host.now_ms() + RELOAD_WAIT_MS;
+        while self.memo(|m| m.refreshing(&key)) && self.host.now_ms() < give_up {
+            self.host.sleep(RELOAD_POLL_MS).await;
+        }
+        let now = self.host.now_ms();
+        match self.memo(|m| m.get(&key, now)) {
+            Some((fresh, Freshness::Fresh)) => Ok(Reloaded::ByAnother(fresh)),
+            _ => Err(O::unreachable_error(
+                "reloading the root key failed for the request that tried".into(),
+            )),
         }
     }
 
@@ -555,6 +625,48 @@ mod tests {
             CacheStatus::Stale,
             "fresh for 10 s from the read, no longer"
         );
+    }
+
+    #[test]
+    fn concurrent_requests_share_one_root_key_reload() {
+        let (io, t) = fake();
+        io.answers(Ok(snap("root")));
+        run(t.lookup(&root(), Stale::Reload)).unwrap();
+        io.later(10_001.0);
+        io.slow.set(true);
+        let r = root();
+        let before = io.fetches.get();
+        // The origin is down: three requests wait on one reload, and all are refused.
+        let three = futures::future::join3(
+            t.lookup(&r, Stale::Reload),
+            t.lookup(&r, Stale::Reload),
+            t.lookup(&r, Stale::Reload),
+        );
+        let (a, b, c) = futures::executor::block_on(three);
+        assert!(matches!(
+            (a, b, c),
+            (Err(Fault::Down), Err(Fault::Down), Err(Fault::Down))
+        ));
+        assert_eq!(
+            io.fetches.get() - before,
+            1,
+            "one reload, not one per request"
+        );
+        // It answers again: one reload for the three, and the next reload is a new one.
+        io.answers(Ok(snap("root")));
+        let three = futures::future::join3(
+            t.lookup(&r, Stale::Reload),
+            t.lookup(&r, Stale::Reload),
+            t.lookup(&r, Stale::Reload),
+        );
+        let (a, b, c) = futures::executor::block_on(three);
+        for r in [a, b, c] {
+            assert_eq!(
+                r.map(|(s, st)| (id(&s).map(str::to_string), st)).ok(),
+                Some((Some("root".into()), CacheStatus::Reload))
+            );
+        }
+        assert_eq!(io.fetches.get() - before, 2);
     }
 
     #[test]

@@ -89,6 +89,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Memo<K, V> {
         self.refreshing.insert(key.clone())
     }
 
+    /// Whether a refresh of `key` is in flight.
+    pub fn refreshing(&self, key: &K) -> bool {
+        self.refreshing.contains(key)
+    }
+
     pub fn end_refresh(&mut self, key: &K) {
         self.refreshing.remove(key);
     }

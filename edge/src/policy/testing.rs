@@ -5,7 +5,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::pin::pin;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -17,7 +16,7 @@ use keyway_core::wire::SnapshotFound;
 
 use super::lookup::*;
 use super::memo::Memo;
-use super::stats::{CacheFault, Stats};
+use super::stats::CacheFault;
 use super::tiers::Tiers;
 
 /// The fake runtime never waits, so one poll finishes any of these futures.
@@ -48,6 +47,22 @@ impl From<ApiError> for Fault {
     }
 }
 
+/// Pending for a few polls, then ready: an origin call that takes long enough for a few
+/// concurrent requests to arrive while it runs.
+struct Wait(u8);
+
+impl std::future::Future for Wait {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            return Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 /// The fake Cache API: key → (bytes, stored at, time to live), in milliseconds.
 pub type CacheEntries = HashMap<String, (Vec<u8>, f64, f64)>;
 
@@ -61,6 +76,9 @@ pub struct Fake {
     pub fetches: Cell<u32>,
     /// How long ago the fake origin read each answer (`SnapshotFound::age_ms`).
     pub answer_age: Cell<u32>,
+    /// When set, each origin call waits a few polls before answering, so concurrent
+    /// requests interleave (run them with an executor, not [`run`]).
+    pub slow: Cell<bool>,
     pub refreshes: RefCell<Vec<Later>>,
     pub logs: RefCell<Vec<String>>,
 }
@@ -83,19 +101,13 @@ pub fn fake_with(tiers: Tiers) -> (&'static Fake, Tiers3) {
         origin: RefCell::new(VecDeque::new()),
         fetches: Cell::new(0),
         answer_age: Cell::new(0),
+        slow: Cell::new(false),
         refreshes: RefCell::new(Vec::new()),
         logs: RefCell::new(Vec::new()),
     }));
     let snapshots = Snapshots {
         tiers,
-        memory: Memory {
-            memo: Rc::new(RefCell::new(memo())),
-            unknown_roots: Rc::new(RefCell::new(Memo::new(
-                UNKNOWN_ROOTS_CAPACITY,
-                memo().rule(),
-            ))),
-            stats: Rc::new(RefCell::new(Stats::default())),
-        },
+        memory: Memory::new(memo(), Memo::new(UNKNOWN_ROOTS_CAPACITY, memo().rule())),
         cache: io,
         origin: io,
         host: io,
@@ -146,6 +158,9 @@ impl Origin for &'static Fake {
     type Error = Fault;
     async fn snapshot(&self, _hash: &KeyHash) -> Result<Fetched, Fault> {
         self.fetches.set(self.fetches.get() + 1);
+        if self.slow.get() {
+            Wait(3).await;
+        }
         let answer = self
             .origin
             .borrow_mut()
@@ -180,6 +195,9 @@ impl Origin for &'static Fake {
     fn afresh(&self) -> Self {
         self
     }
+    fn unreachable_error(_message: String) -> Fault {
+        Fault::Down
+    }
 }
 
 impl Host for &'static Fake {
@@ -192,6 +210,10 @@ impl Host for &'static Fake {
     }
     fn log(&self, message: &str) {
         self.logs.borrow_mut().push(message.to_string());
+    }
+    fn sleep(&self, ms: u64) -> Later {
+        self.now.set(self.now.get() + ms as f64);
+        Box::pin(Wait(1))
     }
 }
 

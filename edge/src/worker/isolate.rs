@@ -26,11 +26,10 @@ const DEFAULT_RULE: Rule = Rule {
 };
 
 thread_local! {
-    static MEMORY: Memory = Memory {
-        memo: Rc::new(RefCell::new(Memo::new(MEMO_CAPACITY, DEFAULT_RULE))),
-        unknown_roots: Rc::new(RefCell::new(Memo::new(UNKNOWN_ROOTS_CAPACITY, DEFAULT_RULE))),
-        stats: Rc::new(RefCell::new(Stats::default())),
-    };
+    static MEMORY: Memory = Memory::new(
+        Memo::new(MEMO_CAPACITY, DEFAULT_RULE),
+        Memo::new(UNKNOWN_ROOTS_CAPACITY, DEFAULT_RULE),
+    );
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
     static ROUTE: Cell<Option<(RouteMode, f64)>> = const { Cell::new(None) };
     static EVENTS: RefCell<EventBuffer> = RefCell::new(EventBuffer::default());
@@ -139,5 +138,9 @@ impl Host for RequestHost {
 
     fn log(&self, message: &str) {
         console_log!("{message}");
+    }
+
+    fn sleep(&self, ms: u64) -> Later {
+        Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
     }
 }

@@ -234,6 +234,10 @@ impl Origin for OriginApi {
         matches!(e, EdgeError::Origin(_))
     }
 
+    fn unreachable_error(message: String) -> EdgeError {
+        EdgeError::Origin(message)
+    }
+
     fn afresh(&self) -> Self {
         OriginApi {
             cfg: Rc::clone(&self.cfg),

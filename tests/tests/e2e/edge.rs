@@ -291,7 +291,10 @@ async fn edge_end_to_end() {
         let mut answers = Vec::new();
         loop {
             let r = c.verify_reply(json!({"key": revoked})).await;
-            let code = r.body["data"]["code"].as_str().unwrap().to_string();
+            let code = r.body["data"]["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: {}", r.status, r.body))
+                .to_string();
             answers.push((revoked_at.elapsed(), code.clone(), r.cache.clone()));
             if code == "DISABLED"
                 && revoked_at.elapsed() > Duration::from_secs_f64(FRESH_SECONDS + 2.0)

@@ -1,7 +1,8 @@
-//! Revocation bounds, measured: how long after a revocation a revoked key or root key
-//! still passes, at the edge and on a second origin node without Redis, printed beside
-//! the bound the README states and checked against it. (In cluster mode every node drops
-//! it at once: `cluster::changes_reach_every_node_at_once`.)
+//! The bounds the README states, measured and printed beside the formula, then checked
+//! against it: how long after a revocation a revoked key or root key still passes, at the
+//! edge and on a second origin node without Redis (in cluster mode every node drops it at
+//! once: `cluster::changes_reach_every_node_at_once`), and how long a request waits on an
+//! origin that does not answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
@@ -157,5 +158,39 @@ async fn a_second_origin_without_redis_follows_within_its_fresh_time() {
     assert!(
         last <= Duration::from_secs_f64(NODE_FRESH + 0.5),
         "{last:?}"
+    );
+}
+
+/// An origin that accepts connections and never answers (frozen with SIGSTOP): a request
+/// at the edge that needs it gets its 503 within `KEYWAY_ORIGIN_TIMEOUT_MS` (2,000 ms
+/// here), once, however many origin calls it would have made. It used to wait for the
+/// stale root key's reload to time out, answer from the stale copy, then wait again for
+/// the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswering_origin_costs_a_request_one_timeout() {
+    const TIMEOUT_MS: u64 = 2_000; // what Edge::start sets
+    let origin = Origin::start(BIN, &[]);
+    let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
+    let c = Client::new(&edge.url, &origin.root_key);
+    assert_eq!(c.verify_reply(json!({"key": "sk_warm"})).await.status, 200);
+    origin.signal("STOP");
+    tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS + 0.3)).await;
+    let started = Instant::now();
+    let r = c.verify_reply(json!({"key": "sk_never_seen"})).await;
+    let waited = started.elapsed();
+    origin.signal("CONT");
+    println!(
+        "an unanswering origin: 503 after {:.2} s; the README's bound: KEYWAY_ORIGIN_TIMEOUT_MS = {TIMEOUT_MS} ms",
+        waited.as_secs_f64()
+    );
+    assert_eq!(
+        (r.status, r.body["error"]["status"].as_u64()),
+        (503, Some(503)),
+        "{}",
+        r.body
+    );
+    assert!(
+        waited < Duration::from_millis(TIMEOUT_MS + 800),
+        "waited {waited:?} for the 503"
     );
 }
