@@ -39,6 +39,16 @@ pub struct Built {
 }
 
 pub async fn build(config: &ServeConfig) -> anyhow::Result<Built> {
+    // A root key every request would refuse as malformed is a setup mistake: say so now.
+    if let Some(key) = &config.root_key {
+        let header = format!("Bearer {}", key.expose());
+        if keyway_core::auth::root_key_token(Some(&header)).is_err() {
+            anyhow::bail!(
+                "KEYWAY_ROOT_KEY must be 1 to {} visible ASCII characters",
+                keyway_core::auth::MAX_ROOT_KEY_BYTES
+            );
+        }
+    }
     let store = Store::connect(config.database_url.expose(), config.db_connections).await?;
     let (workspace, boot) = store
         .bootstrap(config.root_key.as_ref().map(Secret::expose), ids::now_ms())

@@ -4,7 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use keyway_core::admission::{Admission, Charge};
-use keyway_core::auth::{RootScope, bearer_token};
+use keyway_core::auth::{RootScope, root_key_token};
 use keyway_core::credits::CreditBalance;
 use keyway_core::key::KeyHash;
 use keyway_core::ratelimit::{CounterId, Decision, LimitSpec};
@@ -74,7 +74,7 @@ impl AppState {
 
     /// The caller's root key, from `Authorization: Bearer`.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<RootScope, AppError> {
-        let token = bearer_token(authorization)?;
+        let token = root_key_token(authorization)?;
         self.authenticate_hash(&KeyHash::of(token)).await
     }
 

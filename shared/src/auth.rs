@@ -166,14 +166,12 @@ pub fn all_root_permissions() -> Vec<String> {
     Action::ALL.iter().map(|a| a.wildcard_grant()).collect()
 }
 
-/// The longest bearer token taken to a lookup. Root keys are a few dozen characters; a
-/// longer token is no root key of ours, and refusing it costs no lookup.
-pub const MAX_BEARER_BYTES: usize = 256;
+/// The longest root key taken to a lookup. Root keys are a few dozen characters; a longer
+/// token is no root key of ours, and refusing it costs no lookup.
+pub const MAX_ROOT_KEY_BYTES: usize = 256;
 
 /// Extracts the bearer token. Missing is a 400 and so is a header of the wrong shape:
-/// both are client mistakes, distinct from a token we do not know (401). A token that
-/// cannot be a root key (longer than [`MAX_BEARER_BYTES`], or with anything but visible
-/// ASCII) is malformed too, refused before any lookup.
+/// both are client mistakes, distinct from a token we do not know (401).
 pub fn bearer_token(header: Option<&str>) -> Result<&str, ApiError> {
     let header = header.ok_or_else(ApiError::missing_auth)?;
     let (scheme, token) = header
@@ -181,10 +179,18 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, ApiError> {
         .split_once(' ')
         .ok_or_else(ApiError::malformed_auth)?;
     let token = token.trim();
-    let well_formed = !token.is_empty()
-        && token.len() <= MAX_BEARER_BYTES
-        && token.bytes().all(|b| b.is_ascii_graphic());
-    if !scheme.eq_ignore_ascii_case("bearer") || !well_formed {
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(ApiError::malformed_auth());
+    }
+    Ok(token)
+}
+
+/// The bearer token as a root key: one that cannot be a root key (longer than
+/// [`MAX_ROOT_KEY_BYTES`], or with anything but visible ASCII) is malformed, refused
+/// before any lookup. Only root keys get this rule; the edge secret is the operator's.
+pub fn root_key_token(header: Option<&str>) -> Result<&str, ApiError> {
+    let token = bearer_token(header)?;
+    if token.len() > MAX_ROOT_KEY_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::malformed_auth());
     }
     Ok(token)
@@ -342,8 +348,8 @@ pub(crate) mod tests {
         assert_eq!(bearer_token(Some("Bearer")).unwrap_err().status, 400);
         assert_eq!(bearer_token(Some("Bearer a b")).unwrap_err().status, 400);
         // What cannot be a root key is refused before any lookup.
-        let longest = "k".repeat(MAX_BEARER_BYTES);
-        assert!(bearer_token(Some(&format!("Bearer {longest}"))).is_ok());
+        let longest = "k".repeat(MAX_ROOT_KEY_BYTES);
+        assert!(root_key_token(Some(&format!("Bearer {longest}"))).is_ok());
         for bad in [
             format!("{longest}k"),
             "ключ".into(),
@@ -352,11 +358,13 @@ pub(crate) mod tests {
         ] {
             let header = format!("Bearer {bad}");
             assert_eq!(
-                bearer_token(Some(&header)).unwrap_err().status,
+                root_key_token(Some(&header)).unwrap_err().status,
                 400,
                 "{bad:?}"
             );
         }
+        // The rule is for root keys: any other bearer (the edge secret) keeps its shape.
+        assert!(bearer_token(Some(&format!("Bearer {longest}k"))).is_ok());
     }
 
     #[test]

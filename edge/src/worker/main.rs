@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use keyway_core::api::keys::VerifyKeyRequest;
-use keyway_core::auth::bearer_token;
+use keyway_core::auth::{bearer_token, root_key_token};
 use keyway_core::error::{ApiError, ValidationIssue};
 use keyway_core::key::KeyHash;
 use keyway_core::validate::{parse_json, verify_request};
@@ -70,7 +70,7 @@ async fn handle(
     let query = verify_request(&request)?;
     let hash = request.key.hash();
     // The bearer token is parsed and hashed once per request.
-    let root_hash = bearer_token(authorization.as_deref()).map(KeyHash::of);
+    let root_hash = root_key_token(authorization.as_deref()).map(KeyHash::of);
     if !mode.decides_at_edge(&hash) {
         let (status, answer, content_type) = origin::public_verify(
             cfg,
