@@ -10,7 +10,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use keyway_testkit::process::{OnDrop, Process, run_to_end, watch_lines};
@@ -132,6 +132,10 @@ impl Edge {
         stale_seconds: f64,
     ) -> Edge {
         build_worker_once();
+        // One `wrangler dev` starts at a time: several starting beside a release build on
+        // two cores missed the 120 s ready deadline. Each waits its turn, then its own 120 s.
+        static STARTING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(PoisonError::into_inner);
         let root = workspace_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         assert!(
