@@ -10,6 +10,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 cd "$root/${1:-edge}"
 
+# Worker builds get a target directory of their own. Sharing the workspace's would make
+# `wrangler dev`'s build step wait on cargo's lock for as long as any other build holds
+# it (the e2e deploy test's musl release build takes minutes on two cores).
+export CARGO_TARGET_DIR="${KEYWAY_WORKER_TARGET_DIR:-$root/target/worker}"
+
 if command -v wasm-bindgen >/dev/null 2>&1; then
   export WASM_BINDGEN_BIN="$(command -v wasm-bindgen)"
 fi

@@ -61,11 +61,12 @@ fn root_key_id(origin: &Origin, plain: &str) -> String {
 }
 
 /// A root key revoked with the CLI, which writes the database behind the running origin's
-/// back, is refused at the edge within the edge's fresh time, even when the origin's own
+/// back, is refused at the edge within the edge's fresh time (then, a key disabled through
+/// the API within the fresh time plus one stale answer), even when the origin's own
 /// cache would keep it far longer: the origin hands the edge no copy older than half
 /// the edge's fresh time, and the edge counts from when the origin read it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_root_key_revoked_with_the_cli_is_refused_at_the_edge_within_its_fresh_time() {
+async fn revocations_reach_the_edge_within_its_fresh_time() {
     const ORIGIN_FRESH: &str = "60";
     let origin = Origin::start(BIN, &["--cache-fresh-seconds", ORIGIN_FRESH]);
     let edge = Edge::start(&origin, FRESH_SECONDS, STALE_SECONDS);
@@ -102,6 +103,37 @@ async fn a_root_key_revoked_with_the_cli_is_refused_at_the_edge_within_its_fresh
         "a revoked root key passed {last:?} after the revoke"
     );
     assert_eq!(verify().await.status, 401);
+
+    // A key disabled through the API, at the edge: the origin forgets it at once, and the
+    // edge follows within its fresh time plus the one stale answer that starts the
+    // refresh.
+    let admin = Client::new(&edge.url, &origin.root_key);
+    let (_, key_id, key) = admin.create_key(json!({})).await;
+    assert_eq!(admin.verify(json!({"key": key})).await["code"], "VALID");
+    tokio::time::sleep(Duration::from_secs_f64(FRESH_SECONDS * 0.75)).await;
+    assert_eq!(admin.verify(json!({"key": key})).await["code"], "VALID");
+    // Written at the origin, not through the edge, so nothing at the edge hears of it.
+    admin
+        .at(&origin.url)
+        .ok(
+            "/v2/keys.updateKey",
+            json!({"keyId": key_id, "enabled": false}),
+        )
+        .await;
+    let last = last_pass(
+        "a key disabled through the API, at the edge",
+        &format!("KEYWAY_FRESH_SECONDS = {FRESH_SECONDS} s, plus the one stale answer that starts the refresh"),
+        || async {
+            let r = admin.verify_reply(json!({"key": key})).await;
+            let passed = r.body["data"]["code"] == "VALID";
+            (r, passed)
+        },
+    )
+    .await;
+    assert!(
+        last <= Duration::from_secs_f64(FRESH_SECONDS + 1.0),
+        "a disabled key passed {last:?} after the update"
+    );
 }
 
 /// Two origins on one database and no Redis: a key disabled through one, and a root key
