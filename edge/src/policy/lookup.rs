@@ -54,16 +54,17 @@ pub struct CacheEntry {
     pub stored_ms: f64,
 }
 
-/// The shared cache between isolates of one location.
+/// The shared cache between isolates of one location. The three I/O traits are `Clone +
+/// 'static` because a background refresh takes its own copy past the response.
 #[allow(async_fn_in_trait)] // one isolate, one thread: the futures never cross threads
-pub trait CacheApi {
+pub trait CacheApi: Clone + 'static {
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheFault>;
     async fn put(&self, key: &str, entry: CacheEntry, ttl_ms: f64) -> Result<(), CacheFault>;
 }
 
 /// The origin's internal snapshot API.
 #[allow(async_fn_in_trait)]
-pub trait Origin {
+pub trait Origin: Clone + 'static {
     /// A client error (from authenticating a root key) is one of these too, so a lookup
     /// and the decision after it fail the same way.
     type Error: std::fmt::Display + From<ApiError>;
@@ -89,7 +90,7 @@ pub trait Origin {
 pub type Later = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The runtime around one request.
-pub trait Host {
+pub trait Host: Clone + 'static {
     fn now_ms(&self) -> f64;
     /// Runs `work` after the response; `false` if nothing will (shadow comparisons,
     /// which already run after it).
@@ -178,12 +179,7 @@ pub struct Snapshots<C, O, H> {
     pub host: H,
 }
 
-impl<C, O, H> Snapshots<C, O, H>
-where
-    C: CacheApi + Clone + 'static,
-    O: Origin + Clone + 'static,
-    H: Host + Clone + 'static,
-{
+impl<C: CacheApi, O: Origin, H: Host> Snapshots<C, O, H> {
     fn memo<R>(&self, f: impl FnOnce(&mut SnapshotMemo) -> R) -> R {
         f(&mut self.memory.memo.borrow_mut())
     }

@@ -22,12 +22,7 @@ pub struct Prepared {
     pub status: CacheStatus,
 }
 
-impl<C, O, H> Snapshots<C, O, H>
-where
-    C: CacheApi + Clone + 'static,
-    O: Origin + Clone + 'static,
-    H: Host + Clone + 'static,
-{
+impl<C: CacheApi, O: Origin, H: Host> Snapshots<C, O, H> {
     /// Authenticates first: an unknown root key must not make the edge look the key up,
     /// nor cost the origin a key lookup. When the root key needs the origin anyway, the
     /// key comes in the same call, and only if the root key authenticates there.

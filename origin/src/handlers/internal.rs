@@ -3,8 +3,7 @@
 //! Off unless `KEYWAY_EDGE_SECRET` is set; every call must carry it as a bearer token,
 //! compared in constant time so response timing reveals nothing about it.
 
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyway_core::auth::{RootScope, bearer_token};
@@ -18,16 +17,16 @@ use keyway_core::wire::{
 use std::time::Duration;
 
 use crate::error::AppError;
-use crate::http::{Credentials, RawBody, envelope, request_id};
+use crate::http::{RawBody, envelope, request_id};
 use crate::service::Caller;
 use crate::state::AppState;
 use keyway_core::key::KeyHash;
 
-fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppError> {
+fn check_secret(state: &AppState, authorization: Option<&str>) -> Result<(), AppError> {
     let Some(secret) = &state.edge_secret else {
         return Err(AppError::Client(ApiError::route_not_found("/internal/v1")));
     };
-    let token = bearer_token(credentials.authorization())?;
+    let token = bearer_token(authorization)?;
     if secret.matches(token) {
         Ok(())
     } else {
@@ -37,13 +36,25 @@ fn check_secret(state: &AppState, credentials: &Credentials) -> Result<(), AppEr
     }
 }
 
-fn decode<M: WireMessage>(body: &Bytes) -> Result<M, AppError> {
-    wire::decode(body).map_err(|e| {
-        AppError::Client(ApiError::invalid_input(
-            format!("Malformed wire message: {e}"),
-            Vec::new(),
-        ))
-    })
+/// One call from the edge: the secret checked first (an unauthenticated body is never
+/// read), then the body decoded as the route's wire message.
+pub struct EdgeCall<M>(pub M);
+
+impl<M: WireMessage> FromRequest<AppState> for EdgeCall<M> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        check_secret(state, authorization.and_then(|v| v.to_str().ok()))?;
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        let msg = wire::decode(&body).map_err(|e| {
+            AppError::Client(ApiError::invalid_input(
+                format!("Malformed wire message: {e}"),
+                Vec::new(),
+            ))
+        })?;
+        Ok(EdgeCall(msg))
+    }
 }
 
 fn postcard<M: WireMessage>(msg: &M) -> Response {
@@ -73,11 +84,8 @@ async fn found(
 
 pub async fn snapshot(
     State(state): State<AppState>,
-    credentials: Credentials,
-    RawBody(body): RawBody,
+    EdgeCall(lookup): EdgeCall<SnapshotLookup>,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &credentials)?;
-    let lookup: SnapshotLookup = decode(&body)?;
     Ok(postcard(
         &found(&state, &lookup.hash, lookup.max_age_ms).await?,
     ))
@@ -87,11 +95,8 @@ pub async fn snapshot(
 /// neither, in one round trip.
 pub async fn pair(
     State(state): State<AppState>,
-    credentials: Credentials,
-    RawBody(body): RawBody,
+    EdgeCall(lookup): EdgeCall<PairLookup>,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &credentials)?;
-    let lookup: PairLookup = decode(&body)?;
     let root = found(&state, &lookup.root, lookup.max_age_ms).await?;
     let scope = root.snapshot.clone().map(std::sync::Arc::new);
     let authenticated = RootScope::from_snapshot(scope, crate::ids::now_ms()).is_ok();
@@ -105,11 +110,8 @@ pub async fn pair(
 
 pub async fn verify(
     State(state): State<AppState>,
-    credentials: Credentials,
-    RawBody(body): RawBody,
+    EdgeCall(fwd): EdgeCall<ForwardedVerify>,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &credentials)?;
-    let fwd: ForwardedVerify = decode(&body)?;
     let answer = match forwarded(&state, &fwd).await {
         Ok(data) => {
             let body = envelope(data)?;
@@ -143,11 +145,8 @@ async fn forwarded(
 
 pub async fn events(
     State(state): State<AppState>,
-    credentials: Credentials,
-    RawBody(body): RawBody,
+    EdgeCall(batch): EdgeCall<EventBatch>,
 ) -> Result<Response, AppError> {
-    check_secret(&state, &credentials)?;
-    let batch: EventBatch = decode(&body)?;
     for e in batch.events {
         state.events.record(e);
     }

@@ -32,7 +32,7 @@ pub async fn create_api(
         keyspace_id: ids::new_id("ks"),
         name: req.name,
     };
-    caller.state.store.insert_api(&api, ids::now_ms()).await?;
+    caller.store().insert_api(&api, ids::now_ms()).await?;
     Ok(CreateApiResponseData { api_id: api.id })
 }
 
@@ -49,11 +49,7 @@ pub async fn delete_api(
     req: ApiIdRequest,
 ) -> Result<impl Serialize, AppError> {
     let api = api_for(caller, &req.api_id, Action::DeleteApi).await?;
-    caller
-        .state
-        .store
-        .delete_api(&api.id, ids::now_ms())
-        .await?;
+    caller.store().delete_api(&api.id, ids::now_ms()).await?;
     caller.state.invalidate(HashFilter::Api(&api.id)).await?;
     Ok(Empty {})
 }
@@ -67,8 +63,7 @@ pub async fn list_keys(
     authorize(caller, Action::ReadKey, Some(&req.api_id), not_found::api)?;
     let api = api_for(caller, &req.api_id, Action::ReadApi).await?;
     let rows = caller
-        .state
-        .store
+        .store()
         .list_keys(
             &api.id,
             req.cursor.as_deref(),

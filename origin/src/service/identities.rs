@@ -47,8 +47,7 @@ pub async fn create_identity(
         meta: meta_text(req.meta.as_ref()),
     };
     caller
-        .state
-        .store
+        .store()
         .insert_identity(
             caller.workspace_id(),
             &row,
@@ -77,8 +76,7 @@ pub async fn list_identities(
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadIdentity)?;
     let rows = caller
-        .state
-        .store
+        .store()
         .list_identities(
             caller.workspace_id(),
             req.cursor.as_deref(),
@@ -104,8 +102,7 @@ pub async fn update_identity(
         .as_ref()
         .map(|_| new_ratelimits(req.ratelimits.as_ref()));
     caller
-        .state
-        .store
+        .store()
         .update_identity(
             caller.workspace_id(),
             &row.id,
@@ -128,14 +125,10 @@ pub async fn delete_identity(
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteIdentity)?;
     let row = resources::identity(caller, &req.identity).await?;
-    // Collect the affected keys before the delete unlinks them.
-    let hashes = caller
-        .state
-        .store
-        .hashes_where(HashFilter::Identity(&row.id))
+    let delete = caller.store().delete_identity(&row.id);
+    caller
+        .changing_keys(HashFilter::Identity(&row.id), delete)
         .await?;
-    caller.state.store.delete_identity(&row.id).await?;
-    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 

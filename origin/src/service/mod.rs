@@ -18,13 +18,16 @@ pub mod validate;
 pub mod verify;
 pub mod views;
 
+use std::future::Future;
 use std::ops::Deref;
 use std::time::Instant;
 
 use keyway_core::auth::RootScope;
 
+use crate::error::AppError;
 use crate::ids::RequestId;
 use crate::state::AppState;
+use crate::store::{HashFilter, Store, StoreResult};
 
 /// One authenticated call into a service: the state it acts on, who asks (the root key's
 /// scope, which it derefs to), and the request it came with. Every service takes this
@@ -40,6 +43,25 @@ pub struct Caller<'a> {
 impl<'a> Caller<'a> {
     pub fn new(state: &'a AppState, scope: &'a RootScope, ctx: Context) -> Self {
         Caller { state, scope, ctx }
+    }
+
+    /// The store this call reads and writes.
+    pub fn store(&self) -> &'a Store {
+        &self.state.store
+    }
+
+    /// Runs `write`, which changes how the keys `touched` selects verify, then drops those
+    /// keys' cached snapshots (across the cluster too). The keys are found before the
+    /// write runs, because a delete removes the links that find them.
+    pub async fn changing_keys<T>(
+        &self,
+        touched: HashFilter<'_>,
+        write: impl Future<Output = StoreResult<T>>,
+    ) -> Result<T, AppError> {
+        let hashes = self.store().hashes_where(touched).await?;
+        let out = write.await?;
+        self.state.forget(hashes.iter().map(String::as_str)).await;
+        Ok(out)
     }
 }
 

@@ -46,8 +46,7 @@ pub async fn create_permission(
         description: req.description,
     };
     match caller
-        .state
-        .store
+        .store()
         .insert_permission(caller.workspace_id(), &row, ids::now_ms())
         .await
     {
@@ -78,8 +77,7 @@ pub async fn list_permissions(
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadPermission)?;
     let rows = caller
-        .state
-        .store
+        .store()
         .list_permissions(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
@@ -95,13 +93,10 @@ pub async fn delete_permission(
 ) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeletePermission)?;
     let p = resources::permission(caller, &req.permission).await?;
-    let hashes = caller
-        .state
-        .store
-        .hashes_where(HashFilter::Permission(&p.id))
+    let delete = caller.store().delete_permission(&p.id);
+    caller
+        .changing_keys(HashFilter::Permission(&p.id), delete)
         .await?;
-    caller.state.store.delete_permission(&p.id).await?;
-    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 
@@ -120,8 +115,7 @@ pub async fn create_role(
     };
     let perms = req.permissions.unwrap_or_default();
     match caller
-        .state
-        .store
+        .store()
         .insert_role(caller.workspace_id(), &row, &perms, ids::now_ms())
         .await
     {
@@ -147,8 +141,7 @@ pub async fn list_roles(
     let limit = page_limit(req.limit, 100)?;
     authorize_all(caller, Action::ReadRole)?;
     let rows = caller
-        .state
-        .store
+        .store()
         .list_roles(caller.workspace_id(), req.cursor.as_deref(), limit + 1)
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
@@ -161,13 +154,10 @@ pub async fn list_roles(
 pub async fn delete_role(caller: &Caller<'_>, req: RoleRef) -> Result<impl Serialize, AppError> {
     authorize_all(caller, Action::DeleteRole)?;
     let r = resources::role(caller, &req.role).await?;
-    let hashes = caller
-        .state
-        .store
-        .hashes_where(HashFilter::Role(&r.id))
+    let delete = caller.store().delete_role(&r.id);
+    caller
+        .changing_keys(HashFilter::Role(&r.id), delete)
         .await?;
-    caller.state.store.delete_role(&r.id).await?;
-    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(Empty {})
 }
 
@@ -180,23 +170,16 @@ pub async fn set_role_permissions(
     authorize_all(caller, Action::AddPermissionToRole)?;
     authorize_all(caller, Action::RemovePermissionFromRole)?;
     let role = resources::role(caller, &req.role_id).await?;
+    let set = caller.store().set_role_permissions(
+        caller.workspace_id(),
+        &role.id,
+        &req.permissions,
+        ids::now_ms(),
+        may_create_permissions(caller),
+    );
     let held = caller
-        .state
-        .store
-        .set_role_permissions(
-            caller.workspace_id(),
-            &role.id,
-            &req.permissions,
-            ids::now_ms(),
-            may_create_permissions(caller),
-        )
+        .changing_keys(HashFilter::Role(&role.id), set)
         .await?;
-    let hashes = caller
-        .state
-        .store
-        .hashes_where(HashFilter::Role(&role.id))
-        .await?;
-    caller.state.forget(hashes.iter().map(String::as_str)).await;
     Ok(held.into_iter().map(permission_data).collect::<Vec<_>>())
 }
 

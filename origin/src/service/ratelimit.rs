@@ -165,8 +165,7 @@ pub async fn set_override(
         duration: req.duration,
     };
     let id = caller
-        .state
-        .store
+        .store()
         .set_override(caller.workspace_id(), &row, ids::now_ms())
         .await?;
     forget_overrides(caller, &row.namespace).await;
@@ -179,12 +178,16 @@ pub async fn get_override(
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::ReadOverride)?;
     let o = resources::ratelimit_override(caller, &req.namespace, &req.identifier).await?;
-    Ok(OverrideData {
+    Ok(override_data(o))
+}
+
+fn override_data(o: OverrideRow) -> OverrideData {
+    OverrideData {
         override_id: o.id,
         duration: o.duration,
         identifier: o.identifier,
         limit: o.limit,
-    })
+    }
 }
 
 pub async fn list_overrides(
@@ -194,8 +197,7 @@ pub async fn list_overrides(
     let limit = page_limit(req.limit, 10)?;
     require_limit(caller, &req.namespace, Action::ReadOverride)?;
     let rows = caller
-        .state
-        .store
+        .store()
         .list_overrides(
             caller.workspace_id(),
             &req.namespace,
@@ -204,16 +206,10 @@ pub async fn list_overrides(
         )
         .await?;
     let (rows, cursor) = paginate(rows, limit, |r| r.id.clone());
-    let data = rows
-        .into_iter()
-        .map(|o| OverrideData {
-            override_id: o.id,
-            duration: o.duration,
-            identifier: o.identifier,
-            limit: o.limit,
-        })
-        .collect();
-    Ok(Page::new(data, cursor))
+    Ok(Page::new(
+        rows.into_iter().map(override_data).collect(),
+        cursor,
+    ))
 }
 
 pub async fn delete_override(
@@ -222,7 +218,7 @@ pub async fn delete_override(
 ) -> Result<impl Serialize, AppError> {
     require_limit(caller, &req.namespace, Action::DeleteOverride)?;
     let o = resources::ratelimit_override(caller, &req.namespace, &req.identifier).await?;
-    caller.state.store.delete_override(&o.id).await?;
+    caller.store().delete_override(&o.id).await?;
     forget_overrides(caller, &req.namespace).await;
     Ok(Empty {})
 }

@@ -51,7 +51,7 @@ pub async fn reveal(
         .require(Action::DecryptKey, Some(api_id))
         .map_err(AppError::Client)?;
     let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
-    let sealed = caller.state.store.sealed_keys(&ids).await?;
+    let sealed = caller.store().sealed_keys(&ids).await?;
     if sealed.is_empty() {
         return Ok(());
     }

@@ -21,8 +21,7 @@ pub async fn key_for(
     action: Action,
 ) -> Result<KeyRow, AppError> {
     let row = caller
-        .state
-        .store
+        .store()
         .find_key(caller.workspace_id(), key_id)
         .await?
         .ok_or_else(|| AppError::Client(not_found::key()))?;
@@ -48,8 +47,7 @@ pub async fn api_for(
 ) -> Result<ApiRow, AppError> {
     authorize(caller, action, Some(api_id), not_found::api)?;
     caller
-        .state
-        .store
+        .store()
         .find_api(caller.workspace_id(), api_id)
         .await?
         .ok_or_else(|| AppError::Client(not_found::api()))
@@ -58,8 +56,7 @@ pub async fn api_for(
 /// An identity of the caller's workspace, by id or external id.
 pub async fn identity(caller: &Caller<'_>, identity: &str) -> Result<IdentityRow, AppError> {
     let found = caller
-        .state
-        .store
+        .store()
         .find_identity(caller.workspace_id(), identity)
         .await?;
     found.ok_or_else(|| AppError::Client(not_found::identity()))
@@ -68,8 +65,7 @@ pub async fn identity(caller: &Caller<'_>, identity: &str) -> Result<IdentityRow
 /// A permission of the caller's workspace, by id or slug.
 pub async fn permission(caller: &Caller<'_>, permission: &str) -> Result<PermissionRow, AppError> {
     let found = caller
-        .state
-        .store
+        .store()
         .find_permission(caller.workspace_id(), permission)
         .await?;
     found.ok_or_else(|| AppError::Client(not_found::permission(permission)))
@@ -78,8 +74,7 @@ pub async fn permission(caller: &Caller<'_>, permission: &str) -> Result<Permiss
 /// A role of the caller's workspace, by id or name.
 pub async fn role(caller: &Caller<'_>, role: &str) -> Result<RoleRow, AppError> {
     let found = caller
-        .state
-        .store
+        .store()
         .find_role(caller.workspace_id(), role)
         .await?;
     found.ok_or_else(|| AppError::Client(not_found::role(role)))
@@ -92,8 +87,7 @@ pub async fn ratelimit_override(
     identifier: &str,
 ) -> Result<OverrideRow, AppError> {
     let found = caller
-        .state
-        .store
+        .store()
         .find_override(caller.workspace_id(), namespace, identifier)
         .await?;
     found.ok_or_else(|| AppError::Client(not_found::ratelimit_override()))

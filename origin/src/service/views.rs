@@ -121,25 +121,33 @@ pub async fn keys_data(state: &AppState, rows: &[KeyRow]) -> Result<Vec<KeyData>
         .collect())
 }
 
+/// What `grouped` holds for `id`, converted, or `None` when it holds nothing: the API
+/// leaves an empty list out.
+fn children<R, T>(
+    grouped: &mut HashMap<String, Vec<R>>,
+    id: &str,
+    convert: impl FnMut(R) -> T,
+) -> Option<Vec<T>> {
+    let items: Vec<T> = grouped
+        .remove(id)
+        .unwrap_or_default()
+        .into_iter()
+        .map(convert)
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
 /// Roles with their permissions, in one query for the whole list.
 pub async fn roles_data(state: &AppState, rows: Vec<RoleRow>) -> Result<Vec<RoleData>, AppError> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let mut perms = state.store.roles_permissions(&ids).await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let p: Vec<PermissionData> = perms
-                .remove(&r.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(permission_data)
-                .collect();
-            RoleData {
-                id: r.id,
-                name: r.name,
-                description: r.description,
-                permissions: (!p.is_empty()).then_some(p),
-            }
+        .map(|r| RoleData {
+            permissions: children(&mut perms, &r.id, permission_data),
+            id: r.id,
+            name: r.name,
+            description: r.description,
         })
         .collect())
 }
@@ -153,25 +161,17 @@ pub async fn identities_data(
     let mut limits = state.store.identities_ratelimits(&ids).await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let l: Vec<RatelimitData> = limits
-                .remove(&row.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| RatelimitData {
-                    id: l.id,
-                    name: l.name,
-                    limit: l.limit,
-                    duration: l.duration,
-                    auto_apply: l.auto_apply,
-                })
-                .collect();
-            IdentityData {
-                id: row.id,
-                external_id: row.external_id,
-                meta: raw_meta(row.meta.as_deref()),
-                ratelimits: (!l.is_empty()).then_some(l),
-            }
+        .map(|row| IdentityData {
+            ratelimits: children(&mut limits, &row.id, |l| RatelimitData {
+                id: l.id,
+                name: l.name,
+                limit: l.limit,
+                duration: l.duration,
+                auto_apply: l.auto_apply,
+            }),
+            meta: raw_meta(row.meta.as_deref()),
+            id: row.id,
+            external_id: row.external_id,
         })
         .collect())
 }

@@ -1,6 +1,7 @@
 //! APIs (each with its keyspace).
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{Store, StoreResult};
 
@@ -10,6 +11,15 @@ pub struct ApiRow {
     pub workspace_id: String,
     pub keyspace_id: String,
     pub name: String,
+}
+
+fn api_row(r: &AnyRow) -> StoreResult<ApiRow> {
+    Ok(ApiRow {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        keyspace_id: r.try_get("keyspace_id")?,
+        name: r.try_get("name")?,
+    })
 }
 
 impl Store {
@@ -27,22 +37,12 @@ impl Store {
 
     /// A live API of the workspace.
     pub async fn find_api(&self, workspace_id: &str, api_id: &str) -> StoreResult<Option<ApiRow>> {
-        let row = sqlx::query(
+        self.find(
             "SELECT id, workspace_id, keyspace_id, name FROM apis WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL",
+            |q| q.bind(api_id).bind(workspace_id),
+            api_row,
         )
-        .bind(api_id)
-        .bind(workspace_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(match row {
-            Some(r) => Some(ApiRow {
-                id: r.try_get("id")?,
-                workspace_id: r.try_get("workspace_id")?,
-                keyspace_id: r.try_get("keyspace_id")?,
-                name: r.try_get("name")?,
-            }),
-            None => None,
-        })
+        .await
     }
 
     /// Deletes an API; its keys stop verifying because snapshots see the deleted API.

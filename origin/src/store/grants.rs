@@ -1,8 +1,9 @@
 //! A key's direct permissions and roles: linking them, and adding, setting or removing
 //! them by slug and name.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
+use super::rbac::{permission_row, role_row};
 use super::{Missing, Store, StoreResult};
 use crate::ids;
 
@@ -67,18 +68,21 @@ pub(super) async fn resolve_roles(
     Ok(out)
 }
 
-/// The join tables a key links into; the statement differs only in table and column.
+/// The join tables that link grants to a key or a role; the statement differs only in
+/// table and columns.
 #[derive(Clone, Copy)]
 pub(super) enum Link {
     Permissions,
     Roles,
+    RolePermissions,
 }
 
-/// Links ids to a key, skipping links that already exist.
+/// Links ids to a key (or, for `RolePermissions`, a role), skipping links that already
+/// exist, so repeated ids link once.
 pub(super) async fn link(
     tx: &mut Transaction<'static, Any>,
     kind: Link,
-    key_id: &str,
+    owner: &str,
     ids: &[String],
 ) -> StoreResult<()> {
     let sql = match kind {
@@ -90,14 +94,33 @@ pub(super) async fn link(
             "INSERT INTO keys_roles (key_id, role_id) SELECT $1, $2
              WHERE NOT EXISTS (SELECT 1 FROM keys_roles WHERE key_id = $1 AND role_id = $2)"
         }
+        Link::RolePermissions => {
+            "INSERT INTO roles_permissions (role_id, permission_id) SELECT $1, $2
+             WHERE NOT EXISTS (SELECT 1 FROM roles_permissions WHERE role_id = $1 AND permission_id = $2)"
+        }
     };
     for id in ids {
         sqlx::query(sql)
-            .bind(key_id)
+            .bind(owner)
             .bind(id)
             .execute(&mut **tx)
             .await?;
     }
+    Ok(())
+}
+
+/// Marks the key changed and commits the change to its grants.
+async fn commit_key_change(
+    mut tx: Transaction<'static, Any>,
+    key_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -139,13 +162,7 @@ impl Store {
                 }
             }
         }
-        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        commit_key_change(tx, key_id, now).await
     }
 
     pub async fn change_key_roles(
@@ -177,52 +194,27 @@ impl Store {
                 }
             }
         }
-        sqlx::query("UPDATE keys SET updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        commit_key_change(tx, key_id, now).await
     }
 
     /// The key's direct permissions.
     pub async fn key_permissions(&self, key_id: &str) -> StoreResult<Vec<super::PermissionRow>> {
-        let rows = sqlx::query(
+        self.find_all(
             "SELECT p.id, p.name, p.slug, p.description FROM permissions p
                JOIN keys_permissions kp ON kp.permission_id = p.id WHERE kp.key_id = $1 ORDER BY p.slug",
+            |q| q.bind(key_id),
+            permission_row,
         )
-        .bind(key_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::PermissionRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    slug: r.try_get("slug")?,
-                    description: r.try_get("description")?,
-                })
-            })
-            .collect()
+        .await
     }
 
     pub async fn key_roles(&self, key_id: &str) -> StoreResult<Vec<super::RoleRow>> {
-        let rows = sqlx::query(
+        self.find_all(
             "SELECT r.id, r.name, r.description FROM roles r JOIN keys_roles kr ON kr.role_id = r.id WHERE kr.key_id = $1 ORDER BY r.name",
+            |q| q.bind(key_id),
+            role_row,
         )
-        .bind(key_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::RoleRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    description: r.try_get("description")?,
-                })
-            })
-            .collect()
+        .await
     }
 }
 

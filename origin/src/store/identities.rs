@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::keys::{NewRatelimit, insert_ratelimits};
-use super::{Store, StoreResult, placeholders, to_u64};
+use super::{Store, StoreResult, to_u64};
 
 #[derive(Debug, Clone)]
 pub struct IdentityRow {
@@ -23,6 +23,16 @@ pub struct RatelimitRow {
     pub limit: u64,
     pub duration: u64,
     pub auto_apply: bool,
+}
+
+fn ratelimit_row(r: &AnyRow) -> StoreResult<RatelimitRow> {
+    Ok(RatelimitRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        limit: to_u64(r.try_get("lim")?),
+        duration: to_u64(r.try_get("duration")?),
+        auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
+    })
 }
 
 fn identity_row(r: &AnyRow) -> StoreResult<IdentityRow> {
@@ -99,31 +109,14 @@ impl Store {
         &self,
         identity_ids: &[&str],
     ) -> StoreResult<HashMap<String, Vec<RatelimitRow>>> {
-        if identity_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
+        self.find_grouped(
             "SELECT identity_id, id, name, lim, duration, auto_apply FROM ratelimits
-              WHERE identity_id IN ({}) ORDER BY name",
-            placeholders(identity_ids.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in identity_ids {
-            query = query.bind(*id);
-        }
-        let mut out: HashMap<String, Vec<RatelimitRow>> = HashMap::new();
-        for r in query.fetch_all(&self.pool).await? {
-            out.entry(r.try_get("identity_id")?)
-                .or_default()
-                .push(RatelimitRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    limit: to_u64(r.try_get("lim")?),
-                    duration: to_u64(r.try_get("duration")?),
-                    auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
-                });
-        }
-        Ok(out)
+              WHERE identity_id IN ({ids}) ORDER BY name",
+            identity_ids,
+            "identity_id",
+            ratelimit_row,
+        )
+        .await
     }
 
     pub async fn update_identity(
@@ -156,20 +149,14 @@ impl Store {
 
     /// Deletes an identity; its keys stay, unlinked.
     pub async fn delete_identity(&self, identity_id: &str) -> StoreResult<()> {
-        let mut tx = self.transaction().await?;
-        sqlx::query("UPDATE keys SET identity_id = NULL WHERE identity_id = $1")
-            .bind(identity_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM ratelimits WHERE identity_id = $1")
-            .bind(identity_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM identities WHERE id = $1")
-            .bind(identity_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_with_links(
+            identity_id,
+            &[
+                "UPDATE keys SET identity_id = NULL WHERE identity_id = $1",
+                "DELETE FROM ratelimits WHERE identity_id = $1",
+                "DELETE FROM identities WHERE id = $1",
+            ],
+        )
+        .await
     }
 }

@@ -1,10 +1,12 @@
 //! The shape every read in the store shares: one statement, its arguments bound in
 //! order, and a function that reads a row. Each method says only those three things.
 
-use sqlx::Any;
-use sqlx::any::{AnyArguments, AnyRow};
+use std::collections::HashMap;
 
-use super::{Store, StoreResult};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{Any, Row};
+
+use super::{Store, StoreResult, placeholders};
 
 pub(super) type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
@@ -32,6 +34,48 @@ impl Store {
     ) -> StoreResult<Vec<T>> {
         let rows = bind(sqlx::query(sql)).fetch_all(&self.pool).await?;
         rows.iter().map(read).collect()
+    }
+
+    /// One page of a workspace's rows: `sql` takes the workspace as `$1`, the cursor (the
+    /// last id of the previous page, empty for the first) as `$2` and the limit as `$3`.
+    pub(super) async fn page<'q, T>(
+        &self,
+        sql: &'q str,
+        workspace_id: &'q str,
+        cursor: Option<&'q str>,
+        limit: u32,
+        read: ReadRow<T>,
+    ) -> StoreResult<Vec<T>> {
+        let bind = |q: Query<'q>| {
+            q.bind(workspace_id)
+                .bind(cursor.unwrap_or(""))
+                .bind(i64::from(limit))
+        };
+        self.find_all(sql, bind, read).await
+    }
+
+    /// The rows of `sql` for each of `ids` in one query, grouped by the `owner` column.
+    /// `sql` says `{ids}` where the placeholders go; an id without rows is absent.
+    pub(super) async fn find_grouped<T>(
+        &self,
+        sql: &str,
+        ids: &[&str],
+        owner: &str,
+        read: ReadRow<T>,
+    ) -> StoreResult<HashMap<String, Vec<T>>> {
+        let mut out: HashMap<String, Vec<T>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let sql = sql.replace("{ids}", &placeholders(ids.len()));
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for r in query.fetch_all(&self.pool).await? {
+            out.entry(r.try_get(owner)?).or_default().push(read(&r)?);
+        }
+        Ok(out)
     }
 
     /// Runs each of `statements` with `id` as `$1`, in one transaction: a delete and the

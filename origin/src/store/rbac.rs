@@ -5,7 +5,8 @@ use sqlx::any::AnyRow;
 
 use std::collections::HashMap;
 
-use super::{Missing, Store, StoreResult, placeholders};
+use super::grants::{Link, link};
+use super::{Missing, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct PermissionRow {
@@ -22,7 +23,7 @@ pub struct RoleRow {
     pub description: Option<String>,
 }
 
-fn permission_row(r: &AnyRow) -> StoreResult<PermissionRow> {
+pub(super) fn permission_row(r: &AnyRow) -> StoreResult<PermissionRow> {
     Ok(PermissionRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -31,7 +32,7 @@ fn permission_row(r: &AnyRow) -> StoreResult<PermissionRow> {
     })
 }
 
-fn role_row(r: &AnyRow) -> StoreResult<RoleRow> {
+pub(super) fn role_row(r: &AnyRow) -> StoreResult<RoleRow> {
     Ok(RoleRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -80,15 +81,13 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<PermissionRow>> {
-        self.find_all(
+        self.page(
             "SELECT id, name, slug, description FROM permissions
               WHERE workspace_id = $1 AND id > $2
               ORDER BY id LIMIT $3",
-            |q| {
-                q.bind(workspace_id)
-                    .bind(cursor.unwrap_or(""))
-                    .bind(i64::from(limit))
-            },
+            workspace_id,
+            cursor,
+            limit,
             permission_row,
         )
         .await
@@ -131,15 +130,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        ids.sort();
-        ids.dedup();
-        for pid in ids {
-            sqlx::query("INSERT INTO roles_permissions (role_id, permission_id) VALUES ($1, $2)")
-                .bind(&role.id)
-                .bind(pid)
-                .execute(&mut *tx)
-                .await?;
-        }
+        link(&mut tx, Link::RolePermissions, &role.id, &ids).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -165,26 +156,15 @@ impl Store {
         &self,
         role_ids: &[&str],
     ) -> StoreResult<HashMap<String, Vec<PermissionRow>>> {
-        if role_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
+        self.find_grouped(
             "SELECT rp.role_id, p.id, p.name, p.slug, p.description FROM permissions p
                JOIN roles_permissions rp ON rp.permission_id = p.id
-              WHERE rp.role_id IN ({}) ORDER BY p.slug",
-            placeholders(role_ids.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in role_ids {
-            query = query.bind(*id);
-        }
-        let mut out: HashMap<String, Vec<PermissionRow>> = HashMap::new();
-        for r in query.fetch_all(&self.pool).await? {
-            out.entry(r.try_get("role_id")?)
-                .or_default()
-                .push(permission_row(&r)?);
-        }
-        Ok(out)
+              WHERE rp.role_id IN ({ids}) ORDER BY p.slug",
+            role_ids,
+            "role_id",
+            permission_row,
+        )
+        .await
     }
 
     pub async fn list_roles(
@@ -193,15 +173,13 @@ impl Store {
         cursor: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<RoleRow>> {
-        self.find_all(
+        self.page(
             "SELECT id, name, description FROM roles
               WHERE workspace_id = $1 AND id > $2
               ORDER BY id LIMIT $3",
-            |q| {
-                q.bind(workspace_id)
-                    .bind(cursor.unwrap_or(""))
-                    .bind(i64::from(limit))
-            },
+            workspace_id,
+            cursor,
+            limit,
             role_row,
         )
         .await
@@ -230,22 +208,14 @@ impl Store {
         create_missing: bool,
     ) -> StoreResult<Vec<PermissionRow>> {
         let mut tx = self.transaction().await?;
-        let mut ids =
+        let ids =
             super::grants::ensure_permissions(&mut tx, workspace_id, slugs, now, create_missing)
                 .await?;
-        ids.sort();
-        ids.dedup();
         sqlx::query("DELETE FROM roles_permissions WHERE role_id = $1")
             .bind(role_id)
             .execute(&mut *tx)
             .await?;
-        for pid in &ids {
-            sqlx::query("INSERT INTO roles_permissions (role_id, permission_id) VALUES ($1, $2)")
-                .bind(role_id)
-                .bind(pid)
-                .execute(&mut *tx)
-                .await?;
-        }
+        link(&mut tx, Link::RolePermissions, role_id, &ids).await?;
         tx.commit().await?;
         Ok(self
             .roles_permissions(&[role_id])

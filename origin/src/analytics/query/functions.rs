@@ -211,11 +211,44 @@ fn positive_literal(e: &Expr) -> Option<i64> {
     }
 }
 
+/// The functions that are one fixed template of their arguments, the same on both
+/// databases: the names, how many arguments, and the SQL.
+const TEMPLATES: &[(&[&str], usize, &str)] = &[
+    (&["min"], 1, "MIN({0})"),
+    (&["max"], 1, "MAX({0})"),
+    (&["uniq", "uniqexact"], 1, "COUNT(DISTINCT {0})"),
+    (&["countif"], 1, "SUM(CASE WHEN {0} THEN 1 ELSE 0 END)"),
+    (&["sumif"], 2, "SUM(CASE WHEN {1} THEN {0} ELSE 0 END)"),
+    (&["uniqif"], 2, "COUNT(DISTINCT CASE WHEN {1} THEN {0} END)"),
+    (&["abs"], 1, "ABS({0})"),
+    (&["ifnull"], 2, "COALESCE({0}, {1})"),
+    (&["nullif"], 2, "NULLIF({0}, {1})"),
+    (&["if"], 3, "CASE WHEN {0} THEN {1} ELSE {2} END"),
+    (&["lower"], 1, "LOWER({0})"),
+    (&["upper"], 1, "UPPER({0})"),
+    (&["length"], 1, "LENGTH({0})"),
+    (&["tostring"], 1, "CAST({0} AS TEXT)"),
+    (
+        &["toint64", "touint64", "toint32"],
+        1,
+        "CAST({0} AS BIGINT)",
+    ),
+    (&["fromunixtimestamp"], 1, "{0} * 1000"),
+    (&["tounixtimestamp"], 1, "{0} / 1000"),
+];
+
 /// Translates one call. `ctx.now_ms` stands for `now()`.
 pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
     let pg = ctx.dialect == Dialect::Postgres;
     let name = call.name.to_ascii_lowercase();
     let a = &call.args;
+    let fixed = TEMPLATES
+        .iter()
+        .find(|(names, ..)| names.contains(&name.as_str()));
+    if let Some((_, n, sql)) = fixed {
+        arity(&call, *n, *n)?;
+        return template(ctx, sql, a);
+    }
     match name.as_str() {
         "count" => {
             if call.star {
@@ -246,34 +279,10 @@ pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
                 template(ctx, &format!("{f}({{0}})"), &c.args)
             }
         }
-        "min" | "max" => {
-            arity(&call, 1, 1)?;
-            template(ctx, &format!("{}({{0}})", name.to_ascii_uppercase()), a)
-        }
-        "uniq" | "uniqexact" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "COUNT(DISTINCT {0})", a)
-        }
-        "countif" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "SUM(CASE WHEN {0} THEN 1 ELSE 0 END)", a)
-        }
-        "sumif" => {
-            arity(&call, 2, 2)?;
-            template(ctx, "SUM(CASE WHEN {1} THEN {0} ELSE 0 END)", a)
-        }
         "avgif" | "minif" | "maxif" => {
             arity(&call, 2, 2)?;
             let f = name.trim_end_matches("if").to_ascii_uppercase();
             template(ctx, &format!("{f}(CASE WHEN {{1}} THEN {{0}} END)"), a)
-        }
-        "uniqif" => {
-            arity(&call, 2, 2)?;
-            template(ctx, "COUNT(DISTINCT CASE WHEN {1} THEN {0} END)", a)
-        }
-        "abs" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "ABS({0})", a)
         }
         "round" => {
             arity(&call, 1, 2)?;
@@ -289,18 +298,6 @@ pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
             arity(&call, 1, usize::MAX)?;
             template(ctx, &format!("COALESCE({})", placeholders(a.len())), a)
         }
-        "ifnull" => {
-            arity(&call, 2, 2)?;
-            template(ctx, "COALESCE({0}, {1})", a)
-        }
-        "nullif" => {
-            arity(&call, 2, 2)?;
-            template(ctx, "NULLIF({0}, {1})", a)
-        }
-        "if" => {
-            arity(&call, 3, 3)?;
-            template(ctx, "CASE WHEN {0} THEN {1} ELSE {2} END", a)
-        }
         "greatest" | "least" => {
             arity(&call, 2, usize::MAX)?;
             // SQLite's many-argument MAX and MIN are its GREATEST and LEAST.
@@ -311,10 +308,6 @@ pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
                 (false, _) => "MIN",
             };
             template(ctx, &format!("{f}({})", placeholders(a.len())), a)
-        }
-        "lower" | "upper" | "length" => {
-            arity(&call, 1, 1)?;
-            template(ctx, &format!("{}({{0}})", name.to_ascii_uppercase()), a)
         }
         "concat" => {
             arity(&call, 1, usize::MAX)?;
@@ -331,14 +324,6 @@ pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
             } else {
                 template(ctx, "SUBSTR({0}, {1}, {2})", a)
             }
-        }
-        "tostring" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "CAST({0} AS TEXT)", a)
-        }
-        "toint64" | "touint64" | "toint32" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "CAST({0} AS BIGINT)", a)
         }
         "tofloat64" => {
             arity(&call, 1, 1)?;
@@ -385,14 +370,6 @@ pub fn translate(ctx: &Ctx, call: Call) -> Result<Expr, QueryError> {
                 Some(t) => Ok(number(t?)),
                 None => Ok(Expr::Nested(Box::new(a[0].clone()))),
             }
-        }
-        "fromunixtimestamp" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "{0} * 1000", a)
-        }
-        "tounixtimestamp" => {
-            arity(&call, 1, 1)?;
-            template(ctx, "{0} / 1000", a)
         }
         "has" => {
             arity(&call, 2, 2)?;

@@ -66,8 +66,7 @@ pub async fn update_credits(
             ..KeyUpdate::default()
         };
         caller
-            .state
-            .store
+            .store()
             .update_key(&row.id, caller.workspace_id(), &clear, now)
             .await?
     }

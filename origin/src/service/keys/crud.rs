@@ -79,7 +79,7 @@ pub async fn create_key(
     if req.recoverable == Some(true) {
         new.encrypted = Some(recovery::seal(caller, &api.id, &key_id, &minted.key)?);
     }
-    caller.state.store.insert_key(&new).await?;
+    caller.store().insert_key(&new).await?;
     // A "not found" for this hash may be cached from before the key existed.
     caller.state.forget([minted.hash.as_str()]).await;
     Ok(CreateKeyResponseData {
@@ -96,8 +96,7 @@ pub async fn get_key(caller: &Caller<'_>, req: GetKeyRequest) -> Result<impl Ser
 pub async fn whoami(caller: &Caller<'_>, req: WhoamiRequest) -> Result<impl Serialize, AppError> {
     let hash = req.key.hash();
     let row = caller
-        .state
-        .store
+        .store()
         .find_key_by_hash(hash.as_str())
         .await?
         .filter(|r| r.workspace_id == caller.workspace_id() && r.api_id.is_some())
@@ -118,9 +117,9 @@ pub async fn delete_key(
     let row = key_for(caller, &req.key_id, Action::DeleteKey).await?;
     let now = ids::now_ms();
     if req.permanent {
-        caller.state.store.hard_delete_key(&row.id).await?;
+        caller.store().hard_delete_key(&row.id).await?;
     } else {
-        caller.state.store.soft_delete_key(&row.id, now).await?;
+        caller.store().soft_delete_key(&row.id, now).await?;
     }
     caller.state.forget([row.hash.as_str()]).await;
     caller.state.drop_credits(&row.id).await?;
@@ -164,8 +163,7 @@ pub async fn update_key(
         create_permissions: may_create_permissions(caller),
     };
     caller
-        .state
-        .store
+        .store()
         .update_key(&row.id, caller.workspace_id(), &update, now)
         .await?;
     if let Some(remaining) = remaining {
@@ -198,7 +196,7 @@ pub async fn reroll_key(
     let new_id = ids::new_id("key");
     // A recoverable key's successor is recoverable too.
     let encrypted = match &row.api_id {
-        Some(api_id) if !caller.state.store.sealed_keys(&[&row.id]).await?.is_empty() => {
+        Some(api_id) if !caller.store().sealed_keys(&[&row.id]).await?.is_empty() => {
             Some(recovery::seal(caller, api_id, &new_id, &minted.key)?)
         }
         _ => None,
@@ -232,8 +230,7 @@ pub async fn reroll_key(
             })
             .collect(),
         permissions: caller
-            .state
-            .store
+            .store()
             .key_permissions(&row.id)
             .await?
             .into_iter()
@@ -242,8 +239,7 @@ pub async fn reroll_key(
         // The copy grants nothing new: these permissions exist already.
         create_permissions: true,
         roles: caller
-            .state
-            .store
+            .store()
             .key_roles(&row.id)
             .await?
             .into_iter()
@@ -252,15 +248,14 @@ pub async fn reroll_key(
         root_permissions: Vec::new(),
         encrypted,
     };
-    caller.state.store.insert_key(&new).await?;
+    caller.store().insert_key(&new).await?;
     let old_expires = now.saturating_add(req.expiration);
     let expire = KeyUpdate {
         expires: Some(Some(old_expires)),
         ..KeyUpdate::default()
     };
     caller
-        .state
-        .store
+        .store()
         .update_key(&row.id, caller.workspace_id(), &expire, now)
         .await?;
     caller

@@ -22,6 +22,18 @@ use crate::store::{HashFilter, SetOp};
 #[serde(transparent)]
 pub struct NonEmpty<T>(pub T);
 
+/// A request's grant list and key, checked alike for add, set and remove; only whether
+/// the list may be empty differs.
+pub trait GrantChange {
+    fn grant_issues(&self, v: &mut Issues, non_empty: bool);
+}
+
+impl<T: GrantChange> Validate for NonEmpty<T> {
+    fn issues(&self, v: &mut Issues) {
+        self.0.grant_issues(v, true);
+    }
+}
+
 impl From<NonEmpty<KeyPermissionsRequest>> for KeyPermissionsRequest {
     fn from(n: NonEmpty<KeyPermissionsRequest>) -> Self {
         n.0
@@ -34,45 +46,44 @@ impl From<NonEmpty<KeyRolesRequest>> for KeyRolesRequest {
     }
 }
 
-fn permission_issues(v: &mut Issues, req: &KeyPermissionsRequest, non_empty: bool) {
-    validate::key_id(v, &req.key_id);
-    v.check(
-        !non_empty || !req.permissions.is_empty(),
-        "body.permissions",
-        || "must have at least 1 item".into(),
-    );
-    validate::permissions(v, "body.permissions", Some(&req.permissions), 1000);
-}
-
-fn role_issues(v: &mut Issues, req: &KeyRolesRequest, non_empty: bool) {
-    validate::key_id(v, &req.key_id);
-    v.check(!non_empty || !req.roles.is_empty(), "body.roles", || {
+fn grant_issues(v: &mut Issues, key_id: &str, field: &str, empty: bool, non_empty: bool) {
+    validate::key_id(v, key_id);
+    v.check(!non_empty || !empty, field, || {
         "must have at least 1 item".into()
     });
-    validate::roles(v, "body.roles", Some(&req.roles));
+}
+
+impl GrantChange for KeyPermissionsRequest {
+    fn grant_issues(&self, v: &mut Issues, non_empty: bool) {
+        let field = "body.permissions";
+        grant_issues(
+            v,
+            &self.key_id,
+            field,
+            self.permissions.is_empty(),
+            non_empty,
+        );
+        validate::permissions(v, field, Some(&self.permissions), 1000);
+    }
+}
+
+impl GrantChange for KeyRolesRequest {
+    fn grant_issues(&self, v: &mut Issues, non_empty: bool) {
+        let field = "body.roles";
+        grant_issues(v, &self.key_id, field, self.roles.is_empty(), non_empty);
+        validate::roles(v, field, Some(&self.roles));
+    }
 }
 
 impl Validate for KeyPermissionsRequest {
     fn issues(&self, v: &mut Issues) {
-        permission_issues(v, self, false);
-    }
-}
-
-impl Validate for NonEmpty<KeyPermissionsRequest> {
-    fn issues(&self, v: &mut Issues) {
-        permission_issues(v, &self.0, true);
+        self.grant_issues(v, false);
     }
 }
 
 impl Validate for KeyRolesRequest {
     fn issues(&self, v: &mut Issues) {
-        role_issues(v, self, false);
-    }
-}
-
-impl Validate for NonEmpty<KeyRolesRequest> {
-    fn issues(&self, v: &mut Issues) {
-        role_issues(v, &self.0, true);
+        self.grant_issues(v, false);
     }
 }
 
@@ -84,8 +95,7 @@ pub async fn change_permissions(
     require_grant_changes(caller, Some(op), None)?;
     let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
     caller
-        .state
-        .store
+        .store()
         .change_key_permissions(
             &row.id,
             caller.workspace_id(),
@@ -97,8 +107,7 @@ pub async fn change_permissions(
         .await?;
     caller.state.invalidate(HashFilter::Key(&row.id)).await?;
     let perms: Vec<PermissionData> = caller
-        .state
-        .store
+        .store()
         .key_permissions(&row.id)
         .await?
         .into_iter()
@@ -115,8 +124,7 @@ pub async fn change_roles(
     require_grant_changes(caller, None, Some(op))?;
     let row = key_for(caller, &req.key_id, Action::UpdateKey).await?;
     caller
-        .state
-        .store
+        .store()
         .change_key_roles(
             &row.id,
             caller.workspace_id(),
@@ -126,6 +134,6 @@ pub async fn change_roles(
         )
         .await?;
     caller.state.invalidate(HashFilter::Key(&row.id)).await?;
-    let roles = caller.state.store.key_roles(&row.id).await?;
+    let roles = caller.store().key_roles(&row.id).await?;
     views::roles_data(caller.state, roles).await
 }

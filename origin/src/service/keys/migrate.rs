@@ -63,7 +63,7 @@ pub async fn migrate_keys(
             ))
         })
         .collect();
-    let inserted = caller.state.store.migrate_keys(&batch).await?;
+    let inserted = caller.store().migrate_keys(&batch).await?;
     // A "not found" may be cached for a hash from before its key existed.
     caller
         .state

@@ -163,62 +163,26 @@ mod status_200 {
             }
             for table in ["minute", "hour", "day", "month"] {
                 let t = format!("key_verifications_per_{table}_v1");
-                let q = |sql: &str| sql.replace("{T}", &t);
-                assert_eq!(
-                    number(
-                        &srv,
-                        VERIFICATIONS,
-                        None,
-                        &q("SELECT SUM(count) AS n FROM {T}")
-                    )
-                    .await,
-                    11.0,
-                    "{t}"
-                );
-                assert_eq!(
-                    number(
-                        &srv,
-                        VERIFICATIONS,
-                        None,
-                        &q("SELECT SUM(count) AS n FROM {T} WHERE outcome = 'USAGE_EXCEEDED'")
-                    )
-                    .await,
-                    2.0,
-                    "{t}"
-                );
-                assert_eq!(
-                    number(
-                        &srv,
-                        VERIFICATIONS,
-                        None,
-                        &q("SELECT SUM(spent_credits) AS n FROM {T}")
-                    )
-                    .await,
-                    5.0,
-                    "{t}"
-                );
-                assert_eq!(
-                    number(
-                        &srv,
-                        VERIFICATIONS,
-                        None,
-                        &q("SELECT SUM(count) AS n FROM {T} WHERE has(tags, 'n=1')")
-                    )
-                    .await,
-                    2.0,
-                    "{t}"
-                );
-                assert_eq!(
-                    number(
-                        &srv,
-                        VERIFICATIONS,
-                        None,
-                        &q("SELECT SUM(count) AS n FROM {T} WHERE external_id = 'user_1'")
-                    )
-                    .await,
-                    4.0,
-                    "{t}"
-                );
+                for (sql, want) in [
+                    ("SELECT SUM(count) AS n FROM {T}", 11.0),
+                    (
+                        "SELECT SUM(count) AS n FROM {T} WHERE outcome = 'USAGE_EXCEEDED'",
+                        2.0,
+                    ),
+                    ("SELECT SUM(spent_credits) AS n FROM {T}", 5.0),
+                    (
+                        "SELECT SUM(count) AS n FROM {T} WHERE has(tags, 'n=1')",
+                        2.0,
+                    ),
+                    (
+                        "SELECT SUM(count) AS n FROM {T} WHERE external_id = 'user_1'",
+                        4.0,
+                    ),
+                ] {
+                    let sql = sql.replace("{T}", &t);
+                    let got = number(&srv, VERIFICATIONS, None, &sql).await;
+                    assert_eq!(got, want, "{sql}");
+                }
                 let rl = format!("ratelimits_per_{table}_v1");
                 let r = rows(&srv, RATELIMITS, None, &format!("SELECT namespace_id, SUM(passed) AS passed, SUM(total) AS total FROM {rl} GROUP BY namespace_id")).await;
                 assert_eq!(r.len(), 1, "{rl}: {r:?}");
