@@ -151,6 +151,16 @@ impl Client {
         self.post(path, body).await.into_pair()
     }
 
+    /// POST with the root key: only the status, for a test that expects a refusal.
+    pub async fn status(&self, path: &str, body: Value) -> u16 {
+        self.call(path, body).await.0
+    }
+
+    /// POST as `bearer`: only the status.
+    pub async fn status_as(&self, path: &str, bearer: Option<&str>, body: Value) -> u16 {
+        self.call_as(path, bearer, body).await.0
+    }
+
     /// POST as `bearer` (none: no `Authorization` header): status and body.
     pub async fn call_as(&self, path: &str, bearer: Option<&str>, body: Value) -> (u16, Value) {
         self.send(path, bearer, body.to_string())

@@ -17,23 +17,21 @@ use crate::http::{ApiResult, Credentials, Json, ok};
 use crate::ids;
 use crate::state::AppState;
 
-pub async fn get_verifications(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<QueryRequest>,
-) -> ApiResult {
-    let action = Action::ReadAnalytics;
-    run(&state, &credentials, &req, &VERIFICATIONS, action).await
+/// A route over one table, readable with one action.
+macro_rules! table_route {
+    ($name:ident, $table:expr, $action:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            credentials: Credentials,
+            Json(req): Json<QueryRequest>,
+        ) -> ApiResult {
+            run(&state, &credentials, &req, &$table, $action).await
+        }
+    };
 }
 
-pub async fn get_ratelimits(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    Json(req): Json<QueryRequest>,
-) -> ApiResult {
-    let action = Action::ReadRatelimitAnalytics;
-    run(&state, &credentials, &req, &RATELIMITS, action).await
-}
+table_route!(get_verifications, VERIFICATIONS, Action::ReadAnalytics);
+table_route!(get_ratelimits, RATELIMITS, Action::ReadRatelimitAnalytics);
 
 async fn run(
     state: &AppState,

@@ -256,14 +256,16 @@ mod migrate {
                 )
                 .await;
             assert_eq!(d["limit"], 7);
-            let (status, _) = moved
-                .call_as(
-                    "/v2/keys.getKey",
-                    Some(&operator),
-                    json!({"keyId": keys[3].0}),
-                )
-                .await;
-            assert_eq!(status, 200);
+            assert_eq!(
+                moved
+                    .status_as(
+                        "/v2/keys.getKey",
+                        Some(&operator),
+                        json!({"keyId": keys[3].0}),
+                    )
+                    .await,
+                200
+            );
         }
     );
 

@@ -13,7 +13,9 @@ mod status_200 {
         assert_eq!(a, json!({"id": api, "name": "test-api"}));
 
         srv.ok("/v2/apis.deleteApi", json!({"apiId": api})).await;
-        let (status, _) = srv.call("/v2/apis.getApi", json!({"apiId": api})).await;
-        assert_eq!(status, 404);
+        assert_eq!(
+            srv.status("/v2/apis.getApi", json!({"apiId": api})).await,
+            404
+        );
     });
 }

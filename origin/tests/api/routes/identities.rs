@@ -23,9 +23,10 @@ mod status_200 {
         assert_eq!(list["data"].as_array().unwrap().len(), 1);
         srv.ok("/v2/identities.deleteIdentity", json!({"identity": "acme"}))
             .await;
-        let (status, _) = srv
-            .call("/v2/identities.getIdentity", json!({"identity": "acme"}))
-            .await;
-        assert_eq!(status, 404);
+        assert_eq!(
+            srv.status("/v2/identities.getIdentity", json!({"identity": "acme"}))
+                .await,
+            404
+        );
     });
 }

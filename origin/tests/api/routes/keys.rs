@@ -10,13 +10,15 @@ use crate::harness::{MASTER_A, MASTER_B, MASTER_C};
 async fn refused_without_owner(srv: &crate::harness::Server, route: &str, body: Value) {
     let (status, body) = srv.call(route, body).await;
     assert_eq!(status, 404, "{body}");
-    let (status, _) = srv
-        .call(
+    assert_eq!(
+        srv.status(
             "/v2/identities.getIdentity",
             json!({"identity": "refused-owner"}),
         )
-        .await;
-    assert_eq!(status, 404, "{route} left its owner behind");
+        .await,
+        404,
+        "{route} left its owner behind"
+    );
 }
 
 async fn get_key(srv: &crate::harness::Server, key_id: &str, decrypt: bool) -> Value {
@@ -163,8 +165,11 @@ mod status_200 {
         assert_eq!(rest["pagination"], json!({"hasMore": false}));
 
         srv.ok("/v2/keys.deleteKey", json!({"keyId": key_id})).await;
-        let (status, _) = srv.call("/v2/keys.getKey", json!({"keyId": key_id})).await;
-        assert_eq!(status, 404);
+        assert_eq!(
+            srv.status("/v2/keys.getKey", json!({"keyId": key_id}))
+                .await,
+            404
+        );
     });
 
     both!(
@@ -208,19 +213,21 @@ mod status_200 {
 
             // Reading is not decrypting: that takes decrypt_key on the key's API.
             let reader = srv.root_key_with(&["api.*.read_key", "api.*.read_api"]);
-            let (status, _) = srv
-                .as_root(&reader)
-                .call(
-                    "/v2/keys.getKey",
-                    json!({"keyId": recoverable_id, "decrypt": true}),
-                )
-                .await;
-            assert_eq!(status, 403);
-            let (status, _) = srv
-                .as_root(&reader)
-                .call("/v2/apis.listKeys", json!({"apiId": api, "decrypt": true}))
-                .await;
-            assert_eq!(status, 403);
+            assert_eq!(
+                srv.as_root(&reader)
+                    .status(
+                        "/v2/keys.getKey",
+                        json!({"keyId": recoverable_id, "decrypt": true}),
+                    )
+                    .await,
+                403
+            );
+            assert_eq!(
+                srv.as_root(&reader)
+                    .status("/v2/apis.listKeys", json!({"apiId": api, "decrypt": true}))
+                    .await,
+                403
+            );
             let decrypter =
                 srv.root_key_with(&["api.*.read_key", &format!("api.{api}.decrypt_key")]);
             let (status, body) = srv
@@ -233,14 +240,15 @@ mod status_200 {
             assert_eq!((status, &body["data"]["plaintext"]), (200, &json!(plain)));
             // Storing keys encrypted takes encrypt_key.
             let creator = srv.root_key_with(&["api.*.create_key"]);
-            let (status, _) = srv
-                .as_root(&creator)
-                .call(
-                    "/v2/keys.createKey",
-                    json!({"apiId": api, "recoverable": true}),
-                )
-                .await;
-            assert_eq!(status, 403);
+            assert_eq!(
+                srv.as_root(&creator)
+                    .status(
+                        "/v2/keys.createKey",
+                        json!({"apiId": api, "recoverable": true}),
+                    )
+                    .await,
+                403
+            );
 
             // A rerolled recoverable key stays recoverable, with the new plaintext.
             let rerolled = srv

@@ -162,39 +162,33 @@ mod status_400 {
             .await;
         assert_eq!(status, 404, "{body}");
         assert_eq!(srv.verify(json!({"key": plain})).await["code"], "NOT_FOUND");
-        let (status, _) = srv
-            .call(
+        assert_eq!(
+            srv.status(
                 "/v2/identities.getIdentity",
                 json!({"identity": "half-imported"}),
             )
-            .await;
-        assert_eq!(status, 404);
+            .await,
+            404
+        );
 
         // Batch size, an empty batch, an unknown field, and a grant the caller lacks.
         let many: Vec<Value> = (0..1001)
             .map(|i| key(sha256_base64(&format!("k{i}"))))
             .collect();
         for keys in [json!(many), json!([])] {
-            let (status, _) = srv
-                .call(
+            assert_eq!(
+                srv.status(
                     "/v2/keys.migrateKeys",
                     json!({"migrationId": "sha256_base64", "apiId": api, "keys": keys}),
                 )
-                .await;
-            assert_eq!(status, 400);
+                .await,
+                400
+            );
         }
-        let (status, _) = srv
-            .call(
-                "/v2/keys.migrateKeys",
-                json!({"migrationId": "sha256_base64", "apiId": api, "keys": [{"hash": sha256_base64(plain), "plaintext": "x"}]}),
-            )
-            .await;
-        assert_eq!(status, 400);
+        assert_eq!(srv.status("/v2/keys.migrateKeys",
+                json!({"migrationId": "sha256_base64", "apiId": api, "keys": [{"hash": sha256_base64(plain), "plaintext": "x"}]}),).await, 400);
         let reader = srv.root_key_with(&["api.*.read_key"]);
-        let (status, _) = srv.as_root(&reader).call("/v2/keys.migrateKeys", json!({"migrationId": "sha256_base64", "apiId": api, "keys": [key(sha256_base64(plain))]}),
-            )
-            .await;
-        assert_eq!(status, 403);
+        assert_eq!(srv.as_root(&reader).status("/v2/keys.migrateKeys", json!({"migrationId": "sha256_base64", "apiId": api, "keys": [key(sha256_base64(plain))]}),).await, 403);
         // One API's grant does not reach another.
         let other = srv.create_api().await;
         let scoped = srv.root_key_with(&[&format!("api.{api}.create_key")]);

@@ -181,13 +181,14 @@ mod status_200 {
                 domain.as_str()
             );
             // getOverride reads the pattern itself, not what it matches.
-            let (status, _) = srv
-                .call(
+            assert_eq!(
+                srv.status(
                     "/v2/ratelimit.getOverride",
                     json!({"namespace": "signup", "identifier": "ann@example.com"}),
                 )
-                .await;
-            assert_eq!(status, 404);
+                .await,
+                404
+            );
             let g = srv
                 .ok(
                     "/v2/ratelimit.getOverride",

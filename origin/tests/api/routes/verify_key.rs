@@ -252,11 +252,12 @@ mod status_401 {
         assert_envelope(&v, 401);
         // A normal key is not a root key.
         let (_, _, key) = srv.create_key(json!({})).await;
-        let (status, _) = srv
-            .as_root(&key)
-            .call("/v2/apis.createApi", json!({"name": "nope"}))
-            .await;
-        assert_eq!(status, 401);
+        assert_eq!(
+            srv.as_root(&key)
+                .status("/v2/apis.createApi", json!({"name": "nope"}))
+                .await,
+            401
+        );
         // problem+json when accepted.
         let resp = srv
             .http()
@@ -300,17 +301,19 @@ mod status_403 {
             .await;
         assert_eq!(status, 403, "{v}");
         assert_envelope(&v, 403);
-        let (status, _) = srv
-            .as_root(&narrow)
-            .call("/v2/apis.createApi", json!({"name": "nope"}))
-            .await;
-        assert_eq!(status, 403);
+        assert_eq!(
+            srv.as_root(&narrow)
+                .status("/v2/apis.createApi", json!({"name": "nope"}))
+                .await,
+            403
+        );
         // Holding create_key for no API at all is 403; for another API only, 404.
-        let (status, _) = srv
-            .as_root(&narrow)
-            .call("/v2/keys.createKey", json!({"apiId": api}))
-            .await;
-        assert_eq!(status, 403);
+        assert_eq!(
+            srv.as_root(&narrow)
+                .status("/v2/keys.createKey", json!({"apiId": api}))
+                .await,
+            403
+        );
     });
 }
 
