@@ -1,25 +1,13 @@
 //! APIs (each with its keyspace).
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use super::{Store, StoreResult};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiRow {
     pub id: String,
     pub workspace_id: String,
     pub keyspace_id: String,
     pub name: String,
-}
-
-fn api_row(r: &AnyRow) -> StoreResult<ApiRow> {
-    Ok(ApiRow {
-        id: r.try_get("id")?,
-        workspace_id: r.try_get("workspace_id")?,
-        keyspace_id: r.try_get("keyspace_id")?,
-        name: r.try_get("name")?,
-    })
 }
 
 impl Store {
@@ -40,7 +28,6 @@ impl Store {
         self.find(
             "SELECT id, workspace_id, keyspace_id, name FROM apis WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL",
             |q| q.bind(api_id).bind(workspace_id),
-            api_row,
         )
         .await
     }

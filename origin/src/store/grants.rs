@@ -3,7 +3,6 @@
 
 use sqlx::{Any, Transaction};
 
-use super::rbac::{permission_row, role_row};
 use super::{Missing, Store, StoreResult};
 use crate::ids;
 
@@ -203,7 +202,6 @@ impl Store {
             "SELECT p.id, p.name, p.slug, p.description FROM permissions p
                JOIN keys_permissions kp ON kp.permission_id = p.id WHERE kp.key_id = $1 ORDER BY p.slug",
             |q| q.bind(key_id),
-            permission_row,
         )
         .await
     }
@@ -212,7 +210,6 @@ impl Store {
         self.find_all(
             "SELECT r.id, r.name, r.description FROM roles r JOIN keys_roles kr ON kr.role_id = r.id WHERE kr.key_id = $1 ORDER BY r.name",
             |q| q.bind(key_id),
-            role_row,
         )
         .await
     }

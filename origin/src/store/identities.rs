@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use super::keys::{NewRatelimit, insert_ratelimits};
 use super::{Store, StoreResult, to_u64};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IdentityRow {
     pub id: String,
     pub external_id: String,
@@ -25,22 +25,17 @@ pub struct RatelimitRow {
     pub auto_apply: bool,
 }
 
-fn ratelimit_row(r: &AnyRow) -> StoreResult<RatelimitRow> {
-    Ok(RatelimitRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        limit: to_u64(r.try_get("lim")?),
-        duration: to_u64(r.try_get("duration")?),
-        auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
-    })
-}
-
-fn identity_row(r: &AnyRow) -> StoreResult<IdentityRow> {
-    Ok(IdentityRow {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        meta: r.try_get("meta")?,
-    })
+/// By hand: the limit is the column `lim`, and the flag an integer.
+impl FromRow<'_, AnyRow> for RatelimitRow {
+    fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
+        Ok(RatelimitRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            limit: to_u64(r.try_get("lim")?),
+            duration: to_u64(r.try_get("duration")?),
+            auto_apply: r.try_get::<i64, _>("auto_apply")? != 0,
+        })
+    }
 }
 
 impl Store {
@@ -76,7 +71,6 @@ impl Store {
               WHERE workspace_id = $1
               AND (id = $2 OR external_id = $2)",
             |q| q.bind(workspace_id).bind(reference),
-            identity_row,
         )
         .await
     }
@@ -99,7 +93,6 @@ impl Store {
                     .bind(format!("%{}%", search.unwrap_or("")))
                     .bind(i64::from(limit))
             },
-            identity_row,
         )
         .await
     }
@@ -114,7 +107,6 @@ impl Store {
               WHERE identity_id IN ({ids}) ORDER BY name",
             identity_ids,
             "identity_id",
-            ratelimit_row,
         )
         .await
     }

@@ -2,8 +2,7 @@
 //! Their credit balances are in `credits`, their permissions and roles in `grants`.
 
 use keyway_core::credits::Refill;
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::grants::{Link, ensure_permissions, link, resolve_roles};
 use super::{Store, StoreResult, flag, to_i64};
@@ -51,7 +50,7 @@ pub struct NewRatelimit {
 }
 
 /// The columns getKey and listKeys add to a snapshot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     pub id: String,
     pub hash: String,
@@ -60,18 +59,6 @@ pub struct KeyRow {
     pub updated_at: Option<i64>,
     pub api_id: Option<String>,
     pub workspace_id: String,
-}
-
-fn key_row(r: &AnyRow) -> StoreResult<KeyRow> {
-    Ok(KeyRow {
-        id: r.try_get("id")?,
-        hash: r.try_get("hash")?,
-        start: r.try_get("start")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        api_id: r.try_get("api_id")?,
-        workspace_id: r.try_get("workspace_id")?,
-    })
 }
 
 const KEY_COLUMNS: &str = "id, hash, start, created_at, updated_at, api_id, workspace_id";
@@ -251,15 +238,13 @@ impl Store {
             "SELECT {KEY_COLUMNS} FROM keys
               WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL AND for_workspace_id IS NULL"
         );
-        self.find(&sql, |q| q.bind(key_id).bind(workspace_id), key_row)
-            .await
+        self.find(&sql, |q| q.bind(key_id).bind(workspace_id)).await
     }
 
     pub async fn find_key_by_hash(&self, hash: &str) -> StoreResult<Option<KeyRow>> {
         self.find(
             &format!("SELECT {KEY_COLUMNS} FROM keys WHERE hash = $1 AND deleted_at IS NULL"),
             |q| q.bind(hash),
-            key_row,
         )
         .await
     }
@@ -287,7 +272,6 @@ impl Store {
                     .bind(external_id.unwrap_or(""))
                     .bind(i64::from(limit))
             },
-            key_row,
         )
         .await
     }

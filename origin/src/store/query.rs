@@ -4,33 +4,38 @@
 use std::collections::HashMap;
 
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{Any, Row};
+use sqlx::{Any, FromRow, Row};
 
 use super::{Store, StoreResult, placeholders};
 
 pub(super) type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
-/// Reads one row into a value; a row that cannot be read is corrupt, not a default.
-pub(super) type ReadRow<T> = fn(&AnyRow) -> StoreResult<T>;
+/// A value read from one row (`sqlx::FromRow`, by column name); a row that cannot be
+/// read is corrupt, not a default.
+pub(super) trait ReadRow: for<'r> FromRow<'r, AnyRow> {}
+
+impl<T: for<'r> FromRow<'r, AnyRow>> ReadRow for T {}
+
+fn read<T: ReadRow>(row: &AnyRow) -> StoreResult<T> {
+    Ok(T::from_row(row)?)
+}
 
 impl Store {
     /// The row `sql` finds, if any.
-    pub(super) async fn find<'q, T>(
+    pub(super) async fn find<'q, T: ReadRow>(
         &self,
         sql: &'q str,
         bind: impl FnOnce(Query<'q>) -> Query<'q>,
-        read: ReadRow<T>,
     ) -> StoreResult<Option<T>> {
         let row = bind(sqlx::query(sql)).fetch_optional(&self.pool).await?;
         row.as_ref().map(read).transpose()
     }
 
     /// Every row `sql` finds.
-    pub(super) async fn find_all<'q, T>(
+    pub(super) async fn find_all<'q, T: ReadRow>(
         &self,
         sql: &'q str,
         bind: impl FnOnce(Query<'q>) -> Query<'q>,
-        read: ReadRow<T>,
     ) -> StoreResult<Vec<T>> {
         let rows = bind(sqlx::query(sql)).fetch_all(&self.pool).await?;
         rows.iter().map(read).collect()
@@ -38,30 +43,28 @@ impl Store {
 
     /// One page of a workspace's rows: `sql` takes the workspace as `$1`, the cursor (the
     /// last id of the previous page, empty for the first) as `$2` and the limit as `$3`.
-    pub(super) async fn page<'q, T>(
+    pub(super) async fn page<'q, T: ReadRow>(
         &self,
         sql: &'q str,
         workspace_id: &'q str,
         cursor: Option<&'q str>,
         limit: u32,
-        read: ReadRow<T>,
     ) -> StoreResult<Vec<T>> {
         let bind = |q: Query<'q>| {
             q.bind(workspace_id)
                 .bind(cursor.unwrap_or(""))
                 .bind(i64::from(limit))
         };
-        self.find_all(sql, bind, read).await
+        self.find_all(sql, bind).await
     }
 
     /// The rows of `sql` for each of `ids` in one query, grouped by the `owner` column.
     /// `sql` says `{ids}` where the placeholders go; an id without rows is absent.
-    pub(super) async fn find_grouped<T>(
+    pub(super) async fn find_grouped<T: ReadRow>(
         &self,
         sql: &str,
         ids: &[&str],
         owner: &str,
-        read: ReadRow<T>,
     ) -> StoreResult<HashMap<String, Vec<T>>> {
         let mut out: HashMap<String, Vec<T>> = HashMap::new();
         if ids.is_empty() {

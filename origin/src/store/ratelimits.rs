@@ -1,7 +1,7 @@
 //! Rate-limit overrides for `ratelimit.limit`: per identifier, per namespace.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use super::{Store, StoreResult, to_i64, to_u64};
 
@@ -14,14 +14,17 @@ pub struct OverrideRow {
     pub duration: u64,
 }
 
-fn override_row(r: &AnyRow) -> StoreResult<OverrideRow> {
-    Ok(OverrideRow {
-        id: r.try_get("id")?,
-        namespace: r.try_get("namespace")?,
-        identifier: r.try_get("identifier")?,
-        limit: to_u64(r.try_get("lim")?),
-        duration: to_u64(r.try_get("duration")?),
-    })
+/// By hand: the limit is the column `lim`.
+impl FromRow<'_, AnyRow> for OverrideRow {
+    fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
+        Ok(OverrideRow {
+            id: r.try_get("id")?,
+            namespace: r.try_get("namespace")?,
+            identifier: r.try_get("identifier")?,
+            limit: to_u64(r.try_get("lim")?),
+            duration: to_u64(r.try_get("duration")?),
+        })
+    }
 }
 
 impl Store {
@@ -82,7 +85,6 @@ impl Store {
             "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
               WHERE workspace_id = $1 AND namespace = $2 AND identifier = $3",
             |q| q.bind(workspace_id).bind(namespace).bind(identifier),
-            override_row,
         )
         .await
     }
@@ -97,7 +99,6 @@ impl Store {
             "SELECT id, namespace, identifier, lim, duration FROM ratelimit_overrides
               WHERE workspace_id = $1 AND namespace = $2",
             |q| q.bind(workspace_id).bind(namespace),
-            override_row,
         )
         .await
     }
@@ -118,7 +119,6 @@ impl Store {
                     .bind(cursor.unwrap_or(""))
                     .bind(i64::from(limit))
             },
-            override_row,
         )
         .await
     }

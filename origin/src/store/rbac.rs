@@ -1,14 +1,11 @@
 //! Workspace permissions and roles (RBAC), the things permission queries test.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
 use std::collections::HashMap;
 
 use super::grants::{Link, link};
 use super::{Missing, Store, StoreResult};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PermissionRow {
     pub id: String,
     pub name: String,
@@ -16,28 +13,11 @@ pub struct PermissionRow {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoleRow {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-}
-
-pub(super) fn permission_row(r: &AnyRow) -> StoreResult<PermissionRow> {
-    Ok(PermissionRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        slug: r.try_get("slug")?,
-        description: r.try_get("description")?,
-    })
-}
-
-pub(super) fn role_row(r: &AnyRow) -> StoreResult<RoleRow> {
-    Ok(RoleRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        description: r.try_get("description")?,
-    })
 }
 
 impl Store {
@@ -70,7 +50,6 @@ impl Store {
               WHERE workspace_id = $1
               AND (id = $2 OR slug = $2)",
             |q| q.bind(workspace_id).bind(reference),
-            permission_row,
         )
         .await
     }
@@ -88,7 +67,6 @@ impl Store {
             workspace_id,
             cursor,
             limit,
-            permission_row,
         )
         .await
     }
@@ -146,7 +124,6 @@ impl Store {
               WHERE workspace_id = $1
               AND (id = $2 OR name = $2)",
             |q| q.bind(workspace_id).bind(reference),
-            role_row,
         )
         .await
     }
@@ -162,7 +139,6 @@ impl Store {
               WHERE rp.role_id IN ({ids}) ORDER BY p.slug",
             role_ids,
             "role_id",
-            permission_row,
         )
         .await
     }
@@ -180,7 +156,6 @@ impl Store {
             workspace_id,
             cursor,
             limit,
-            role_row,
         )
         .await
     }
