@@ -443,9 +443,7 @@ mod tests {
 
     #[test]
     fn a_cold_root_key_brings_the_key_in_the_same_call() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
-        io.answers(Ok(snap("k1")));
+        let (io, t) = fake_answering([Ok(snap("root")), Ok(snap("k1"))]);
         let (r, k) = run(t.lookup_root(&root(), &hash())).unwrap();
         assert_eq!(
             (id(&r), k.as_ref().map(id)),
@@ -453,8 +451,7 @@ mod tests {
         );
         assert_eq!(io.fetches.get(), 1);
         // Both are remembered: the key answers from memory, the root key too.
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Hit));
+        looks_up(&t, "k1", CacheStatus::Hit);
         let (r, k) = run(t.lookup_root(&root(), &hash())).unwrap();
         assert_eq!((id(&r), k.is_none()), (Some("root"), true));
         assert_eq!(io.fetches.get(), 1);
@@ -462,9 +459,7 @@ mod tests {
 
     #[test]
     fn an_unknown_root_key_brings_no_key() {
-        let (io, t) = fake();
-        io.answers(Ok(None));
-        io.answers(Ok(snap("k1")));
+        let (io, t) = fake_answering([Ok(None), Ok(snap("k1"))]);
         let (r, k) = run(t.lookup_root(&root(), &hash())).unwrap();
         assert_eq!((r.is_none(), k.is_none()), (true, true));
         assert_eq!(io.fetches.get(), 1);
@@ -473,9 +468,8 @@ mod tests {
 
     #[test]
     fn a_remembered_key_is_not_fetched_with_the_root_key() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        look(&t);
         io.answers(Ok(snap("root")));
         let (r, k) = run(t.lookup_root(&root(), &hash())).unwrap();
         assert_eq!((id(&r), k.is_none()), (Some("root"), true));
@@ -494,39 +488,32 @@ mod tests {
 
     #[test]
     fn a_miss_fetches_once_then_memory_answers() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Miss));
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Hit));
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        looks_up(&t, "k1", CacheStatus::Miss);
+        looks_up(&t, "k1", CacheStatus::Hit);
         assert_eq!(io.fetches.get(), 1);
     }
 
     #[test]
     fn stale_keys_answer_at_once_with_one_refresh() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        look(&t);
         io.later(10_001.0);
         for _ in 0..3 {
-            let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-            assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Stale));
+            looks_up(&t, "k1", CacheStatus::Stale);
         }
         assert_eq!(io.refreshes.borrow().len(), 1, "one refresh per key");
         io.answers(Ok(snap("k2")));
         run(t.refresh(&hash()));
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k2"), CacheStatus::Hit));
+        looks_up(&t, "k2", CacheStatus::Hit);
         io.later(10_001.0);
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        look(&t);
         assert_eq!(io.refreshes.borrow().len(), 2, "the claim was released");
     }
 
     #[test]
     fn stale_root_keys_reload_before_answering() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
+        let (io, t) = fake_answering([Ok(snap("root"))]);
         run(t.lookup(&hash(), Stale::Reload)).unwrap();
         io.later(10_001.0);
         io.answers(Ok(None)); // revoked meanwhile
@@ -537,8 +524,7 @@ mod tests {
 
     #[test]
     fn a_dead_origin_fails_a_stale_root_key_closed() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
+        let (io, t) = fake_answering([Ok(snap("root"))]);
         run(t.lookup(&hash(), Stale::Reload)).unwrap();
         io.later(10_001.0);
         // However often it is asked, and however long the origin stays away, a stale root
@@ -559,9 +545,8 @@ mod tests {
 
     #[test]
     fn junk_bearers_cannot_push_hot_keys_out() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("hot")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("hot"))]);
+        look(&t);
         let cached = io.cache.borrow().len();
         // More junk bearers than the memo holds (100 in the tests), each unknown.
         for n in 0..150 {
@@ -570,8 +555,7 @@ mod tests {
             let (r, k) = run(t.lookup_root(&junk, &hash())).unwrap();
             assert!(r.is_none() && k.is_none());
         }
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("hot"), CacheStatus::Hit));
+        looks_up(&t, "hot", CacheStatus::Hit);
         assert_eq!(t.memory.memo.borrow().len(), 1, "only the hot key");
         assert_eq!(t.memory.unknown_roots.borrow().len(), 150);
         assert_eq!(io.cache.borrow().len(), cached, "no Cache API writes");
@@ -586,8 +570,7 @@ mod tests {
 
     #[test]
     fn a_revoked_root_key_stays_in_the_memo_that_knew_it() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
+        let (io, t) = fake_answering([Ok(snap("root"))]);
         run(t.lookup(&root(), Stale::Reload)).unwrap();
         io.later(10_001.0);
         io.answers(Ok(None));
@@ -610,12 +593,12 @@ mod tests {
         // The origin had read it 6 s before: of the 10 s fresh time, 4 s are left here.
         io.answer_age.set(6_000);
         io.answers(Ok(snap("k")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        look(&t);
         io.later(3_999.0);
-        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (_, status) = look(&t);
         assert_eq!(status, CacheStatus::Hit);
         io.later(2.0);
-        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (_, status) = look(&t);
         assert_eq!(
             status,
             CacheStatus::Stale,
@@ -625,8 +608,7 @@ mod tests {
 
     #[test]
     fn concurrent_requests_share_one_root_key_reload() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
+        let (io, t) = fake_answering([Ok(snap("root"))]);
         run(t.lookup(&root(), Stale::Reload)).unwrap();
         io.later(10_001.0);
         io.slow.set(true);
@@ -667,8 +649,7 @@ mod tests {
 
     #[test]
     fn our_own_faults_are_errors_not_stale_answers() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("root")));
+        let (io, t) = fake_answering([Ok(snap("root"))]);
         run(t.lookup(&hash(), Stale::Reload)).unwrap();
         io.later(10_001.0);
         io.answers(Err(Fault::Ours));
@@ -680,28 +661,24 @@ mod tests {
 
     #[test]
     fn not_found_is_never_served_stale() {
-        let (io, t) = fake();
-        io.answers(Ok(None));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(None)]);
+        look(&t);
         io.later(10_001.0);
         io.answers(Ok(snap("new")));
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("new"), CacheStatus::Miss));
+        looks_up(&t, "new", CacheStatus::Miss);
     }
 
     #[test]
     fn the_cache_api_fills_memory_and_keeps_its_age() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        look(&t);
         // A new isolate: empty memory, same Cache API.
         *t.memory.memo.borrow_mut() = memo();
         io.later(5_000.0);
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Hit));
+        looks_up(&t, "k1", CacheStatus::Hit);
         assert_eq!(t.memory.memo.borrow().len(), 1);
         io.later(5_001.0);
-        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (_, status) = look(&t);
         assert_eq!(
             status,
             CacheStatus::Stale,
@@ -712,16 +689,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_stay_in_the_cache_api_only_for_the_fresh_time() {
-        let (io, t) = fake();
-        io.answers(Ok(None));
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(None), Ok(snap("k1"))]);
+        look(&t);
+        look(&t);
         let ttls: Vec<f64> = io.cache.borrow().values().map(|(_, _, t)| *t).collect();
         assert_eq!(ttls, vec![10_000.0]);
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        look(&t);
         let ttls: Vec<f64> = io.cache.borrow().values().map(|(_, _, t)| *t).collect();
         assert_eq!(ttls, vec![600_000.0]);
     }
@@ -748,7 +722,7 @@ mod tests {
         let (io, t) = fake_with(Tiers::parse("none").unwrap());
         for _ in 0..3 {
             io.answers(Ok(snap("k1")));
-            let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+            let (_, status) = look(&t);
             assert_eq!(status, CacheStatus::Miss);
         }
         assert_eq!(io.fetches.get(), 3);
@@ -764,8 +738,7 @@ mod tests {
         *io.cache_faults.borrow_mut() = Some(CacheFault::Read("network".into()));
         for _ in 0..3 {
             io.answers(Ok(snap("k1")));
-            let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-            assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Miss));
+            looks_up(&t, "k1", CacheStatus::Miss);
         }
         let stats = t.memory.stats.borrow();
         // Each lookup read once and wrote once, and both failed.
@@ -789,27 +762,24 @@ mod tests {
             (b"not postcard".to_vec(), io.now.get(), 600_000.0),
         );
         io.answers(Ok(snap("k1")));
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k1"), CacheStatus::Miss));
+        looks_up(&t, "k1", CacheStatus::Miss);
         assert_eq!(t.memory.stats.borrow().cache_corrupt_entries, 1);
         assert_eq!(io.logs.borrow().len(), 1);
         // The origin's answer replaced it, so the next lookup is a hit from the Cache API.
-        let (_, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (_, status) = look(&t);
         assert_eq!(status, CacheStatus::Hit);
         assert_eq!(t.memory.stats.borrow().cache_corrupt_entries, 1);
     }
 
     #[test]
     fn scheduled_refreshes_refresh() {
-        let (io, t) = fake();
-        io.answers(Ok(snap("k1")));
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        let (io, t) = fake_answering([Ok(snap("k1"))]);
+        look(&t);
         io.later(10_001.0);
-        run(t.lookup(&hash(), Stale::Serve)).unwrap();
+        look(&t);
         io.answers(Ok(snap("k2")));
         let work = io.refreshes.borrow_mut().pop().unwrap();
         run(work);
-        let (s, status) = run(t.lookup(&hash(), Stale::Serve)).unwrap();
-        assert_eq!((id(&s), status), (Some("k2"), CacheStatus::Hit));
+        looks_up(&t, "k2", CacheStatus::Hit);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use keyway_core::error::ApiError;
-use keyway_core::freshness::{NotFound, ReloadFails, Rule};
+use keyway_core::freshness::{CacheStatus, NotFound, ReloadFails, Rule, Stale};
 use keyway_core::key::KeyHash;
 use keyway_core::snapshot::KeySnapshot;
 use keyway_core::wire::SnapshotFound;
@@ -117,6 +117,29 @@ pub fn fake_with(tiers: Tiers) -> (&'static Fake, Tiers3) {
 
 pub fn fake() -> (&'static Fake, Tiers3) {
     fake_with(Tiers::ALL)
+}
+
+/// The fake runtime with the origin's next answers queued, in order.
+pub fn fake_answering<const N: usize>(
+    answers: [Result<Snapshot, Fault>; N],
+) -> (&'static Fake, Tiers3) {
+    let (io, t) = fake();
+    for a in answers {
+        io.answers(a);
+    }
+    (io, t)
+}
+
+/// Looks the test key (`hash()`) up for a verification, which may be served stale.
+pub fn look(t: &Tiers3) -> (Snapshot, CacheStatus) {
+    run(t.lookup(&hash(), Stale::Serve)).unwrap()
+}
+
+/// Looks the test key up and checks which snapshot came back, and from where.
+#[track_caller]
+pub fn looks_up(t: &Tiers3, key_id: &str, status: CacheStatus) {
+    let (s, got) = look(t);
+    assert_eq!((id(&s), got), (Some(key_id), status));
 }
 
 impl Fake {
