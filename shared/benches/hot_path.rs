@@ -10,7 +10,7 @@ use keyway_core::auth::RootScope;
 use keyway_core::key::KeyHash;
 use keyway_core::permission::Query;
 use keyway_core::snapshot::{KeySnapshot, LimitOwner, RateLimitRule};
-use keyway_core::verify::{Plan, Verdict, plan};
+use keyway_core::verify::decide_in_memory;
 
 fn snapshot() -> KeySnapshot {
     KeySnapshot {
@@ -39,24 +39,6 @@ fn snapshot() -> KeySnapshot {
     }
 }
 
-/// What the origin does with a plan: admit what needs counters, then finish.
-fn decide(
-    snap: Option<&KeySnapshot>,
-    request: &VerifyKeyRequest,
-    query: Option<&Query>,
-    caller: &RootScope,
-    now: i64,
-    counters: &mut InMemory,
-) -> Verdict {
-    match plan(snap, request, query, caller, now).unwrap() {
-        Plan::Decided(v) => v,
-        Plan::Admit(pending) => {
-            let admission = counters.admit(&pending.charge(), now);
-            pending.finish(admission)
-        }
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let key = "sk_2NEpo7TZRRrLZSi2U5x";
     assert_eq!(key.len(), 22);
@@ -78,7 +60,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| KeyHash::of(black_box(key)))
     });
     let mut decide_once = |now: i64| {
-        decide(
+        decide_in_memory(
             Some(black_box(&snap)),
             &request,
             Some(&query),
@@ -86,6 +68,7 @@ fn bench(c: &mut Criterion) {
             now,
             &mut counters,
         )
+        .unwrap()
     };
     c.bench_function("decide_2_permissions_1_ratelimit", |b| {
         b.iter(|| {

@@ -169,6 +169,17 @@ pub mod fixtures {
         }
     }
 
+    /// Credits that never refill, `remaining` of them left.
+    pub fn credits(remaining: u64) -> Option<SnapshotCredits> {
+        Some(SnapshotCredits {
+            balance: CreditBalance {
+                remaining,
+                last_refill_at: 0,
+            },
+            refill: None,
+        })
+    }
+
     pub fn rule(
         id: &str,
         name: &str,

@@ -16,3 +16,30 @@ mod tests;
 pub use event::EventContext;
 pub use limits::resolve_limits;
 pub use order::{Pending, Plan, Verdict, plan};
+
+use crate::admission::InMemory;
+use crate::api::keys::VerifyKeyRequest;
+use crate::auth::RootScope;
+use crate::error::ApiError;
+use crate::permission::Query;
+use crate::snapshot::KeySnapshot;
+
+/// The whole decision over the in-memory counter store: plan, admit what needs counters,
+/// finish. For tests and benchmarks; the origin takes the same three steps over its own
+/// counters, and the edge answers `Plan::Decided` and forwards `Plan::Admit`.
+pub fn decide_in_memory(
+    snapshot: Option<&KeySnapshot>,
+    request: &VerifyKeyRequest,
+    query: Option<&Query>,
+    caller: &RootScope,
+    now_ms: i64,
+    counters: &mut InMemory,
+) -> Result<Verdict, ApiError> {
+    Ok(match plan(snapshot, request, query, caller, now_ms)? {
+        Plan::Decided(verdict) => verdict,
+        Plan::Admit(pending) => {
+            let admission = counters.admit(&pending.charge(), now_ms);
+            pending.finish(admission)
+        }
+    })
+}

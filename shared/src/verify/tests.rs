@@ -2,31 +2,14 @@ use super::*;
 use crate::admission::InMemory;
 use crate::api::keys::{VerifyCode, VerifyKeyRequest, VerifyKeyResponseData};
 use crate::auth::RootScope;
-use crate::credits::CreditBalance;
-use crate::error::ApiError;
 use crate::permission::Query;
 use crate::snapshot::KeySnapshot;
-use crate::snapshot::{LimitOwner, SnapshotCredits, fixtures};
+use crate::snapshot::{LimitOwner, fixtures};
 
 type Counters = InMemory;
 
-/// The origin's flow over the simplest counter store: plan, admit, finish.
-fn decide(
-    snapshot: Option<&KeySnapshot>,
-    request: &VerifyKeyRequest,
-    query: Option<&Query>,
-    caller: &RootScope,
-    now_ms: i64,
-    counters: &mut Counters,
-) -> Result<Verdict, ApiError> {
-    Ok(match plan(snapshot, request, query, caller, now_ms)? {
-        Plan::Decided(verdict) => verdict,
-        Plan::Admit(pending) => {
-            let admission = counters.admit(&pending.charge(), now_ms);
-            pending.finish(admission)
-        }
-    })
-}
+// The origin's flow over the simplest counter store: plan, admit, finish.
+use super::decide_in_memory as decide;
 
 fn root(perms: &[&str]) -> RootScope {
     crate::auth::tests::scope(perms)
@@ -156,13 +139,7 @@ fn each_code() {
     );
 
     let mut metered = k.clone();
-    metered.credits = Some(SnapshotCredits {
-        balance: CreditBalance {
-            remaining: 1,
-            last_refill_at: 0,
-        },
-        refill: None,
-    });
+    metered.credits = fixtures::credits(1);
     let mut c = Counters::default();
     let d = run(Some(&metered), &r, 0, &mut c);
     assert_eq!((d.code, d.credits), (VerifyCode::Valid, Some(0)));
@@ -181,13 +158,7 @@ fn order_of_checks() {
     k.expires = Some(0);
     k.api_id = "api_other".into();
     k.ratelimits = vec![fixtures::rule("rl_1", "requests", 0, true, LimitOwner::Key)];
-    k.credits = Some(SnapshotCredits {
-        balance: CreditBalance {
-            remaining: 0,
-            last_refill_at: 0,
-        },
-        refill: None,
-    });
+    k.credits = fixtures::credits(0);
     let r = req(r#"{"key":"x","permissions":"nope"}"#);
     let q = Query::parse("nope").unwrap();
     let scoped = root(&["api.api_1.verify_key"]);
@@ -298,13 +269,7 @@ fn named_limits_and_412() {
 fn rate_limited_spends_no_credits() {
     let mut k = fixtures::key();
     k.ratelimits = vec![fixtures::rule("rl_1", "requests", 1, true, LimitOwner::Key)];
-    k.credits = Some(SnapshotCredits {
-        balance: CreditBalance {
-            remaining: 5,
-            last_refill_at: 0,
-        },
-        refill: None,
-    });
+    k.credits = fixtures::credits(5);
     let mut c = Counters::default();
     let r = req(r#"{"key":"x"}"#);
     run(Some(&k), &r, 0, &mut c);
@@ -324,13 +289,7 @@ fn plan_decides_what_it_can_and_hands_the_rest_to_the_counters() {
     };
     assert!(decided(&k).unwrap().valid);
     let mut metered = k.clone();
-    metered.credits = Some(SnapshotCredits {
-        balance: CreditBalance {
-            remaining: 5,
-            last_refill_at: 0,
-        },
-        refill: None,
-    });
+    metered.credits = fixtures::credits(5);
     assert!(decided(&metered).is_none(), "credits need the counters");
     // A disabled metered key needs no counters to be refused.
     metered.enabled = false;
